@@ -1,0 +1,85 @@
+"""Ledgersync's web app: `create_app()` builds it; gunicorn runs `app:create_app()`.
+
+Nothing here does I/O at import time. `create_app` reads the settings (or takes
+them from a test), builds the `Runtime` (database, job queue, token cipher) and
+registers the blueprints and CLI commands; connections open on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, g, request
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from blueprints import register_blueprints
+from cli import register_commands
+from sync.log import configure_logging
+from sync.runtime import Runtime
+from sync.settings import Settings
+
+log = logging.getLogger("ledgersync.web")
+csrf = CSRFProtect()
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    configure_logging(settings)
+
+    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.app_base_url.startswith("https://"),
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        MAX_CONTENT_LENGTH=5 * 1024 * 1024,
+    )
+    if settings.is_production:
+        # Behind one proxy (Heroku's router, a load balancer) that sets X-Forwarded-*.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+
+    runtime = Runtime(settings)
+    app.extensions["ledgersync"] = runtime
+    csrf.init_app(app)
+    register_blueprints(app)
+    register_commands(app)
+    _add_request_hooks(app)
+    log.info(
+        "app created",
+        extra={"app_env": settings.app_env, "database": runtime.database.engine.dialect.name,
+               "job_mode": runtime.jobs.mode},
+    )
+    return app
+
+
+def _add_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def start_timer() -> None:
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def finish(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        started = g.get("request_started")
+        # The path only: query strings carry OAuth codes and states.
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1) if started else None,
+            },
+        )
+        return response
+
+    @app.teardown_appcontext
+    def close_session(_error) -> None:
+        session = g.pop("db_session", None)
+        if session is not None:
+            session.close()

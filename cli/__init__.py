@@ -1,0 +1,10 @@
+"""Flask CLI commands (`flask --app app …`), one group per module."""
+
+from flask import Flask
+
+
+def register_commands(app: Flask) -> None:
+    from cli import db, jobs
+
+    for module in (db, jobs):
+        app.cli.add_command(module.group)

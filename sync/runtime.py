@@ -1,0 +1,75 @@
+"""What every Ledgersync process needs, built once from `Settings`.
+
+The web app builds a `Runtime` in `create_app`; a worker builds one per process
+the first time a job asks for `current_runtime()`. Jobs receive ids, not
+objects, and resolve everything else through the runtime, so a job behaves the
+same whichever process runs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rq.job import Job
+
+from sync.crypto import TokenCipher
+from sync.jobs import JobQueue
+from sync.log import configure_logging
+from sync.settings import Settings
+from sync.store.database import Database
+
+
+class Runtime:
+    """Settings plus the database, the job queue and the token cipher they describe."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.database = Database(settings.database_url)
+        self.jobs = JobQueue(settings.redis_url, settings.instance_path)
+        self.cipher = TokenCipher(settings.token_encryption_key)
+
+    def enqueue(self, func: Callable[..., Any], *args: Any, **options: Any) -> Job:
+        """Enqueue a job; in embedded mode it runs now, in this process, with this runtime."""
+        if self.jobs.mode == "embedded":
+            with use_runtime(self):
+                return self.jobs.enqueue(func, *args, **options)
+        return self.jobs.enqueue(func, *args, **options)
+
+    def close(self) -> None:
+        self.database.dispose()
+
+
+_current: Runtime | None = None
+_current_pid: int | None = None
+
+
+def current_runtime() -> Runtime:
+    """The runtime of this process, built from the environment on first use.
+
+    RQ's default worker forks a child per job. A runtime inherited across a
+    fork would share database connections with its parent, so a new process
+    gets a new runtime.
+    """
+    global _current, _current_pid
+    if _current is None or _current_pid != os.getpid():
+        settings = Settings.from_env()
+        if not logging.getLogger().handlers:
+            configure_logging(settings)
+        _current, _current_pid = Runtime(settings), os.getpid()
+    return _current
+
+
+@contextmanager
+def use_runtime(runtime: Runtime) -> Iterator[Runtime]:
+    """Make `runtime` the current one for the block (in-process jobs, tests)."""
+    global _current, _current_pid
+    saved = (_current, _current_pid)
+    _current, _current_pid = runtime, os.getpid()
+    try:
+        yield runtime
+    finally:
+        _current, _current_pid = saved

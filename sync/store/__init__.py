@@ -1,0 +1,1 @@
+"""Ledgersync's state store: models, the database connection and migrations."""

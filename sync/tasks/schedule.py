@@ -1,0 +1,10 @@
+"""Periodic jobs, run by the single `clock` process: `rq cron sync.tasks.schedule`.
+
+Only one clock process may run; it only enqueues, and workers do the work.
+"""
+
+from rq import cron
+
+from sync.tasks.maintenance import prune_history
+
+cron.register(prune_history, "low", interval=60 * 60, name="prune_history")

@@ -1,0 +1,138 @@
+"""Shared fixtures: real Redis, real PostgreSQL (a fresh database per run), SQLite files.
+
+TEST_REDIS_URL (default redis://127.0.0.1:6379/9) is flushed before each test
+that uses it. TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test)
+names a server where this run creates, and afterwards drops, its own database;
+when PostgreSQL cannot be reached, the tests that need it skip and say why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from cryptography.fernet import Fernet
+from psycopg import sql
+
+from sync.runtime import Runtime
+from sync.settings import Settings, normalize_database_url
+from sync.store import migrate
+from sync.store.database import Database
+
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def redis_url() -> str:
+    connection = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
+    try:
+        connection.ping()
+    except redis.ConnectionError as error:
+        pytest.fail(f"Redis is required and not reachable at {TEST_REDIS_URL}: {error} (run `make services`)")
+    connection.flushdb()
+    return TEST_REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A database of our own on the PostgreSQL server, dropped at the end of the run."""
+    try:
+        admin = psycopg.connect(TEST_POSTGRES_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        pytest.skip(f"PostgreSQL is not reachable at {TEST_POSTGRES_URL}: {error}")
+    name = f"ledgersync_test_{uuid.uuid4().hex[:10]}"
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield TEST_POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.close()
+
+
+def _empty_postgres(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("DROP SCHEMA public CASCADE")
+        connection.execute("CREATE SCHEMA public")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path: Path) -> str:
+    """An empty database: each test of the store runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    url = request.getfixturevalue("postgres_server_url")
+    _empty_postgres(url)
+    return url
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path):
+    """Settings for a test, with a private instance folder and fixed secrets."""
+
+    def build(**overrides) -> Settings:
+        values = dict(
+            instance_path=tmp_path / "instance",
+            database_url=f"sqlite:///{tmp_path / 'app.db'}",
+            secret_key="test-secret-key-" + uuid.uuid4().hex,
+            token_encryption_key=Fernet.generate_key().decode(),
+            log_format="json",
+        )
+        values.update(overrides)
+        values["database_url"] = normalize_database_url(values["database_url"])
+        return Settings(**values)
+
+    return build
+
+
+@pytest.fixture
+def migrated_database(database_url: str) -> Iterator[Database]:
+    database = Database(normalize_database_url(database_url))
+    migrate.upgrade(database.engine)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def runtime(make_settings, redis_url) -> Iterator[Runtime]:
+    """A runtime on a migrated SQLite file and the real Redis."""
+    runtime = Runtime(make_settings(redis_url=redis_url))
+    migrate.upgrade(runtime.database.engine)
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def app(runtime):
+    from app import create_app
+
+    flask_app = create_app(runtime.settings)
+    flask_app.config["TESTING"] = True
+    migrate.upgrade(flask_app.extensions["ledgersync"].database.engine)
+    return flask_app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    if not CHROMIUM:
+        pytest.skip("no Chromium installed (apt-get install chromium); .ci/run installs it in CI")
+    return CHROMIUM
