@@ -2,6 +2,7 @@
 
 import click
 from flask import current_app
+from flask.cli import AppGroup
 
 from sync.store import migrate
 
@@ -10,9 +11,7 @@ def _engine():
     return current_app.extensions["ledgersync"].database.engine
 
 
-@click.group("db", help="Apply and inspect database migrations.")
-def group() -> None:
-    pass
+group = AppGroup("db", help="Apply and inspect database migrations.")
 
 
 @group.command("upgrade", help="Migrate the database to the newest (or given) revision.")

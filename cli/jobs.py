@@ -4,14 +4,12 @@ import time
 
 import click
 from flask import current_app
+from flask.cli import AppGroup
 
 from sync.tasks.maintenance import ping as ping_job
 from sync.tasks.maintenance import prune_history
 
-
-@click.group("jobs", help="Work with the job queue.")
-def group() -> None:
-    pass
+group = AppGroup("jobs", help="Work with the job queue.")
 
 
 @group.command("ping", help="Enqueue a ping job and wait for a worker to run it.")
@@ -22,7 +20,9 @@ def ping(timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while job.get_status(refresh=True) not in ("finished", "failed"):
         if time.monotonic() > deadline:
-            raise click.ClickException(f"no worker ran job {job.id} within {timeout:g}s: is a worker running?")
+            raise click.ClickException(
+                f"no worker ran job {job.id} within {timeout:g}s: is a worker running?"
+            )
         time.sleep(0.1)
     if job.get_status() == "failed":
         raise click.ClickException(f"job {job.id} failed: {job.latest_result().exc_string}")

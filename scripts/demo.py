@@ -125,6 +125,7 @@ def main() -> int:
         for name, command in commands.items():
             # A new session each, so Ctrl-C in the terminal reaches only us; we stop them in order.
             processes[name] = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+            say(f"started {name} (pid {processes[name].pid})")
         health = wait_until_healthy(f"http://127.0.0.1:{port}/healthz", processes)
         pong = wait_for_worker(runtime)
         say(f"healthy: database {health['database']['dialect']}, Redis with "

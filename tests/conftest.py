@@ -31,6 +31,13 @@ TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@1
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def skip_or_fail_in_ci(reason: str) -> None:
+    """Skip with a visible reason on a laptop; in CI a missing service is a failure, not a skip."""
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run every test: {reason}")
+    pytest.skip(reason)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -54,7 +61,7 @@ def postgres_server_url() -> Iterator[str]:
     try:
         admin = psycopg.connect(TEST_POSTGRES_URL, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as error:
-        pytest.skip(f"PostgreSQL is not reachable at {TEST_POSTGRES_URL}: {error}")
+        skip_or_fail_in_ci(f"PostgreSQL is not reachable at {TEST_POSTGRES_URL}: {error}")
     name = f"ledgersync_test_{uuid.uuid4().hex[:10]}"
     admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
@@ -134,5 +141,5 @@ def client(app):
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     if not CHROMIUM:
-        pytest.skip("no Chromium installed (apt-get install chromium); .ci/run installs it in CI")
+        skip_or_fail_in_ci("no Chromium installed (apt-get install chromium); .ci/run installs it in CI")
     return CHROMIUM

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from sync.store.models import JSONDocument, UTCDateTime, Base
+from sync.store.models import Base, JSONDocument, UTCDateTime
 
 engine = context.config.attributes["engine"]
 

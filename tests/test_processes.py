@@ -1,0 +1,155 @@
+"""The processes as deployed: the Procfile's commands, and `make demo`'s launcher."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def procfile() -> dict[str, str]:
+    entries = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, command = line.split(":", 1)
+            entries[name.strip()] = command.strip()
+    return entries
+
+
+def get_json(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 (a test's own URL)
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except OSError:
+            value = None
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def process_env(tmp_path, redis_url):
+    return {
+        **os.environ,
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "APP_ENV": "development",
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'procfile.db'}",
+        "REDIS_URL": redis_url,
+        "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "SECRET_KEY": "procfile-test-secret",
+    }
+
+
+def test_procfile_declares_the_four_processes():
+    entries = procfile()
+    assert set(entries) == {"release", "web", "worker", "clock"}
+    assert "db upgrade" in entries["release"]
+    assert entries["web"].startswith("gunicorn") and "app:create_app()" in entries["web"]
+    assert entries["worker"].startswith("rq worker --with-scheduler")
+
+
+def test_procfile_release_web_worker_and_clock_run(process_env):
+    entries = procfile()
+    port = free_port()
+    env = {**process_env, "PORT": str(port)}
+
+    release = subprocess.run(["bash", "-c", entries["release"]], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=120, check=False)
+    assert release.returncode == 0, release.stderr
+    assert "database at revision" in release.stdout
+
+    started = {
+        name: subprocess.Popen(["bash", "-c", "exec " + entries[name]], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        for name in ("web", "worker", "clock")
+    }
+    try:
+        url = f"http://127.0.0.1:{port}/healthz"
+        status, body = wait_for(lambda: get_json(url), 60, "gunicorn to answer")
+        assert status == 200, body
+        # The worker registers itself in Redis; the health report counts it.
+        wait_for(lambda: get_json(url)[1]["redis"]["workers"] >= 1, 30, "the worker to register")
+        for name, process in started.items():
+            assert process.poll() is None, f"{name} exited with {process.returncode}"
+    finally:
+        for process in started.values():
+            stop(process)
+
+
+def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    env.update(APP_PORT=str(port), INSTANCE_PATH=str(tmp_path / "instance"), PYTHONUNBUFFERED="1")
+    demo = subprocess.Popen([sys.executable, "scripts/demo.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    output: list[str] = []
+    try:
+        deadline = time.monotonic() + 90
+        while not any("Ledgersync is running at" in line for line in output):
+            assert time.monotonic() < deadline and demo.poll() is None, "".join(output)
+            output.append(demo.stdout.readline())
+        assert any(f"http://localhost:{port}/" in line for line in output)
+        assert any("ran a job" in line for line in output), "".join(output)
+        status, body = get_json(f"http://127.0.0.1:{port}/healthz")
+        assert status == 200 and body["database"]["dialect"] == "sqlite"
+        assert body["redis"]["workers"] >= 1
+        assert (tmp_path / "instance" / "ledgersync.db").exists()
+
+        demo.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        rest, _ = demo.communicate(timeout=60)
+        assert demo.returncode == 0, rest
+        assert "[demo] stopped" in rest
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+        children = dict(re.findall(r"started (\w+) \(pid (\d+)\)", "".join(output)))
+        assert set(children) == {"web", "worker", "clock"}
+        for pid in children.values():
+            with pytest.raises(ProcessLookupError):
+                os.kill(int(pid), 0)  # gone, not merely orphaned
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+        # Nothing the demo started may outlive it.
+        leftovers = subprocess.run(["pgrep", "-f", f"127.0.0.1:{port}"], capture_output=True, text=True,
+                                   check=False).stdout.split()
+        for pid in leftovers:
+            os.kill(int(pid), signal.SIGKILL)
+        assert leftovers == [], "gunicorn outlived the demo"
+
+
