@@ -1,11 +1,10 @@
 """`flask jobs …`: check that workers run jobs, and run housekeeping now."""
 
-import time
-
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from sync.jobs import JobNotFinished, wait_for_result
 from sync.tasks.maintenance import ping as ping_job
 from sync.tasks.maintenance import prune_history
 
@@ -17,16 +16,10 @@ group = AppGroup("jobs", help="Work with the job queue.")
 def ping(timeout: float) -> None:
     runtime = current_app.extensions["ledgersync"]
     job = runtime.enqueue(ping_job, "from flask jobs ping", queue="high")
-    deadline = time.monotonic() + timeout
-    while job.get_status(refresh=True) not in ("finished", "failed"):
-        if time.monotonic() > deadline:
-            raise click.ClickException(
-                f"no worker ran job {job.id} within {timeout:g}s: is a worker running?"
-            )
-        time.sleep(0.1)
-    if job.get_status() == "failed":
-        raise click.ClickException(f"job {job.id} failed: {job.latest_result().exc_string}")
-    click.echo(f"pong: {job.return_value()}")
+    try:
+        click.echo(f"pong: {wait_for_result(job, timeout)}")
+    except JobNotFinished as error:
+        raise click.ClickException(str(error)) from None
 
 
 @group.command("prune", help="Delete history past its retention now (the clock does it hourly).")

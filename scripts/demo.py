@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sync.jobs import QUEUE_NAMES, start_embedded_redis  # noqa: E402
-from sync.runtime import Runtime, use_runtime  # noqa: E402
+from sync.jobs import QUEUE_NAMES, JobNotFinished, start_embedded_redis, wait_for_result  # noqa: E402
+from sync.runtime import Runtime  # noqa: E402
 from sync.settings import ConfigError, Settings  # noqa: E402
 from sync.store import migrate  # noqa: E402
 from sync.tasks.maintenance import ping  # noqa: E402
@@ -56,16 +56,11 @@ def wait_until_healthy(url: str, processes: dict[str, subprocess.Popen], timeout
 
 
 def wait_for_worker(runtime: Runtime, timeout: float = 30) -> dict:
-    with use_runtime(runtime):
-        job = runtime.enqueue(ping, "make demo", queue="high")
-    deadline = time.monotonic() + timeout
-    while job.get_status(refresh=True) not in ("finished", "failed"):
-        if time.monotonic() > deadline:
-            raise SystemExit("[demo] no worker picked up the ping job")
-        time.sleep(0.2)
-    if job.get_status() == "failed":
-        raise SystemExit(f"[demo] the ping job failed: {job.latest_result().exc_string}")
-    return job.return_value()
+    job = runtime.enqueue(ping, "make demo", queue="high")
+    try:
+        return wait_for_result(job, timeout)
+    except JobNotFinished as error:
+        raise SystemExit(f"[demo] {error}") from None
 
 
 def stop(processes: dict[str, subprocess.Popen]) -> None:

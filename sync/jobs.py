@@ -14,6 +14,7 @@ worker against it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -91,3 +92,19 @@ class JobQueue:
 
     def ping(self) -> bool:
         return bool(self.connection.ping())
+
+
+class JobNotFinished(RuntimeError):
+    """A job that was waited for failed, or no worker ran it in time."""
+
+
+def wait_for_result(job: Job, timeout: float, poll_interval: float = 0.1) -> Any:
+    """Block until `job` finishes and return its value (for the CLI and the demo, not for jobs)."""
+    deadline = time.monotonic() + timeout
+    while (status := job.get_status(refresh=True)) not in (JobStatus.FINISHED, JobStatus.FAILED):
+        if time.monotonic() > deadline:
+            raise JobNotFinished(f"no worker ran job {job.id} within {timeout:g}s: is a worker running?")
+        time.sleep(poll_interval)
+    if status == JobStatus.FAILED:
+        raise JobNotFinished(f"job {job.id} failed: {job.latest_result().exc_string}")
+    return job.return_value()
