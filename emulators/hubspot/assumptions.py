@@ -1,0 +1,128 @@
+"""Every choice this emulator makes where HubSpot's behaviour is not documented.
+
+`../shared/reference/hubspot/NOTES.md` marks these UNVERIFIED (or says nothing).
+Each constant is one choice, with the reason; `emulators/README.md` lists them.
+When real HubSpot turns out to differ, change it here, and the tests that
+depend on it will say what else moves.
+"""
+
+# --- Objects ---------------------------------------------------------------
+
+# A duplicate unique value *inside one batch create* (two inputs with the same
+# email): HubSpot documents a 409 for a clash with an existing record, but not
+# this. Inputs are applied in order, so the first is created and the later ones
+# clash with it. With an objectWriteTraceId on every input (the documented way
+# to get per-input errors) they come back as 207 errors (category CONFLICT);
+# without, the whole batch is refused with that 409 and nothing is created,
+# as for any invalid input of a batch create. Batch upsert and update always
+# answer per input (207).
+DUPLICATE_IN_BATCH = "first_wins"
+
+# Products: the docs' table lists "hs_sku, hs_folder, price, name, description"
+# as required. Real portals create products with a name alone; we require only
+# `name`, because requiring a folder would refuse every product in practice.
+PRODUCT_REQUIRED_PROPERTIES = ("name",)
+
+# Datetime properties are stored and returned as ISO-8601 with milliseconds and
+# `Z` (what system dates look like in every documented response), whether they
+# were written as ISO or as epoch milliseconds. Date properties return YYYY-MM-DD.
+DATETIME_OUTPUT = "iso_ms_z"
+
+# Numbers are returned as they were written (no reformatting of "6000.00").
+NUMBER_OUTPUT = "as_written"
+
+# Without a sort, search returns records in ascending id (creation) order, which
+# is what the docs say for free-text queries; list endpoints page by id likewise.
+DEFAULT_SEARCH_ORDER = "id_ascending"
+
+# CONTAINS_TOKEN: the value is split into tokens on whitespace and punctuation
+# other than `@ . - _`; a `*` in the filter value is a wildcard over the whole
+# value (so "*@hubspot.com" matches an email ending in it). Case-insensitive.
+CONTAINS_TOKEN_SPLIT = r"[\s,;:!?()\[\]{}\"'/]+"
+
+# Search paging: `paging.next` is omitted when the next offset would reach the
+# 10,000-result cap; asking for an offset at or past it is a 400.
+SEARCH_RESULT_CAP = 10_000
+
+# Error messages for authentication (their categories are documented, the
+# wording here is what HubSpot is widely reported to send).
+EXPIRED_TOKEN_MESSAGE = "The OAuth token used to make this call expired {seconds} second(s) ago."
+INVALID_TOKEN_MESSAGE = (
+    "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
+    "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
+)
+
+# Writing a read-only or unknown property, or a value of the wrong type, is a
+# 400 VALIDATION_ERROR whose message embeds the JSON list of failures, in the
+# shape of the documented multi-status example (error codes READ_ONLY_VALUE,
+# PROPERTY_DOESNT_EXIST, INVALID_DECIMAL, INVALID_OPTION, INVALID_EMAIL, …).
+PROPERTY_ERROR_FORMAT = "Property values were not valid: {json}"
+
+# A merged contact or company id keeps answering reads with the surviving record
+# (whose `id` is the survivor's); the survivor lists the merged ids in
+# `hs_merged_object_ids` (semicolon-separated). Writes to a merged id go to the survivor.
+MERGED_ID_RESOLVES_TO_SURVIVOR = True
+
+# --- Invoices and payments -------------------------------------------------
+
+# A commerce payment with hs_latest_status "succeeded" associated with an invoice
+# (type 542) counts toward the invoice: hs_amount_paid rises, hs_balance_due
+# falls, and an open invoice whose balance reaches zero becomes "paid". The docs
+# only say that such payments are created "to mark them as paid".
+PAYMENT_MARKS_INVOICE_PAID = True
+
+# hs_invoice_status moves only along draft → open → (paid | voided); "paid"
+# cannot be set by PATCH (the docs: "Recording payments manually is not
+# possible via the API"); paid and voided are final.
+INVOICE_STATUS_TRANSITIONS = {
+    "draft": {"draft", "open", "voided"},
+    "open": {"open", "voided"},
+    "paid": {"paid"},
+    "voided": {"voided"},
+}
+
+# Only draft invoices can be deleted; the docs say open ones can be "if enabled
+# in settings", which is the account setting `allowOpenInvoiceDeletion` (off).
+DELETABLE_INVOICE_STATUSES = ("draft",)
+
+# A non-billable invoice (hs_invoice_billable = "false") is not validated when
+# it is opened: no contact or line item is required.
+NON_BILLABLE_SKIPS_VALIDATION = True
+
+# hs_amount_billed is the sum of the associated line items' `amount`
+# (quantity × price − discount); invoice numbers are "INV-" and a sequence from 1001.
+INVOICE_NUMBER_PREFIX = "INV-"
+FIRST_INVOICE_NUMBER = 1001
+
+# A line item belongs to one parent: associating it with a second invoice is a 400.
+LINE_ITEM_SINGLE_PARENT = True
+
+# Commerce payments in an account without HubSpot Payments or Stripe: 403 with
+# category MISSING_SCOPES-like wording is not documented; we answer 400
+# VALIDATION_ERROR saying payment processing must be set up.
+PAYMENTS_NOT_SET_UP_STATUS = 400
+
+# --- OAuth -----------------------------------------------------------------
+
+# Refresh tokens do not rotate and do not expire until deleted or the app is
+# uninstalled; each refresh issues a new access token of 1800 s.
+REFRESH_TOKEN_ROTATES = False
+ACCESS_TOKEN_SECONDS = 1800
+AUTHORIZATION_CODE_SECONDS = 600
+
+# A user without the right to install apps (neither super admin nor App
+# Marketplace access) in a portal where the app is not yet installed is sent
+# back with error=access_denied. Where the app is installed, any user may sign in.
+NO_INSTALL_RIGHTS_ERROR = "access_denied"
+
+# OAuth errors are 400 with {"status": "BAD_AUTH_CODE" | "BAD_REFRESH_TOKEN" |
+# "BAD_CLIENT_ID" | "BAD_REDIRECT_URI" | "BAD_GRANT_TYPE", "message", "correlationId"}.
+OAUTH_ERROR_STATUS = 400
+
+# --- Limits ------------------------------------------------------------------
+
+# API 429 responses carry no Retry-After header (NOTES: plan for its absence).
+RATE_LIMIT_RETRY_AFTER = False
+
+# The deprecated secondly headers are not sent; the interval ones are.
+SEND_SECONDLY_HEADERS = False

@@ -1,0 +1,241 @@
+"""Associations v4 (NOTES §1.6): default and labelled, single and batch, list, archive, labels."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+from emulators.hubspot import rules
+from emulators.hubspot.crm import Crm
+from emulators.hubspot.errors import ApiError, json_response, not_found, validation
+from emulators.hubspot.routes_crm import batch_inputs, batch_response, crm, json_body, object_type_of, state
+from emulators.hubspot.schema import ASSOCIATION_TYPES, ObjectType, association_type, default_association
+
+bp = Blueprint("associations", __name__)
+BATCH_CREATE_LIMIT, BATCH_READ_LIMIT = 2_000, 1_000
+
+
+def _types(from_name: str, to_name: str, write: bool) -> tuple[ObjectType, ObjectType]:
+    return object_type_of(from_name, write), object_type_of(to_name)
+
+
+def _record_id(service: Crm, object_type: ObjectType, record_id: object) -> int:
+    record = service.find(object_type, str(record_id))
+    if record is None:
+        raise not_found(f"No {object_type.name} with ID {record_id} exists", id=[str(record_id)])
+    return record.id
+
+
+def _label_entries(from_type: ObjectType, to_type: ObjectType, type_ids: set[int]) -> list[dict]:
+    entries = []
+    for type_id in sorted(type_ids):
+        spec = association_type(from_type.name, to_type.name, type_id)
+        entries.append({"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": spec.label if spec else None})
+    return entries
+
+
+def _labels_between(service: Crm, from_type: ObjectType, from_id: int, to_type: ObjectType, to_id: int) -> dict:
+    type_ids = service.associated(from_type.name, from_id, to_type.name).get(to_id, set())
+    return {"fromObjectTypeId": from_type.type_id, "fromObjectId": from_id, "toObjectTypeId": to_type.type_id,
+            "toObjectId": to_id,
+            "labels": [e["label"] for e in _label_entries(from_type, to_type, type_ids) if e["label"]]}
+
+
+def _spec_type_ids(from_type: ObjectType, to_type: ObjectType, specs: object) -> set[int]:
+    if not isinstance(specs, list) or not specs:
+        raise validation("Association types must be a non-empty list of {associationCategory, associationTypeId}")
+    type_ids = set()
+    for spec in specs:
+        type_id = (spec or {}).get("associationTypeId")
+        if association_type(from_type.name, to_type.name, type_id) is None:
+            raise validation(f"{type_id} is not a valid association type between {from_type.name} and "
+                             f"{to_type.name}", context={"associationTypeId": [str(type_id)]})
+        type_ids.add(type_id)
+    return type_ids
+
+
+def _associate(service: Crm, from_type: ObjectType, from_id: int, to_type: ObjectType, to_id: int,
+               type_ids: set[int]) -> None:
+    for type_id in type_ids:
+        service.associate(from_type, from_id, to_type, to_id, type_id)
+    _recompute(service, from_type, from_id, to_type, to_id)
+
+
+def _recompute(service: Crm, from_type: ObjectType, from_id: int, to_type: ObjectType, to_id: int) -> None:
+    for object_type, record_id in ((from_type, from_id), (to_type, to_id)):
+        record = service.table(object_type).records.get(record_id)
+        if record is not None:
+            rules.after_change(service, object_type, record)
+
+
+def _default_pair(service, from_type, from_id, to_type, to_id) -> list[dict]:
+    spec = default_association(from_type.name, to_type.name)
+    if spec is None:
+        raise validation(f"{from_type.name} cannot be associated with {to_type.name}")
+    _associate(service, from_type, from_id, to_type, to_id, {spec.type_id})
+    reverse = default_association(to_type.name, from_type.name)
+    return [
+        {"from": {"id": str(to_id)}, "to": {"id": str(from_id)},
+         "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": reverse.type_id}},
+        {"from": {"id": str(from_id)}, "to": {"id": str(to_id)},
+         "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": spec.type_id}},
+    ]
+
+
+@bp.put("/crm/v4/objects/<from_name>/<from_id>/associations/default/<to_name>/<to_id>")
+def create_default(from_name: str, from_id: str, to_name: str, to_id: str):
+    from_type, to_type = _types(from_name, to_name, write=True)
+    started = state().clock.iso()
+    with state().lock:
+        service = crm()
+        results = _default_pair(service, from_type, _record_id(service, from_type, from_id), to_type,
+                                _record_id(service, to_type, to_id))
+    return batch_response(results, [], started, 200)
+
+
+@bp.put("/crm/v4/objects/<from_name>/<from_id>/associations/<to_name>/<to_id>")
+def create_labelled(from_name: str, from_id: str, to_name: str, to_id: str):
+    from_type, to_type = _types(from_name, to_name, write=True)
+    specs = request.get_json(silent=True)
+    with state().lock:
+        service = crm()
+        source, target = _record_id(service, from_type, from_id), _record_id(service, to_type, to_id)
+        _associate(service, from_type, source, to_type, target, _spec_type_ids(from_type, to_type, specs))
+        return json_response(_labels_between(service, from_type, source, to_type, target), 201)
+
+
+@bp.get("/crm/v4/objects/<from_name>/<from_id>/associations/<to_name>")
+def list_associations(from_name: str, from_id: str, to_name: str):
+    from_type, to_type = _types(from_name, to_name, write=False)
+    limit = min(int(request.args.get("limit", 500)), 500)
+    after = int(request.args.get("after") or 0)
+    with state().lock:
+        service = crm()
+        source = _record_id(service, from_type, from_id)
+        targets = sorted(service.associated(from_type.name, source, to_type.name).items())
+        page = [t for t in targets if t[0] > after][:limit]
+        body = {"results": [{"toObjectId": to_id, "associationTypes": _label_entries(from_type, to_type, ids)}
+                            for to_id, ids in page]}
+        if len([t for t in targets if t[0] > after]) > limit:
+            body["paging"] = {"next": {"after": str(page[-1][0]), "link": f"?after={page[-1][0]}"}}
+    return json_response(body)
+
+
+@bp.delete("/crm/v4/objects/<from_name>/<from_id>/associations/<to_name>/<to_id>")
+def archive_pair(from_name: str, from_id: str, to_name: str, to_id: str):
+    from_type, to_type = _types(from_name, to_name, write=True)
+    with state().lock:
+        service = crm()
+        source, target = _record_id(service, from_type, from_id), _record_id(service, to_type, to_id)
+        service.disassociate(from_type, source, to_type, target)
+        _recompute(service, from_type, source, to_type, target)
+    return "", 204
+
+
+@bp.post("/crm/v4/associations/<from_name>/<to_name>/batch/associate/default")
+def batch_default(from_name: str, to_name: str):
+    from_type, to_type = _types(from_name, to_name, write=True)
+    inputs = batch_inputs(json_body(), BATCH_CREATE_LIMIT)
+    started = state().clock.iso()
+    results, errors = [], []
+    with state().lock:
+        service = crm()
+        for item in inputs:
+            try:
+                results += _default_pair(service, from_type, _record_id(service, from_type, item["from"]["id"]),
+                                         to_type, _record_id(service, to_type, item["to"]["id"]))
+            except ApiError as error:
+                errors.append(error.standard_error())
+            except (KeyError, TypeError):
+                errors.append(validation("Each input needs from.id and to.id").standard_error())
+    return batch_response(results, errors, started, 200)
+
+
+@bp.post("/crm/v4/associations/<from_name>/<to_name>/batch/create")
+def batch_create(from_name: str, to_name: str):
+    from_type, to_type = _types(from_name, to_name, write=True)
+    inputs = batch_inputs(json_body(), BATCH_CREATE_LIMIT)
+    started = state().clock.iso()
+    results, errors = [], []
+    with state().lock:
+        service = crm()
+        for item in inputs:
+            try:
+                source = _record_id(service, from_type, item["from"]["id"])
+                target = _record_id(service, to_type, item["to"]["id"])
+                _associate(service, from_type, source, to_type, target,
+                           _spec_type_ids(from_type, to_type, item.get("types")))
+                results.append(_labels_between(service, from_type, source, to_type, target))
+            except ApiError as error:
+                errors.append(error.standard_error())
+            except (KeyError, TypeError):
+                errors.append(validation("Each input needs from.id, to.id and types").standard_error())
+    return batch_response(results, errors, started, 201)
+
+
+@bp.post("/crm/v4/associations/<from_name>/<to_name>/batch/read")
+def batch_read(from_name: str, to_name: str):
+    from_type, to_type = _types(from_name, to_name, write=False)
+    inputs = batch_inputs(json_body(), BATCH_READ_LIMIT)
+    started = state().clock.iso()
+    results, errors = [], []
+    with state().lock:
+        service = crm()
+        for item in inputs:
+            record = service.find(from_type, str((item or {}).get("id")))
+            if record is None:
+                errors.append(not_found(f"No {from_type.name} is associated with {item}",
+                                        ids=[str((item or {}).get("id"))]).standard_error())
+                continue
+            targets = sorted(service.associated(from_type.name, record.id, to_type.name).items())
+            if not targets:
+                errors.append(not_found(f"No {to_type.name} is associated with {from_type.singular} {record.id}.",
+                                        fromObjectId=[str(record.id)]).standard_error())
+                continue
+            results.append({"from": {"id": str(record.id)}, "to": [
+                {"toObjectId": to_id, "associationTypes": _label_entries(from_type, to_type, ids)}
+                for to_id, ids in targets]})
+    return batch_response(results, errors, started, 200)
+
+
+@bp.post("/crm/v4/associations/<from_name>/<to_name>/batch/archive")
+def batch_archive(from_name: str, to_name: str):
+    from_type, to_type = _types(from_name, to_name, write=True)
+    inputs = batch_inputs(json_body(), BATCH_CREATE_LIMIT)
+    with state().lock:
+        service = crm()
+        for item in inputs:
+            source = service.find(from_type, str(((item or {}).get("from") or {}).get("id")))
+            if source is None:
+                continue
+            for target in (item.get("to") or []):
+                target_record = service.find(to_type, str((target or {}).get("id")))
+                if target_record is not None:
+                    service.disassociate(from_type, source.id, to_type, target_record.id)
+                    _recompute(service, from_type, source.id, to_type, target_record.id)
+    return "", 204
+
+
+@bp.post("/crm/v4/associations/<from_name>/<to_name>/batch/labels/archive")
+def batch_archive_labels(from_name: str, to_name: str):
+    from_type, to_type = _types(from_name, to_name, write=True)
+    inputs = batch_inputs(json_body(), BATCH_CREATE_LIMIT)
+    with state().lock:
+        service = crm()
+        for item in inputs:
+            source = service.find(from_type, str(((item or {}).get("from") or {}).get("id")))
+            target = service.find(to_type, str(((item or {}).get("to") or {}).get("id")))
+            if source is None or target is None:
+                continue
+            type_ids = {(t or {}).get("associationTypeId") for t in item.get("types") or []}
+            service.disassociate(from_type, source.id, to_type, target.id, type_ids)
+            _recompute(service, from_type, source.id, to_type, target.id)
+    return "", 204
+
+
+@bp.get("/crm/v4/associations/<from_name>/<to_name>/labels")
+def labels(from_name: str, to_name: str):
+    from_type, to_type = _types(from_name, to_name, write=False)
+    return json_response({"results": [
+        {"category": "HUBSPOT_DEFINED", "typeId": a.type_id, "label": a.label}
+        for a in ASSOCIATION_TYPES.get((from_type.name, to_type.name), [])
+    ]})

@@ -1,0 +1,121 @@
+"""The properties API: list, read, create (including unique-value properties), update, archive."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, g
+
+from emulators.hubspot.errors import ApiError, json_response, not_found, validation
+from emulators.hubspot.routes_crm import json_body, require_scopes, state
+from emulators.hubspot.schema import ObjectType, PropertyDefinition, resolve_object_type
+
+bp = Blueprint("properties", __name__)
+
+TYPES = {
+    "string": {"text", "textarea", "phonenumber", "html", "file", "select", "radio"},
+    "number": {"number", "calculation_equation"},
+    "date": {"date"},
+    "datetime": {"date"},
+    "enumeration": {"select", "radio", "checkbox", "booleancheckbox"},
+    "bool": {"booleancheckbox"},
+    "phone_number": {"phonenumber"},
+}
+NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _object_type(name: str, write: bool) -> ObjectType:
+    object_type = resolve_object_type(name)
+    if object_type is None:
+        raise ApiError(400, "VALIDATION_ERROR", f"Unable to infer object type from: {name}")
+    scopes = [f"crm.schemas.{object_type.scope}.write"]
+    if not write:
+        scopes += [f"crm.schemas.{object_type.scope}.read", *object_type.read_scopes()]
+    require_scopes(*scopes, *object_type.legacy_scopes)
+    return object_type
+
+
+def _definitions(object_type: ObjectType) -> dict[str, PropertyDefinition]:
+    return state().accounts[g.token.hub_id].properties[object_type.name]
+
+
+@bp.get("/crm/v3/properties/<object_name>")
+def list_properties(object_name: str):
+    object_type = _object_type(object_name, write=False)
+    with state().lock:
+        return json_response({"results": [d.to_api() for d in _definitions(object_type).values()]})
+
+
+@bp.get("/crm/v3/properties/<object_name>/<property_name>")
+def read_property(object_name: str, property_name: str):
+    object_type = _object_type(object_name, write=False)
+    with state().lock:
+        definition = _definitions(object_type).get(property_name)
+        if definition is None:
+            raise not_found(f"Unable to find property {property_name} for {object_type.name}")
+        return json_response(definition.to_api())
+
+
+@bp.post("/crm/v3/properties/<object_name>")
+def create_property(object_name: str):
+    object_type = _object_type(object_name, write=True)
+    body = json_body()
+    missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
+    if missing:
+        raise validation(f"Missing required fields: {', '.join(missing)}", context={"fields": missing})
+    name, type_, field_type = body["name"], body["type"], body["fieldType"]
+    if not NAME.match(name) or name.startswith("hs_"):
+        raise validation(f"Invalid property name {name!r}: lower-case letters, digits and underscores, "
+                         "starting with a letter, and not hs_")
+    if type_ not in TYPES or field_type not in TYPES[type_]:
+        raise validation(f"fieldType {field_type!r} is not valid for type {type_!r}")
+    options = body.get("options") or []
+    if type_ == "enumeration" and not options:
+        raise validation("An enumeration property needs options")
+    now = state().clock.iso()
+    with state().lock:
+        definitions = _definitions(object_type)
+        if name in definitions:
+            raise ApiError(409, "OBJECT_ALREADY_EXISTS", f"A property named '{name}' already exists.",
+                           context={"name": [name]})
+        definition = PropertyDefinition(
+            name=name, label=body["label"], type=type_, field_type=field_type, group_name=body["groupName"],
+            description=body.get("description") or "", options=list(options),
+            has_unique_value=bool(body.get("hasUniqueValue")), hubspot_defined=False,
+            hidden=bool(body.get("hidden")), display_order=int(body.get("displayOrder", -1)),
+            created_at=now, updated_at=now,
+        )
+        definitions[name] = definition
+        return json_response(definition.to_api(), 201)
+
+
+@bp.patch("/crm/v3/properties/<object_name>/<property_name>")
+def update_property(object_name: str, property_name: str):
+    object_type = _object_type(object_name, write=True)
+    body = json_body()
+    with state().lock:
+        definition = _definitions(object_type).get(property_name)
+        if definition is None:
+            raise not_found(f"Unable to find property {property_name} for {object_type.name}")
+        if definition.hubspot_defined:
+            raise validation(f"{property_name} is a HubSpot-defined property; its definition is read-only")
+        for field, attribute in (("label", "label"), ("description", "description"), ("groupName", "group_name"),
+                                 ("hidden", "hidden"), ("options", "options")):
+            if field in body:
+                setattr(definition, attribute, body[field])
+        definition.updated_at = state().clock.iso()
+        return json_response(definition.to_api())
+
+
+@bp.delete("/crm/v3/properties/<object_name>/<property_name>")
+def archive_property(object_name: str, property_name: str):
+    object_type = _object_type(object_name, write=True)
+    with state().lock:
+        definitions = _definitions(object_type)
+        definition = definitions.get(property_name)
+        if definition is None:
+            raise not_found(f"Unable to find property {property_name} for {object_type.name}")
+        if definition.hubspot_defined:
+            raise validation(f"{property_name} is a HubSpot-defined property and cannot be archived")
+        del definitions[property_name]
+    return "", 204

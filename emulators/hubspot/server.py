@@ -1,0 +1,42 @@
+"""Run the emulator in a background thread (tests, benchmarks, the demo's launcher)."""
+
+from __future__ import annotations
+
+import threading
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from emulators.hubspot.app import create_emulator, state_of
+
+
+class QuietHandler(WSGIRequestHandler):
+    """No access log: the control API's request log is the record."""
+
+    def log_request(self, *args, **kwargs) -> None:
+        pass
+
+
+class EmulatorServer:
+    """`with EmulatorServer() as hubspot: hubspot.url …` serves on 127.0.0.1 (port 0: any free one)."""
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", **options) -> None:
+        self.app = create_emulator(**options)
+        self.state = state_of(self.app)
+        self._server = make_server(host, port, self.app, threaded=True, request_handler=QuietHandler)
+        self.port = self._server.server_port
+        self.url = f"http://{'localhost' if host in ('127.0.0.1', 'localhost') else host}:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="hubspot-emulator", daemon=True)
+
+    def start(self) -> EmulatorServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *_exc) -> None:
+        self.stop()
