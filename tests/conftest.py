@@ -143,3 +143,62 @@ def chromium_path() -> str:
     if not CHROMIUM:
         skip_or_fail_in_ci("no Chromium installed (apt-get install chromium); .ci/run installs it in CI")
     return CHROMIUM
+
+
+# --- the HubSpot emulator ---------------------------------------------------------------
+
+
+class HubSpotEmulator:
+    """A running emulator plus a client for its control API."""
+
+    def __init__(self, server, report) -> None:
+        import requests
+
+        self.server, self.report, self.url = server, report, server.url
+        self.http = requests.Session()
+
+    def control(self, method: str, path: str, body: dict | None = None, expect: int | None = None):
+        response = self.http.request(method, f"{self.url}/_emulator{path}", json=body)
+        if expect is not None:
+            assert response.status_code == expect, response.text
+        return response.json() if response.content else None
+
+    def new_account(self, **options) -> dict:
+        return self.control("POST", "/accounts", {"tier": "professional", **options}, expect=201)
+
+    def sdk(self, access_token: str, **options):
+        from hubspot import HubSpot
+
+        return HubSpot(access_token=access_token, host=self.url, base_url=self.url, **options)
+
+
+@pytest.fixture
+def hubspot_emulator() -> Iterator[HubSpotEmulator]:
+    """The HubSpot emulator in a thread; every response it gives is checked against HubSpot's specs."""
+    from flask import request
+
+    from emulators.hubspot import EmulatorServer
+    from tests.hubspot_spec import SpecReport, check
+
+    server = EmulatorServer()
+    report = SpecReport()
+
+    @server.app.after_request
+    def validate_against_spec(response):
+        check(request, response, report)
+        return response
+
+    with server:
+        yield HubSpotEmulator(server, report)
+    assert report.violations == [], "responses that break HubSpot's OpenAPI specs:\n" + "\n".join(report.violations)
+
+
+@pytest.fixture
+def hubspot_account(hubspot_emulator) -> dict:
+    return hubspot_emulator.new_account(paymentsProcessor="hubspot_payments")
+
+
+@pytest.fixture
+def hubspot(hubspot_emulator, hubspot_account):
+    """The official SDK, pointed at the emulator, with the account's token."""
+    return hubspot_emulator.sdk(hubspot_account["accessToken"])

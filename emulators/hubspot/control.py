@@ -11,7 +11,7 @@ import uuid
 from flask import Blueprint, request
 
 from emulators.hubspot.crm import Crm
-from emulators.hubspot.errors import ApiError, json_response, not_found, validation
+from emulators.hubspot.errors import ApiError, json_response, no_content, not_found, validation
 from emulators.hubspot.routes_crm import state
 from emulators.hubspot.schema import resolve_object_type
 from emulators.hubspot.state import ALL_SCOPES, Fault
@@ -169,7 +169,7 @@ def clear_request_log():
     with state().lock:
         state().request_counts.clear()
         state().request_log.clear()
-    return "", 204
+    return no_content()
 
 
 @bp.post("/faults")
@@ -199,7 +199,7 @@ def list_faults():
 def clear_faults():
     with state().lock:
         state().faults.clear()
-    return "", 204
+    return no_content()
 
 
 @bp.get("/clock")

@@ -47,3 +47,10 @@ def validation(message: str, **kwargs) -> ApiError:
 def json_response(body: object, status: int = 200, headers: dict | None = None) -> Response:
     return Response(json.dumps(body), status=status, headers=headers,
                     content_type="application/json;charset=utf-8")
+
+
+def no_content() -> Response:
+    """204 with no body and no Content-Type, as HubSpot answers archive and delete calls."""
+    response = Response(status=204)
+    del response.headers["Content-Type"]
+    return response

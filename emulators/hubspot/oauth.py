@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urlsplit
 from flask import Blueprint, redirect, request
 
 from emulators.hubspot import assumptions
-from emulators.hubspot.errors import json_response
+from emulators.hubspot.errors import json_response, no_content
 from emulators.hubspot.routes_crm import state
 from emulators.hubspot.state import App, AuthorizationCode
 
@@ -205,4 +205,4 @@ def delete_refresh_token(token_text: str):
     with emulator.lock:
         if emulator.refresh_tokens.pop(token_text, None) is None:
             raise OAuthError("BAD_REFRESH_TOKEN", "missing or unknown refresh token")
-    return "", 204
+    return no_content()

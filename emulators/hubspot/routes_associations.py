@@ -6,7 +6,7 @@ from flask import Blueprint, request
 
 from emulators.hubspot import rules
 from emulators.hubspot.crm import Crm
-from emulators.hubspot.errors import ApiError, json_response, not_found, validation
+from emulators.hubspot.errors import ApiError, json_response, no_content, not_found, validation
 from emulators.hubspot.routes_crm import batch_inputs, batch_response, crm, json_body, object_type_of, state
 from emulators.hubspot.schema import ASSOCIATION_TYPES, ObjectType, association_type, default_association
 
@@ -29,15 +29,19 @@ def _label_entries(from_type: ObjectType, to_type: ObjectType, type_ids: set[int
     entries = []
     for type_id in sorted(type_ids):
         spec = association_type(from_type.name, to_type.name, type_id)
-        entries.append({"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": spec.label if spec else None})
+        entry = {"category": "HUBSPOT_DEFINED", "typeId": type_id}
+        if spec and spec.label:  # the spec has `label` optional and non-nullable (the docs show null)
+            entry["label"] = spec.label
+        entries.append(entry)
     return entries
 
 
 def _labels_between(service: Crm, from_type: ObjectType, from_id: int, to_type: ObjectType, to_id: int) -> dict:
     type_ids = service.associated(from_type.name, from_id, to_type.name).get(to_id, set())
-    return {"fromObjectTypeId": from_type.type_id, "fromObjectId": from_id, "toObjectTypeId": to_type.type_id,
-            "toObjectId": to_id,
-            "labels": [e["label"] for e in _label_entries(from_type, to_type, type_ids) if e["label"]]}
+    # The spec types these ids as strings (the docs' example shows numbers); we follow the spec.
+    return {"fromObjectTypeId": from_type.type_id, "fromObjectId": str(from_id), "toObjectTypeId": to_type.type_id,
+            "toObjectId": str(to_id),
+            "labels": [e["label"] for e in _label_entries(from_type, to_type, type_ids) if "label" in e]}
 
 
 def _spec_type_ids(from_type: ObjectType, to_type: ObjectType, specs: object) -> set[int]:
@@ -113,7 +117,7 @@ def list_associations(from_name: str, from_id: str, to_name: str):
         source = _record_id(service, from_type, from_id)
         targets = sorted(service.associated(from_type.name, source, to_type.name).items())
         page = [t for t in targets if t[0] > after][:limit]
-        body = {"results": [{"toObjectId": to_id, "associationTypes": _label_entries(from_type, to_type, ids)}
+        body = {"results": [{"toObjectId": str(to_id), "associationTypes": _label_entries(from_type, to_type, ids)}
                             for to_id, ids in page]}
         if len([t for t in targets if t[0] > after]) > limit:
             body["paging"] = {"next": {"after": str(page[-1][0]), "link": f"?after={page[-1][0]}"}}
@@ -128,7 +132,7 @@ def archive_pair(from_name: str, from_id: str, to_name: str, to_id: str):
         source, target = _record_id(service, from_type, from_id), _record_id(service, to_type, to_id)
         service.disassociate(from_type, source, to_type, target)
         _recompute(service, from_type, source, to_type, target)
-    return "", 204
+    return no_content()
 
 
 @bp.post("/crm/v4/associations/<from_name>/<to_name>/batch/associate/default")
@@ -192,7 +196,7 @@ def batch_read(from_name: str, to_name: str):
                                         fromObjectId=[str(record.id)]).standard_error())
                 continue
             results.append({"from": {"id": str(record.id)}, "to": [
-                {"toObjectId": to_id, "associationTypes": _label_entries(from_type, to_type, ids)}
+                {"toObjectId": str(to_id), "associationTypes": _label_entries(from_type, to_type, ids)}
                 for to_id, ids in targets]})
     return batch_response(results, errors, started, 200)
 
@@ -212,7 +216,7 @@ def batch_archive(from_name: str, to_name: str):
                 if target_record is not None:
                     service.disassociate(from_type, source.id, to_type, target_record.id)
                     _recompute(service, from_type, source.id, to_type, target_record.id)
-    return "", 204
+    return no_content()
 
 
 @bp.post("/crm/v4/associations/<from_name>/<to_name>/batch/labels/archive")
@@ -229,13 +233,13 @@ def batch_archive_labels(from_name: str, to_name: str):
             type_ids = {(t or {}).get("associationTypeId") for t in item.get("types") or []}
             service.disassociate(from_type, source.id, to_type, target.id, type_ids)
             _recompute(service, from_type, source.id, to_type, target.id)
-    return "", 204
+    return no_content()
 
 
 @bp.get("/crm/v4/associations/<from_name>/<to_name>/labels")
 def labels(from_name: str, to_name: str):
     from_type, to_type = _types(from_name, to_name, write=False)
     return json_response({"results": [
-        {"category": "HUBSPOT_DEFINED", "typeId": a.type_id, "label": a.label}
+        {"category": "HUBSPOT_DEFINED", "typeId": a.type_id, **({"label": a.label} if a.label else {})}
         for a in ASSOCIATION_TYPES.get((from_type.name, to_type.name), [])
     ]})

@@ -7,7 +7,7 @@ import bisect
 from flask import Blueprint, current_app, g, request
 
 from emulators.hubspot.crm import Crm
-from emulators.hubspot.errors import ApiError, json_response, not_found, validation
+from emulators.hubspot.errors import ApiError, json_response, no_content, not_found, validation
 from emulators.hubspot.schema import ObjectType, resolve_object_type
 from emulators.hubspot.search import run_search
 from emulators.hubspot.state import EmulatorState
@@ -177,7 +177,7 @@ def archive(object_name: str, record_id: str):
         record = service.find(object_type, record_id)
         if record is not None:  # archiving an unknown or archived id is a 204 too
             service.archive(object_type, record)
-    return "", 204
+    return no_content()
 
 
 # --- batches -------------------------------------------------------------------------------
@@ -289,7 +289,7 @@ def batch_archive(object_name: str):
             record = service.find(object_type, str((item or {}).get("id")))
             if record is not None:
                 service.archive(object_type, record)
-    return "", 204
+    return no_content()
 
 
 # --- search, merge, GDPR delete --------------------------------------------------------------
@@ -335,4 +335,4 @@ def gdpr_delete():
         service = crm()
         record = service.get(object_type, str(body.get("objectId")), body.get("idProperty"))
         service.purge(object_type, record)
-    return "", 204
+    return no_content()

@@ -6,7 +6,7 @@ import re
 
 from flask import Blueprint, g
 
-from emulators.hubspot.errors import ApiError, json_response, not_found, validation
+from emulators.hubspot.errors import ApiError, json_response, no_content, not_found, validation
 from emulators.hubspot.routes_crm import json_body, require_scopes, state
 from emulators.hubspot.schema import ObjectType, PropertyDefinition, resolve_object_type
 
@@ -118,4 +118,4 @@ def archive_property(object_name: str, property_name: str):
         if definition.hubspot_defined:
             raise validation(f"{property_name} is a HubSpot-defined property and cannot be archived")
         del definitions[property_name]
-    return "", 204
+    return no_content()
