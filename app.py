@@ -49,8 +49,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     _add_request_hooks(app)
     log.info(
         "app created",
-        extra={"app_env": settings.app_env, "database": runtime.database.engine.dialect.name,
-               "job_mode": runtime.jobs.mode},
+        extra={
+            "app_env": settings.app_env,
+            "database": runtime.database.engine.dialect.name,
+            "job_mode": runtime.jobs.mode,
+        },
     )
     return app
 

@@ -100,10 +100,8 @@ def main() -> int:
     migrate.upgrade(runtime.database.engine)
 
     commands = {
-        "web": [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                "app:create_app()"],
-        "worker": [str(BIN / "rq"), "worker", "--with-scheduler", "--url", env["REDIS_URL"],
-                   *QUEUE_NAMES],
+        "web": [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "app:create_app()"],
+        "worker": [str(BIN / "rq"), "worker", "--with-scheduler", "--url", env["REDIS_URL"], *QUEUE_NAMES],
         "clock": [str(BIN / "rq"), "cron", "sync.tasks.schedule", "--url", env["REDIS_URL"]],
     }
     processes: dict[str, subprocess.Popen] = {}
@@ -123,8 +121,10 @@ def main() -> int:
             say(f"started {name} (pid {processes[name].pid})")
         health = wait_until_healthy(f"http://127.0.0.1:{port}/healthz", processes)
         pong = wait_for_worker(runtime)
-        say(f"healthy: database {health['database']['dialect']}, Redis with "
-            f"{health['redis']['workers']} worker(s); worker pid {pong['pid']} ran a job")
+        say(
+            f"healthy: database {health['database']['dialect']}, Redis with "
+            f"{health['redis']['workers']} worker(s); worker pid {pong['pid']} ran a job"
+        )
         say(f"Ledgersync is running at {env['APP_BASE_URL']}/  (health: {env['APP_BASE_URL']}/healthz)")
         say("press Ctrl-C to stop everything")
         while not stopping:

@@ -134,24 +134,19 @@ class Settings:
             missing = [name for name in PRODUCTION_REQUIRED if not get(name)]
             if missing:
                 raise ConfigError(
-                    "APP_ENV=production needs these environment variables, which are not set: "
-                    + ", ".join(missing)
+                    "APP_ENV=production needs these environment variables, which are not set: " + ", ".join(missing)
                 )
 
         intuit_environment = get("INTUIT_ENVIRONMENT", "production").lower()
         if intuit_environment not in QBO_API_BASE_URLS:
-            raise ConfigError(
-                f"INTUIT_ENVIRONMENT must be 'production' or 'sandbox', not {intuit_environment!r}"
-            )
+            raise ConfigError(f"INTUIT_ENVIRONMENT must be 'production' or 'sandbox', not {intuit_environment!r}")
 
         instance_path = Path(get("INSTANCE_PATH", str(PROJECT_ROOT / "instance"))).resolve()
         secret_key = get("SECRET_KEY")
         token_key = get("TOKEN_ENCRYPTION_KEY")
         if not production:
             secret_key = secret_key or _instance_secret(instance_path / "secret_key", _new_secret_key)
-            token_key = token_key or _instance_secret(
-                instance_path / "token_encryption_key", _new_fernet_key
-            )
+            token_key = token_key or _instance_secret(instance_path / "token_encryption_key", _new_fernet_key)
         _check_fernet_keys(token_key)
 
         log_format = get("LOG_FORMAT", "json").lower()
@@ -161,9 +156,7 @@ class Settings:
         settings = cls(
             app_env=app_env,
             instance_path=instance_path,
-            database_url=normalize_database_url(
-                get("DATABASE_URL", f"sqlite:///{instance_path / 'ledgersync.db'}")
-            ),
+            database_url=normalize_database_url(get("DATABASE_URL", f"sqlite:///{instance_path / 'ledgersync.db'}")),
             redis_url=get("REDIS_URL") or None,
             secret_key=secret_key,
             token_encryption_key=token_key,
@@ -179,12 +172,8 @@ class Settings:
             intuit_client_secret=get("INTUIT_CLIENT_SECRET"),
             intuit_webhook_verifier_token=get("INTUIT_WEBHOOK_VERIFIER_TOKEN"),
             intuit_environment=intuit_environment,
-            qbo_api_base_url=get(
-                "QBO_API_BASE_URL", QBO_API_BASE_URLS[intuit_environment]
-            ).rstrip("/"),
-            intuit_discovery_url=get(
-                "INTUIT_DISCOVERY_URL", INTUIT_DISCOVERY_URLS[intuit_environment]
-            ),
+            qbo_api_base_url=get("QBO_API_BASE_URL", QBO_API_BASE_URLS[intuit_environment]).rstrip("/"),
+            intuit_discovery_url=get("INTUIT_DISCOVERY_URL", INTUIT_DISCOVERY_URLS[intuit_environment]),
         )
         _check_urls(settings)
         return settings

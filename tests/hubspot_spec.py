@@ -22,9 +22,16 @@ from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotF
 REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference" / "hubspot"
 # Specific specs first: the generic objects spec would match the typed paths too.
 SPEC_ORDER = (
-    "crm-contacts-v3.json", "crm-companies-v3.json", "crm-products-v3.json", "crm-line-items-v3.json",
-    "crm-invoices-v3.json", "crm-commerce-payments-v3.json", "crm-objects-v3.json",
-    "crm-associations-v4.json", "crm-associations-schema-v4.json", "oauth-v1.json",
+    "crm-contacts-v3.json",
+    "crm-companies-v3.json",
+    "crm-products-v3.json",
+    "crm-line-items-v3.json",
+    "crm-invoices-v3.json",
+    "crm-commerce-payments-v3.json",
+    "crm-objects-v3.json",
+    "crm-associations-v4.json",
+    "crm-associations-schema-v4.json",
+    "oauth-v1.json",
 )
 
 

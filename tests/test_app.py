@@ -17,16 +17,23 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_importing_the_app_does_no_io():
     # A fresh interpreter with no services configured: importing must not connect or write.
     code = "import app, blueprints.health, blueprints.home, sync.tasks.maintenance; print('ok')"
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                            env={"PATH": "/usr/bin:/bin", "INSTANCE_PATH": "/nonexistent/instance"},
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "INSTANCE_PATH": "/nonexistent/instance"},
+        timeout=60,
+        check=False,
+    )
     assert result.stdout.strip() == "ok", result.stderr
 
 
 def test_create_app_does_not_connect(make_settings):
     # Unreachable database and Redis: building the app must still succeed.
-    app = create_app(make_settings(database_url="postgresql://nobody@127.0.0.1:1/none",
-                                   redis_url="redis://127.0.0.1:1/0"))
+    app = create_app(
+        make_settings(database_url="postgresql://nobody@127.0.0.1:1/none", redis_url="redis://127.0.0.1:1/0")
+    )
     runtime = app.extensions["ledgersync"]
     assert runtime.database.engine.pool.checkedout() == 0
     assert "connection" not in vars(runtime.jobs)
@@ -73,16 +80,27 @@ def test_cli_db_upgrade_and_current(make_settings, tmp_path):
 
 def test_cli_jobs_ping_waits_for_a_real_worker(app, runtime):
     outcome = {}
-    cli = threading.Thread(
-        target=lambda: outcome.update(result=app.test_cli_runner().invoke(args=["jobs", "ping"]))
-    )
+    cli = threading.Thread(target=lambda: outcome.update(result=app.test_cli_runner().invoke(args=["jobs", "ping"])))
     cli.start()
     _wait_for_queued(runtime, "high")
     # A real worker process, in burst mode: it drains the queues and exits.
     worker = subprocess.run(
-        [str(Path(sys.executable).parent / "rq"), "worker", "--burst", "--url", runtime.settings.redis_url,
-         "high", "default", "low"],
-        cwd=ROOT, env=_env_for(runtime), capture_output=True, text=True, timeout=60, check=False,
+        [
+            str(Path(sys.executable).parent / "rq"),
+            "worker",
+            "--burst",
+            "--url",
+            runtime.settings.redis_url,
+            "high",
+            "default",
+            "low",
+        ],
+        cwd=ROOT,
+        env=_env_for(runtime),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     cli.join(timeout=40)
     result = outcome["result"]
@@ -114,5 +132,3 @@ def _wait_for_queued(runtime, queue_name: str) -> None:
     while len(runtime.jobs.queue(queue_name)) == 0:
         assert time.monotonic() < deadline, "the CLI never enqueued its job"
         time.sleep(0.05)
-
-

@@ -8,8 +8,12 @@ def test_healthz_ok_when_database_and_redis_are_up(client):
     assert response.status_code == 200
     body = response.get_json()
     assert body["status"] == "ok"
-    assert body["database"] == {**body["database"], "ok": True, "dialect": "sqlite",
-                                "revision": migrate.head_revision()}
+    assert body["database"] == {
+        **body["database"],
+        "ok": True,
+        "dialect": "sqlite",
+        "revision": migrate.head_revision(),
+    }
     assert body["redis"]["ok"] is True and body["redis"]["mode"] == "redis"
 
 
@@ -39,8 +43,7 @@ def test_healthz_503_when_schema_is_not_migrated(make_settings, redis_url, tmp_p
 def test_healthz_never_shows_credentials(make_settings, redis_url):
     from app import create_app
 
-    app = create_app(make_settings(redis_url=redis_url,
-                                   database_url="postgresql://ledger:hunter2secret@127.0.0.1:1/x"))
+    app = create_app(make_settings(redis_url=redis_url, database_url="postgresql://ledger:hunter2secret@127.0.0.1:1/x"))
     body = app.test_client().get("/healthz").get_data(as_text=True)
     assert json.loads(body)["database"]["ok"] is False
     assert "hunter2secret" not in body

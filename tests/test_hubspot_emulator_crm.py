@@ -15,11 +15,11 @@ from hubspot.crm.associations.v4 import AssociationSpec
 from hubspot.crm.contacts import ApiException as ContactsApiException
 from hubspot.crm.contacts import SimplePublicObjectInputForCreate
 from hubspot.crm.contacts.exceptions import NotFoundException
+from hubspot.crm.objects import ApiException as ObjectsApiException
 from hubspot.crm.objects import (
     BatchInputSimplePublicObjectBatchInput,
     BatchInputSimplePublicObjectBatchInputForCreate,
     BatchInputSimplePublicObjectBatchInputUpsert,
-    BatchInputSimplePublicObjectId,
     BatchReadInputSimplePublicObjectId,
     PublicAssociationsForObject,
     PublicObjectId,
@@ -30,7 +30,6 @@ from hubspot.crm.objects import (
     SimplePublicObjectId,
     SimplePublicObjectInput,
 )
-from hubspot.crm.objects import ApiException as ObjectsApiException
 from hubspot.crm.objects import SimplePublicObjectInputForCreate as ObjectInput
 from hubspot.crm.properties import PropertyCreate
 
@@ -40,8 +39,9 @@ INVOICE_TO_PAYMENT, PAYMENT_TO_INVOICE, CONTACT_TO_COMPANY, CONTACT_TO_COMPANY_P
 
 def create(hubspot, object_type: str, associations=None, **properties):
     return hubspot.crm.objects.basic_api.create(
-        object_type, simple_public_object_input_for_create=ObjectInput(properties=properties,
-                                                                        associations=associations or []))
+        object_type,
+        simple_public_object_input_for_create=ObjectInput(properties=properties, associations=associations or []),
+    )
 
 
 def raw(emulator, account, method: str, path: str, **kwargs) -> requests.Response:
@@ -59,12 +59,14 @@ def error_body(error) -> dict:
 
 def test_create_read_update_archive_with_exact_status_codes(hubspot, hubspot_emulator, hubspot_account):
     created = hubspot.crm.contacts.basic_api.create(
-        SimplePublicObjectInputForCreate(properties={"email": "Ana@Example.com", "firstname": "Ana"}))
+        SimplePublicObjectInputForCreate(properties={"email": "Ana@Example.com", "firstname": "Ana"})
+    )
     assert created is not None, "the SDK returns None when create does not answer 201"
     assert created.properties["email"] == "Ana@Example.com"
     assert created.properties["hs_object_id"] == created.id
     updated = hubspot.crm.objects.basic_api.update(
-        "contacts", created.id, SimplePublicObjectInput(properties={"lastname": "Silva"}))
+        "contacts", created.id, SimplePublicObjectInput(properties={"lastname": "Silva"})
+    )
     assert updated.properties["lastname"] == "Silva"
     assert updated.updated_at >= created.updated_at
     assert raw(hubspot_emulator, hubspot_account, "DELETE", f"/crm/v3/objects/contacts/{created.id}").status_code == 204
@@ -78,57 +80,115 @@ def test_create_read_update_archive_with_exact_status_codes(hubspot, hubspot_emu
 
 def test_batch_endpoints_and_their_status_codes(hubspot, hubspot_emulator, hubspot_account):
     batch = hubspot.crm.objects.batch_api
-    created = batch.create("products", BatchInputSimplePublicObjectBatchInputForCreate(inputs=[
-        SimplePublicObjectBatchInputForCreate(properties={"name": f"Widget {n}", "hs_sku": f"W-{n}"},
-                                              associations=[])
-        for n in range(3)]))
+    created = batch.create(
+        "products",
+        BatchInputSimplePublicObjectBatchInputForCreate(
+            inputs=[
+                SimplePublicObjectBatchInputForCreate(
+                    properties={"name": f"Widget {n}", "hs_sku": f"W-{n}"}, associations=[]
+                )
+                for n in range(3)
+            ]
+        ),
+    )
     assert created is not None and created.status == "COMPLETE" and len(created.results) == 3
     ids = [r.id for r in created.results]
-    read = batch.read("products", BatchReadInputSimplePublicObjectId(
-        inputs=[SimplePublicObjectId(id=i) for i in ids], properties=["hs_sku"], properties_with_history=[]))
+    read = batch.read(
+        "products",
+        BatchReadInputSimplePublicObjectId(
+            inputs=[SimplePublicObjectId(id=i) for i in ids], properties=["hs_sku"], properties_with_history=[]
+        ),
+    )
     assert sorted(r.properties["hs_sku"] for r in read.results) == ["W-0", "W-1", "W-2"]
-    updated = batch.update("products", BatchInputSimplePublicObjectBatchInput(inputs=[
-        SimplePublicObjectBatchInput(id=ids[0], properties={"price": "12.50"})]))
+    updated = batch.update(
+        "products",
+        BatchInputSimplePublicObjectBatchInput(
+            inputs=[SimplePublicObjectBatchInput(id=ids[0], properties={"price": "12.50"})]
+        ),
+    )
     assert updated.results[0].properties["price"] == "12.50"
-    response = raw(hubspot_emulator, hubspot_account, "POST", "/crm/v3/objects/products/batch/archive",
-                   json={"inputs": [{"id": ids[2]}]})
+    response = raw(
+        hubspot_emulator,
+        hubspot_account,
+        "POST",
+        "/crm/v3/objects/products/batch/archive",
+        json={"inputs": [{"id": ids[2]}]},
+    )
     assert response.status_code == 204
-    partial = raw(hubspot_emulator, hubspot_account, "POST", "/crm/v3/objects/products/batch/read",
-                  json={"inputs": [{"id": ids[0]}, {"id": ids[2]}], "properties": ["name"]})
+    partial = raw(
+        hubspot_emulator,
+        hubspot_account,
+        "POST",
+        "/crm/v3/objects/products/batch/read",
+        json={"inputs": [{"id": ids[0]}, {"id": ids[2]}], "properties": ["name"]},
+    )
     assert partial.status_code == 207
     assert partial.json()["numErrors"] == 1 and partial.json()["errors"][0]["context"]["ids"] == [ids[2]]
 
 
 def test_batches_are_limited_to_100_inputs(hubspot_emulator, hubspot_account):
     inputs = [{"properties": {"name": f"P{n}"}} for n in range(101)]
-    response = raw(hubspot_emulator, hubspot_account, "POST", "/crm/v3/objects/products/batch/create",
-                   json={"inputs": inputs})
+    response = raw(
+        hubspot_emulator, hubspot_account, "POST", "/crm/v3/objects/products/batch/create", json={"inputs": inputs}
+    )
     assert response.status_code == 400 and response.json()["category"] == "VALIDATION_ERROR"
-    ok = raw(hubspot_emulator, hubspot_account, "POST", "/crm/v3/objects/products/batch/create",
-             json={"inputs": inputs[:100]})
+    ok = raw(
+        hubspot_emulator,
+        hubspot_account,
+        "POST",
+        "/crm/v3/objects/products/batch/create",
+        json={"inputs": inputs[:100]},
+    )
     assert ok.status_code == 201 and len(ok.json()["results"]) == 100
 
 
 def test_batch_upsert_on_email_and_on_a_unique_custom_property(hubspot):
-    hubspot.crm.properties.core_api.create("contacts", PropertyCreate(
-        name="ledgersync_id", label="Ledgersync id", type="string", field_type="text",
-        group_name="contactinformation", has_unique_value=True))
+    hubspot.crm.properties.core_api.create(
+        "contacts",
+        PropertyCreate(
+            name="ledgersync_id",
+            label="Ledgersync id",
+            type="string",
+            field_type="text",
+            group_name="contactinformation",
+            has_unique_value=True,
+        ),
+    )
     existing = create(hubspot, "contacts", email="luke@lukesdiner.com", phone="1")
-    upserted = hubspot.crm.objects.batch_api.upsert("contacts", BatchInputSimplePublicObjectBatchInputUpsert(inputs=[
-        SimplePublicObjectBatchInputUpsert(id="luke@lukesdiner.com", id_property="email", properties={"phone": "5555"}),
-        SimplePublicObjectBatchInputUpsert(id="lorelai@dragonfly.com", id_property="email",
-                                           properties={"phone": "7777"}),
-        SimplePublicObjectBatchInputUpsert(id="ls-42", id_property="ledgersync_id", properties={"firstname": "Q"}),
-    ]))
+    upserted = hubspot.crm.objects.batch_api.upsert(
+        "contacts",
+        BatchInputSimplePublicObjectBatchInputUpsert(
+            inputs=[
+                SimplePublicObjectBatchInputUpsert(
+                    id="luke@lukesdiner.com", id_property="email", properties={"phone": "5555"}
+                ),
+                SimplePublicObjectBatchInputUpsert(
+                    id="lorelai@dragonfly.com", id_property="email", properties={"phone": "7777"}
+                ),
+                SimplePublicObjectBatchInputUpsert(
+                    id="ls-42", id_property="ledgersync_id", properties={"firstname": "Q"}
+                ),
+            ]
+        ),
+    )
     by_new = {r.properties.get("email") or r.properties.get("ledgersync_id"): r for r in upserted.results}
     assert by_new["luke@lukesdiner.com"].id == existing.id and by_new["luke@lukesdiner.com"].new is False
     assert by_new["lorelai@dragonfly.com"].new is True
     assert by_new["ls-42"].new is True
-    again = hubspot.crm.objects.batch_api.upsert("contacts", BatchInputSimplePublicObjectBatchInputUpsert(inputs=[
-        SimplePublicObjectBatchInputUpsert(id="ls-42", id_property="ledgersync_id", properties={"lastname": "R"})]))
+    again = hubspot.crm.objects.batch_api.upsert(
+        "contacts",
+        BatchInputSimplePublicObjectBatchInputUpsert(
+            inputs=[
+                SimplePublicObjectBatchInputUpsert(
+                    id="ls-42", id_property="ledgersync_id", properties={"lastname": "R"}
+                )
+            ]
+        ),
+    )
     assert again.results[0].id == by_new["ls-42"].id and again.results[0].new is False
-    read = hubspot.crm.objects.basic_api.get_by_id("contacts", "ls-42", id_property="ledgersync_id",
-                                                   properties=["firstname", "lastname"])
+    read = hubspot.crm.objects.basic_api.get_by_id(
+        "contacts", "ls-42", id_property="ledgersync_id", properties=["firstname", "lastname"]
+    )
     assert (read.properties["firstname"], read.properties["lastname"]) == ("Q", "R")
 
 
@@ -146,14 +206,16 @@ def test_duplicate_email_is_a_409_conflict(hubspot):
 
 def test_duplicate_inside_a_batch_create(hubspot_emulator, hubspot_account):
     inputs = [{"properties": {"email": "same@example.com"}}, {"properties": {"email": "same@example.com"}}]
-    refused = raw(hubspot_emulator, hubspot_account, "POST", "/crm/v3/objects/contacts/batch/create",
-                  json={"inputs": inputs})
+    refused = raw(
+        hubspot_emulator, hubspot_account, "POST", "/crm/v3/objects/contacts/batch/create", json={"inputs": inputs}
+    )
     assert refused.status_code == 409  # no trace ids: all or nothing
     search = raw(hubspot_emulator, hubspot_account, "POST", "/crm/v3/objects/contacts/search", json={})
     assert search.json()["total"] == 0
     traced = [{**item, "objectWriteTraceId": f"t{n}"} for n, item in enumerate(inputs)]
-    partial = raw(hubspot_emulator, hubspot_account, "POST", "/crm/v3/objects/contacts/batch/create",
-                  json={"inputs": traced})
+    partial = raw(
+        hubspot_emulator, hubspot_account, "POST", "/crm/v3/objects/contacts/batch/create", json={"inputs": traced}
+    )
     assert partial.status_code == 207
     body = partial.json()
     assert len(body["results"]) == 1 and body["numErrors"] == 1
@@ -195,8 +257,9 @@ def test_number_and_required_properties_are_checked(hubspot):
 def test_property_values_are_strings_and_empty_requested_ones_are_null(hubspot_emulator, hubspot_account, hubspot):
     product = create(hubspot, "products", name="Consulting", price=150, hs_sku="C-1")
     assert product.properties["price"] == "150"  # written as a JSON number, stored as a string
-    body = raw(hubspot_emulator, hubspot_account, "GET",
-               f"/crm/v3/objects/products/{product.id}?properties=hs_sku,description").json()
+    body = raw(
+        hubspot_emulator, hubspot_account, "GET", f"/crm/v3/objects/products/{product.id}?properties=hs_sku,description"
+    ).json()
     assert body["properties"]["hs_sku"] == "C-1"
     assert body["properties"]["description"] is None
     assert set(body["properties"]) == {"hs_sku", "description", "hs_object_id", "createdate", "hs_lastmodifieddate"}
@@ -206,8 +269,14 @@ def test_property_values_are_strings_and_empty_requested_ones_are_null(hubspot_e
 def test_default_properties_when_none_are_requested(hubspot_emulator, hubspot_account, hubspot):
     contact = create(hubspot, "contacts", email="d@example.com", firstname="D", phone="123")
     body = raw(hubspot_emulator, hubspot_account, "GET", f"/crm/v3/objects/contacts/{contact.id}").json()
-    assert set(body["properties"]) == {"firstname", "lastname", "email", "hs_object_id", "createdate",
-                                       "lastmodifieddate"}
+    assert set(body["properties"]) == {
+        "firstname",
+        "lastname",
+        "email",
+        "hs_object_id",
+        "createdate",
+        "lastmodifieddate",
+    }
 
 
 def test_properties_given_repeated_or_comma_separated(hubspot_emulator, hubspot_account, hubspot):
@@ -221,10 +290,12 @@ def test_last_modified_dates_are_maintained(hubspot_emulator, hubspot):
     contact = create(hubspot, "contacts", email="m@example.com")
     company = create(hubspot, "companies", name="Acme")
     hubspot_emulator.control("POST", "/clock", {"advanceSeconds": 60})
-    contact2 = hubspot.crm.objects.basic_api.update("contacts", contact.id, SimplePublicObjectInput(
-        properties={"firstname": "M"}))
-    company2 = hubspot.crm.objects.basic_api.update("companies", company.id, SimplePublicObjectInput(
-        properties={"city": "Lisbon"}))
+    contact2 = hubspot.crm.objects.basic_api.update(
+        "contacts", contact.id, SimplePublicObjectInput(properties={"firstname": "M"})
+    )
+    company2 = hubspot.crm.objects.basic_api.update(
+        "companies", company.id, SimplePublicObjectInput(properties={"city": "Lisbon"})
+    )
     assert contact2.properties["lastmodifieddate"] > contact.properties["lastmodifieddate"]
     assert "hs_lastmodifieddate" not in contact2.properties
     assert company2.properties["hs_lastmodifieddate"] > company.properties["hs_lastmodifieddate"]
@@ -240,7 +311,9 @@ def test_datetime_properties_accept_iso_or_epoch_ms(hubspot):
 
 def test_properties_with_history(hubspot):
     contact = create(hubspot, "contacts", email="h@example.com", firstname="One")
-    hubspot.crm.objects.basic_api.update("contacts", contact.id, SimplePublicObjectInput(properties={"firstname": "Two"}))
+    hubspot.crm.objects.basic_api.update(
+        "contacts", contact.id, SimplePublicObjectInput(properties={"firstname": "Two"})
+    )
     read = hubspot.crm.objects.basic_api.get_by_id("contacts", contact.id, properties_with_history=["firstname"])
     assert [v.value for v in read.properties_with_history["firstname"]] == ["Two", "One"]
 
@@ -249,8 +322,12 @@ def test_properties_with_history(hubspot):
 
 
 def test_list_pages_with_after_cursor_and_limit(hubspot_emulator, hubspot_account, hubspot):
-    hubspot_emulator.control("POST", f"/accounts/{hubspot_account['portalId']}/seed",
-                             {"objectType": "companies", "count": 25, "properties": {"name": "Co {n}"}}, expect=201)
+    hubspot_emulator.control(
+        "POST",
+        f"/accounts/{hubspot_account['portalId']}/seed",
+        {"objectType": "companies", "count": 25, "properties": {"name": "Co {n}"}},
+        expect=201,
+    )
     seen, after = [], None
     while True:
         page = hubspot.crm.companies.basic_api.get_page(limit=10, after=after)
@@ -270,17 +347,40 @@ def test_list_pages_with_after_cursor_and_limit(hubspot_emulator, hubspot_accoun
 def search(hubspot, object_type: str, filters=None, groups=None, **options):
     groups = groups if groups is not None else ([{"filters": filters}] if filters else [])
     return hubspot.crm.objects.search_api.do_search(
-        object_type, public_object_search_request=PublicObjectSearchRequest(filter_groups=groups, **options))
+        object_type, public_object_search_request=PublicObjectSearchRequest(filter_groups=groups, **options)
+    )
 
 
 @pytest.fixture
 def people(hubspot_emulator, hubspot_account):
-    hubspot_emulator.control("POST", f"/accounts/{hubspot_account['portalId']}/seed", {"objectType": "contacts", "records": [
-        {"properties": {"email": "ana@hubspot.com", "firstname": "Ana", "lifecyclestage": "lead", "city": "Porto"}},
-        {"properties": {"email": "bo@example.com", "firstname": "Bo", "lifecyclestage": "customer"}},
-        {"properties": {"email": "cy@hubspot.com", "firstname": "Cy", "lifecyclestage": "customer", "city": "Lisbon"}},
-        {"properties": {"email": "di@example.org", "firstname": "Di"}},
-    ]}, expect=201)
+    hubspot_emulator.control(
+        "POST",
+        f"/accounts/{hubspot_account['portalId']}/seed",
+        {
+            "objectType": "contacts",
+            "records": [
+                {
+                    "properties": {
+                        "email": "ana@hubspot.com",
+                        "firstname": "Ana",
+                        "lifecyclestage": "lead",
+                        "city": "Porto",
+                    }
+                },
+                {"properties": {"email": "bo@example.com", "firstname": "Bo", "lifecyclestage": "customer"}},
+                {
+                    "properties": {
+                        "email": "cy@hubspot.com",
+                        "firstname": "Cy",
+                        "lifecyclestage": "customer",
+                        "city": "Lisbon",
+                    }
+                },
+                {"properties": {"email": "di@example.org", "firstname": "Di"}},
+            ],
+        },
+        expect=201,
+    )
 
 
 @pytest.mark.parametrize(
@@ -308,17 +408,31 @@ def test_every_search_operator(hubspot, people, filter_, expected):
 
 
 def test_filter_groups_are_ored_and_filters_anded(hubspot, people):
-    result = search(hubspot, "contacts", groups=[
-        {"filters": [{"propertyName": "lifecyclestage", "operator": "EQ", "value": "customer"},
-                     {"propertyName": "city", "operator": "HAS_PROPERTY"}]},
-        {"filters": [{"propertyName": "firstname", "operator": "EQ", "value": "Di"}]},
-    ], properties=["firstname"])
+    result = search(
+        hubspot,
+        "contacts",
+        groups=[
+            {
+                "filters": [
+                    {"propertyName": "lifecyclestage", "operator": "EQ", "value": "customer"},
+                    {"propertyName": "city", "operator": "HAS_PROPERTY"},
+                ]
+            },
+            {"filters": [{"propertyName": "firstname", "operator": "EQ", "value": "Di"}]},
+        ],
+        properties=["firstname"],
+    )
     assert sorted(r.properties["firstname"] for r in result.results) == ["Cy", "Di"]
 
 
 def test_search_sorts_pages_and_totals(hubspot, people):
-    first = search(hubspot, "contacts", sorts=[{"propertyName": "firstname", "direction": "DESCENDING"}],
-                   properties=["firstname"], limit=3)
+    first = search(
+        hubspot,
+        "contacts",
+        sorts=[{"propertyName": "firstname", "direction": "DESCENDING"}],
+        properties=["firstname"],
+        limit=3,
+    )
     assert [r.properties["firstname"] for r in first.results] == ["Di", "Cy", "Bo"]
     assert first.total == 4 and first.paging.next.after == "3"
     rest = search(hubspot, "contacts", sorts=["-firstname"], properties=["firstname"], limit=3, after="3")
@@ -327,8 +441,14 @@ def test_search_sorts_pages_and_totals(hubspot, people):
 
 def test_search_returns_default_properties(hubspot, people):
     result = search(hubspot, "contacts", limit=1)
-    assert set(result.results[0].properties) == {"createdate", "email", "firstname", "hs_object_id",
-                                                 "lastmodifieddate", "lastname"}
+    assert set(result.results[0].properties) == {
+        "createdate",
+        "email",
+        "firstname",
+        "hs_object_id",
+        "lastmodifieddate",
+        "lastname",
+    }
 
 
 @pytest.mark.parametrize(
@@ -350,8 +470,12 @@ def test_search_limits_are_400s(hubspot_emulator, hubspot_account, body, reason)
 
 
 def test_search_total_counts_past_the_10000_cap(hubspot_emulator, hubspot_account, hubspot):
-    hubspot_emulator.control("POST", f"/accounts/{hubspot_account['portalId']}/seed",
-                             {"objectType": "products", "count": 10_050, "properties": {"name": "P{n}"}}, expect=201)
+    hubspot_emulator.control(
+        "POST",
+        f"/accounts/{hubspot_account['portalId']}/seed",
+        {"objectType": "products", "count": 10_050, "properties": {"name": "P{n}"}},
+        expect=201,
+    )
     last = search(hubspot, "products", limit=200, after="9800")
     assert last.total == 10_050 and len(last.results) == 200
     assert last.paging is None  # the next offset would be the cap
@@ -362,18 +486,31 @@ def test_search_by_modified_date_for_incremental_sync(hubspot_emulator, hubspot)
     hubspot_emulator.control("POST", "/clock", {"advanceSeconds": 120})
     new = create(hubspot, "contacts", email="new@example.com")
     cutoff = int(old.updated_at.timestamp() * 1000) + 60_000
-    result = search(hubspot, "contacts", [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(cutoff)}],
-                    sorts=[{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}])
+    result = search(
+        hubspot,
+        "contacts",
+        [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(cutoff)}],
+        sorts=[{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+    )
     assert [r.id for r in result.results] == [new.id]
 
 
 def test_search_by_association(hubspot, people):
     contacts = search(hubspot, "contacts", [{"propertyName": "firstname", "operator": "EQ", "value": "Bo"}]).results
-    invoice = create(hubspot, "invoices", associations=[PublicAssociationsForObject(
-        to=PublicObjectId(id=contacts[0].id), types=[{"associationCategory": "HUBSPOT_DEFINED",
-                                                      "associationTypeId": INVOICE_TO_CONTACT}])], hs_currency="USD")
-    found = search(hubspot, "invoices", [{"propertyName": "associations.contact", "operator": "EQ",
-                                          "value": contacts[0].id}])
+    invoice = create(
+        hubspot,
+        "invoices",
+        associations=[
+            PublicAssociationsForObject(
+                to=PublicObjectId(id=contacts[0].id),
+                types=[{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": INVOICE_TO_CONTACT}],
+            )
+        ],
+        hs_currency="USD",
+    )
+    found = search(
+        hubspot, "invoices", [{"propertyName": "associations.contact", "operator": "EQ", "value": contacts[0].id}]
+    )
     assert [r.id for r in found.results] == [invoice.id]
 
 
@@ -391,13 +528,25 @@ def test_properties_api_lists_reads_and_creates(hubspot):
     assert {"email", "firstname", "lastmodifieddate"} <= names
     email = hubspot.crm.properties.core_api.get_by_name("contacts", "email")
     assert email.has_unique_value is True and email.type == "string"
-    created = hubspot.crm.properties.core_api.create("invoices", PropertyCreate(
-        name="qbo_invoice_id", label="QBO invoice id", type="string", field_type="text", group_name="invoiceinformation",
-        has_unique_value=True))
+    created = hubspot.crm.properties.core_api.create(
+        "invoices",
+        PropertyCreate(
+            name="qbo_invoice_id",
+            label="QBO invoice id",
+            type="string",
+            field_type="text",
+            group_name="invoiceinformation",
+            has_unique_value=True,
+        ),
+    )
     assert created.name == "qbo_invoice_id" and created.has_unique_value is True
     with pytest.raises(Exception) as again:
-        hubspot.crm.properties.core_api.create("invoices", PropertyCreate(
-            name="qbo_invoice_id", label="x", type="string", field_type="text", group_name="invoiceinformation"))
+        hubspot.crm.properties.core_api.create(
+            "invoices",
+            PropertyCreate(
+                name="qbo_invoice_id", label="x", type="string", field_type="text", group_name="invoiceinformation"
+            ),
+        )
     assert again.value.status == 409
     create(hubspot, "invoices", hs_currency="USD", qbo_invoice_id="Q1")
     with pytest.raises(ObjectsApiException) as clash:
@@ -415,11 +564,19 @@ def test_associations_default_labelled_list_batch_and_archive(hubspot):
     v4 = hubspot.crm.associations.v4
     default = v4.basic_api.create_default("contacts", contact.id, "companies", company.id)
     assert {r.association_spec.association_type_id for r in default.results} == {279, 280}
-    labelled = v4.basic_api.create("contacts", contact.id, "companies", company.id, association_spec=[
-        AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=CONTACT_TO_COMPANY_PRIMARY)])
+    labelled = v4.basic_api.create(
+        "contacts",
+        contact.id,
+        "companies",
+        company.id,
+        association_spec=[
+            AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=CONTACT_TO_COMPANY_PRIMARY)
+        ],
+    )
     assert labelled.labels == ["Primary"] and labelled.to_object_id == company.id
-    v4.batch_api.create_default("contacts", "companies", {"inputs": [{"from": {"id": contact.id},
-                                                                        "to": {"id": other.id}}]})
+    v4.batch_api.create_default(
+        "contacts", "companies", {"inputs": [{"from": {"id": contact.id}, "to": {"id": other.id}}]}
+    )
     page = v4.basic_api.get_page("contacts", contact.id, "companies")
     types = {r.to_object_id: sorted(t.type_id for t in r.association_types) for r in page.results}
     assert types == {company.id: [1, 279], other.id: [279]}
@@ -428,26 +585,39 @@ def test_associations_default_labelled_list_batch_and_archive(hubspot):
     read = v4.batch_api.get_page("contacts", "companies", {"inputs": [{"id": contact.id}]})
     assert len(read.results[0].to) == 2
     v4.basic_api.archive("contacts", contact.id, "companies", other.id)
-    assert [r.to_object_id for r in v4.basic_api.get_page("contacts", contact.id, "companies").results] == [
-        company.id]
-    labels = {(label.type_id, label.label) for label in v4.schema.definitions_api.get_all("contacts", "companies").results}
+    assert [r.to_object_id for r in v4.basic_api.get_page("contacts", contact.id, "companies").results] == [company.id]
+    labels = {
+        (label.type_id, label.label) for label in v4.schema.definitions_api.get_all("contacts", "companies").results
+    }
     assert (1, "Primary") in labels and (279, None) in labels
 
 
 def test_invalid_association_type_is_refused(hubspot_emulator, hubspot_account, hubspot):
     contact = create(hubspot, "contacts", email="x@example.com")
     company = create(hubspot, "companies", name="X")
-    response = raw(hubspot_emulator, hubspot_account, "PUT",
-                   f"/crm/v4/objects/contacts/{contact.id}/associations/companies/{company.id}",
-                   json=[{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 177}])
+    response = raw(
+        hubspot_emulator,
+        hubspot_account,
+        "PUT",
+        f"/crm/v4/objects/contacts/{contact.id}/associations/companies/{company.id}",
+        json=[{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 177}],
+    )
     assert response.status_code == 400
 
 
 def test_reads_include_associations(hubspot_emulator, hubspot_account, hubspot):
     contact = create(hubspot, "contacts", email="r@example.com")
-    invoice = create(hubspot, "invoices", associations=[PublicAssociationsForObject(
-        to=PublicObjectId(id=contact.id), types=[{"associationCategory": "HUBSPOT_DEFINED",
-                                                  "associationTypeId": INVOICE_TO_CONTACT}])], hs_currency="USD")
+    invoice = create(
+        hubspot,
+        "invoices",
+        associations=[
+            PublicAssociationsForObject(
+                to=PublicObjectId(id=contact.id),
+                types=[{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": INVOICE_TO_CONTACT}],
+            )
+        ],
+        hs_currency="USD",
+    )
     read = hubspot.crm.objects.basic_api.get_by_id("invoices", invoice.id, associations=["contacts"])
     assert read.associations["contacts"].results[0].id == contact.id
     assert read.associations["contacts"].results[0].type == "invoice_to_contact"
@@ -456,22 +626,28 @@ def test_reads_include_associations(hubspot_emulator, hubspot_account, hubspot):
 # --- merges ------------------------------------------------------------------------------------------------
 
 
-def test_contact_merge_keeps_the_survivor_and_the_merged_id_answers_with_it(hubspot_emulator, hubspot_account,
-                                                                             hubspot):
+def test_contact_merge_keeps_the_survivor_and_the_merged_id_answers_with_it(hubspot_emulator, hubspot_account, hubspot):
     primary = create(hubspot, "contacts", email="keep@example.com", firstname="Keep")
     merged = create(hubspot, "contacts", email="gone@example.com", phone="999")
     company = create(hubspot, "companies", name="Merged Co")
     hubspot.crm.associations.v4.basic_api.create_default("contacts", merged.id, "companies", company.id)
-    response = raw(hubspot_emulator, hubspot_account, "POST", "/crm/v3/objects/contacts/merge",
-                   json={"primaryObjectId": primary.id, "objectIdToMerge": merged.id})
+    response = raw(
+        hubspot_emulator,
+        hubspot_account,
+        "POST",
+        "/crm/v3/objects/contacts/merge",
+        json={"primaryObjectId": primary.id, "objectIdToMerge": merged.id},
+    )
     assert response.status_code == 200
     survivor = response.json()
     assert survivor["id"] == primary.id
     assert survivor["properties"]["phone"] == "999" and survivor["properties"]["hs_merged_object_ids"] == merged.id
     via_old_id = hubspot.crm.contacts.basic_api.get_by_id(merged.id)
     assert via_old_id.id == primary.id
-    assert [r.to_object_id for r in hubspot.crm.associations.v4.basic_api.get_page(
-        "contacts", primary.id, "companies").results] == [company.id]
+    assert [
+        r.to_object_id
+        for r in hubspot.crm.associations.v4.basic_api.get_page("contacts", primary.id, "companies").results
+    ] == [company.id]
     assert len(hubspot.crm.contacts.get_all()) == 1
     # The merged contact's email no longer blocks a new contact? It moved to the survivor.
     with pytest.raises(ContactsApiException):
@@ -480,8 +656,9 @@ def test_contact_merge_keeps_the_survivor_and_the_merged_id_answers_with_it(hubs
 
 def test_gdpr_delete_frees_the_email(hubspot_emulator, hubspot_account, hubspot):
     contact = create(hubspot, "contacts", email="forget@example.com")
-    response = raw(hubspot_emulator, hubspot_account, "POST", "/crm/v3/objects/contacts/gdpr-delete",
-                   json={"objectId": contact.id})
+    response = raw(
+        hubspot_emulator, hubspot_account, "POST", "/crm/v3/objects/contacts/gdpr-delete", json={"objectId": contact.id}
+    )
     assert response.status_code == 204
     assert create(hubspot, "contacts", email="forget@example.com").id != contact.id
 
@@ -494,18 +671,35 @@ def invoice_with_lines(hubspot, contact=True, lines=((2, "10.00"), (1, "5.50")))
     v4 = hubspot.crm.associations.v4.basic_api
     if contact:
         person = create(hubspot, "contacts", email=f"bill{invoice.id}@example.com")
-        v4.create("invoices", invoice.id, "contacts", person.id, association_spec=[
-            AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=INVOICE_TO_CONTACT)])
+        v4.create(
+            "invoices",
+            invoice.id,
+            "contacts",
+            person.id,
+            association_spec=[
+                AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=INVOICE_TO_CONTACT)
+            ],
+        )
     for quantity, price in lines:
         line = create(hubspot, "line_items", name="Line", quantity=str(quantity), price=price)
-        v4.create("invoices", invoice.id, "line_items", line.id, association_spec=[
-            AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=INVOICE_TO_LINE_ITEM)])
+        v4.create(
+            "invoices",
+            invoice.id,
+            "line_items",
+            line.id,
+            association_spec=[
+                AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=INVOICE_TO_LINE_ITEM)
+            ],
+        )
     return invoice
 
 
 def read_invoice(hubspot, invoice_id):
-    return hubspot.crm.objects.basic_api.get_by_id("invoices", invoice_id, properties=[
-        "hs_invoice_status", "hs_amount_billed", "hs_balance_due", "hs_amount_paid", "hs_number"]).properties
+    return hubspot.crm.objects.basic_api.get_by_id(
+        "invoices",
+        invoice_id,
+        properties=["hs_invoice_status", "hs_amount_billed", "hs_balance_due", "hs_amount_paid", "hs_number"],
+    ).properties
 
 
 def test_invoice_is_a_draft_until_opened_with_a_contact_and_a_line(hubspot):
@@ -513,55 +707,76 @@ def test_invoice_is_a_draft_until_opened_with_a_contact_and_a_line(hubspot):
     properties = read_invoice(hubspot, invoice.id)
     assert properties["hs_invoice_status"] == "draft" and properties["hs_number"].startswith("INV-")
     assert properties["hs_amount_billed"] == "25.50"
-    opened = hubspot.crm.objects.basic_api.update("invoices", invoice.id, SimplePublicObjectInput(
-        properties={"hs_invoice_status": "open"}))
+    opened = hubspot.crm.objects.basic_api.update(
+        "invoices", invoice.id, SimplePublicObjectInput(properties={"hs_invoice_status": "open"})
+    )
     assert opened.properties["hs_invoice_status"] == "open"
     for incomplete in (invoice_with_lines(hubspot, contact=False), invoice_with_lines(hubspot, lines=())):
         with pytest.raises(ObjectsApiException) as refused:
-            hubspot.crm.objects.basic_api.update("invoices", incomplete.id, SimplePublicObjectInput(
-                properties={"hs_invoice_status": "open"}))
+            hubspot.crm.objects.basic_api.update(
+                "invoices", incomplete.id, SimplePublicObjectInput(properties={"hs_invoice_status": "open"})
+            )
         assert "one contact and at least one line item" in error_body(refused.value)["message"]
 
 
 def test_non_billable_invoice_opens_without_validation(hubspot):
     invoice = create(hubspot, "invoices", hs_currency="USD", hs_invoice_billable="false")
-    opened = hubspot.crm.objects.basic_api.update("invoices", invoice.id, SimplePublicObjectInput(
-        properties={"hs_invoice_status": "open"}))
+    opened = hubspot.crm.objects.basic_api.update(
+        "invoices", invoice.id, SimplePublicObjectInput(properties={"hs_invoice_status": "open"})
+    )
     assert opened.properties["hs_invoice_status"] == "open"
 
 
 def test_payments_settle_the_invoice(hubspot):
     invoice = invoice_with_lines(hubspot)
-    hubspot.crm.objects.basic_api.update("invoices", invoice.id, SimplePublicObjectInput(
-        properties={"hs_invoice_status": "open"}))
+    hubspot.crm.objects.basic_api.update(
+        "invoices", invoice.id, SimplePublicObjectInput(properties={"hs_invoice_status": "open"})
+    )
     spec = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": PAYMENT_TO_INVOICE}]
-    partial = create(hubspot, "commerce_payments", associations=[PublicAssociationsForObject(
-        to=PublicObjectId(id=invoice.id), types=spec)], hs_initial_amount="20.00",
-        hs_initiated_date="2026-11-01T10:00:00Z", hs_latest_status="succeeded", hs_processor_type="quickbooks")
+    partial = create(
+        hubspot,
+        "commerce_payments",
+        associations=[PublicAssociationsForObject(to=PublicObjectId(id=invoice.id), types=spec)],
+        hs_initial_amount="20.00",
+        hs_initiated_date="2026-11-01T10:00:00Z",
+        hs_latest_status="succeeded",
+        hs_processor_type="quickbooks",
+    )
     assert partial.properties["hs_has_associated_invoice"] == "true"
     after_partial = read_invoice(hubspot, invoice.id)
     assert (after_partial["hs_amount_paid"], after_partial["hs_balance_due"], after_partial["hs_invoice_status"]) == (
-        "20.00", "5.50", "open")
-    create(hubspot, "commerce_payments", associations=[PublicAssociationsForObject(
-        to=PublicObjectId(id=invoice.id), types=spec)], hs_initial_amount="5.50",
-        hs_initiated_date="2026-11-02T10:00:00Z", hs_latest_status="succeeded")
+        "20.00",
+        "5.50",
+        "open",
+    )
+    create(
+        hubspot,
+        "commerce_payments",
+        associations=[PublicAssociationsForObject(to=PublicObjectId(id=invoice.id), types=spec)],
+        hs_initial_amount="5.50",
+        hs_initiated_date="2026-11-02T10:00:00Z",
+        hs_latest_status="succeeded",
+    )
     settled = read_invoice(hubspot, invoice.id)
     assert (settled["hs_balance_due"], settled["hs_invoice_status"]) == ("0.00", "paid")
     with pytest.raises(ObjectsApiException):  # paid is final
-        hubspot.crm.objects.basic_api.update("invoices", invoice.id, SimplePublicObjectInput(
-            properties={"hs_invoice_status": "open"}))
+        hubspot.crm.objects.basic_api.update(
+            "invoices", invoice.id, SimplePublicObjectInput(properties={"hs_invoice_status": "open"})
+        )
 
 
 def test_invoice_status_rules(hubspot):
     invoice = create(hubspot, "invoices", hs_currency="USD")
     with pytest.raises(ObjectsApiException):  # paid only through payments
-        hubspot.crm.objects.basic_api.update("invoices", invoice.id, SimplePublicObjectInput(
-            properties={"hs_invoice_status": "paid"}))
+        hubspot.crm.objects.basic_api.update(
+            "invoices", invoice.id, SimplePublicObjectInput(properties={"hs_invoice_status": "paid"})
+        )
     with pytest.raises(ObjectsApiException):  # created as a draft only
         create(hubspot, "invoices", hs_currency="USD", hs_invoice_status="open")
     opened = invoice_with_lines(hubspot)
-    hubspot.crm.objects.basic_api.update("invoices", opened.id, SimplePublicObjectInput(
-        properties={"hs_invoice_status": "open"}))
+    hubspot.crm.objects.basic_api.update(
+        "invoices", opened.id, SimplePublicObjectInput(properties={"hs_invoice_status": "open"})
+    )
     with pytest.raises(ObjectsApiException) as delete_open:
         hubspot.crm.objects.basic_api.archive("invoices", opened.id)
     assert delete_open.value.status == 400
@@ -574,7 +789,9 @@ def test_a_line_item_has_one_parent_and_no_negative_price(hubspot):
     spec = [AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=INVOICE_TO_LINE_ITEM)]
     hubspot.crm.associations.v4.basic_api.create("invoices", first.id, "line_items", line.id, association_spec=spec)
     with pytest.raises(Exception) as second_parent:
-        hubspot.crm.associations.v4.basic_api.create("invoices", second.id, "line_items", line.id, association_spec=spec)
+        hubspot.crm.associations.v4.basic_api.create(
+            "invoices", second.id, "line_items", line.id, association_spec=spec
+        )
     assert second_parent.value.status == 400
     with pytest.raises(ObjectsApiException):
         create(hubspot, "line_items", name="Refund", quantity="1", price="-5")
@@ -591,10 +808,15 @@ def test_commerce_payments_need_payment_processing(hubspot_emulator):
 
 
 def test_all_seven_object_types_are_served(hubspot):
-    for object_type, properties in (("contacts", {"email": "s@example.com"}), ("companies", {"name": "S"}),
-                                    ("deals", {"dealname": "S"}), ("products", {"name": "S"}),
-                                    ("line_items", {"name": "S"}), ("invoices", {"hs_currency": "EUR"}),
-                                    ("commerce_payments", {"hs_initial_amount": "1", "hs_initiated_date": "1"})):
+    for object_type, properties in (
+        ("contacts", {"email": "s@example.com"}),
+        ("companies", {"name": "S"}),
+        ("deals", {"dealname": "S"}),
+        ("products", {"name": "S"}),
+        ("line_items", {"name": "S"}),
+        ("invoices", {"hs_currency": "EUR"}),
+        ("commerce_payments", {"hs_initial_amount": "1", "hs_initiated_date": "1"}),
+    ):
         created = create(hubspot, object_type, **properties)
         assert hubspot.crm.objects.basic_api.get_by_id(object_type, created.id).id == created.id
     by_type_id = hubspot.crm.objects.basic_api.get_page("0-53", limit=5)

@@ -73,18 +73,40 @@ def test_prune_history_keeps_what_is_recent_or_failed(runtime):
         session.add_all([installation, company])
         session.flush()
         ids = dict(installation_id=installation.id, qbo_company_id=company.id)
-        session.add_all([
-            WebhookEvent(source="hubspot", account_id="7", event_type="e", dedupe_key="old-done",
-                         payload={}, status="processed", received_at=old),
-            WebhookEvent(source="hubspot", account_id="7", event_type="e", dedupe_key="old-failed",
-                         payload={}, status="failed", received_at=old),
-            WebhookEvent(source="hubspot", account_id="7", event_type="e", dedupe_key="new-done",
-                         payload={}, status="processed"),
-            SyncActivity(object_type="contacts", action="created", created_at=old, **ids),
-            SyncActivity(object_type="contacts", action="updated", **ids),
-            Notification(installation_id=installation.id, kind="k", title="old read", read_at=old),
-            Notification(installation_id=installation.id, kind="k", title="old unread", created_at=old),
-        ])
+        session.add_all(
+            [
+                WebhookEvent(
+                    source="hubspot",
+                    account_id="7",
+                    event_type="e",
+                    dedupe_key="old-done",
+                    payload={},
+                    status="processed",
+                    received_at=old,
+                ),
+                WebhookEvent(
+                    source="hubspot",
+                    account_id="7",
+                    event_type="e",
+                    dedupe_key="old-failed",
+                    payload={},
+                    status="failed",
+                    received_at=old,
+                ),
+                WebhookEvent(
+                    source="hubspot",
+                    account_id="7",
+                    event_type="e",
+                    dedupe_key="new-done",
+                    payload={},
+                    status="processed",
+                ),
+                SyncActivity(object_type="contacts", action="created", created_at=old, **ids),
+                SyncActivity(object_type="contacts", action="updated", **ids),
+                Notification(installation_id=installation.id, kind="k", title="old read", read_at=old),
+                Notification(installation_id=installation.id, kind="k", title="old unread", created_at=old),
+            ]
+        )
     runtime.enqueue(prune_history, queue="low")
     run_worker(runtime)
     with runtime.database.session() as session:

@@ -89,14 +89,21 @@ def test_procfile_release_web_worker_and_clock_run(process_env):
     port = free_port()
     env = {**process_env, "PORT": str(port)}
 
-    release = subprocess.run(["bash", "-c", entries["release"]], cwd=ROOT, env=env, capture_output=True,
-                             text=True, timeout=120, check=False)
+    release = subprocess.run(
+        ["bash", "-c", entries["release"]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert release.returncode == 0, release.stderr
     assert "database at revision" in release.stdout
 
     started = {
-        name: subprocess.Popen(["bash", "-c", "exec " + entries[name]], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        name: subprocess.Popen(
+            ["bash", "-c", "exec " + entries[name]],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         for name in ("web", "worker", "clock")
     }
     try:
@@ -116,8 +123,15 @@ def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env.update(APP_PORT=str(port), INSTANCE_PATH=str(tmp_path / "instance"), PYTHONUNBUFFERED="1")
-    demo = subprocess.Popen([sys.executable, "scripts/demo.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    demo = subprocess.Popen(
+        [sys.executable, "scripts/demo.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     output: list[str] = []
     try:
         deadline = time.monotonic() + 90
@@ -146,10 +160,9 @@ def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path):
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
         # Nothing the demo started may outlive it.
-        leftovers = subprocess.run(["pgrep", "-f", f"127.0.0.1:{port}"], capture_output=True, text=True,
-                                   check=False).stdout.split()
+        leftovers = subprocess.run(
+            ["pgrep", "-f", f"127.0.0.1:{port}"], capture_output=True, text=True, check=False
+        ).stdout.split()
         for pid in leftovers:
             os.kill(int(pid), signal.SIGKILL)
         assert leftovers == [], "gunicorn outlived the demo"
-
-

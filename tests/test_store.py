@@ -25,8 +25,16 @@ from sync.store.models import (
 )
 
 TABLES = {
-    "installations", "qbo_companies", "oauth_tokens", "sync_settings", "record_links",
-    "sync_activity", "sync_cursors", "webhook_events", "exports", "notifications",
+    "installations",
+    "qbo_companies",
+    "oauth_tokens",
+    "sync_settings",
+    "record_links",
+    "sync_activity",
+    "sync_cursors",
+    "webhook_events",
+    "exports",
+    "notifications",
 }
 
 
@@ -68,29 +76,41 @@ def test_company_must_belong_to_the_installation_of_the_row(migrated_database):
         ids = (first.id, second.id, first_company.id)
     with pytest.raises(IntegrityError), migrated_database.session() as session:
         # portal 1002 pointing at portal 1001's company
-        session.add(RecordLink(installation_id=ids[1], qbo_company_id=ids[2], object_type="contacts",
-                               hubspot_id="1", origin="hubspot"))
+        session.add(
+            RecordLink(
+                installation_id=ids[1], qbo_company_id=ids[2], object_type="contacts", hubspot_id="1", origin="hubspot"
+            )
+        )
         session.flush()
     with migrated_database.session() as session:
-        session.add(RecordLink(installation_id=ids[0], qbo_company_id=ids[2], object_type="contacts",
-                               hubspot_id="1", origin="hubspot"))
+        session.add(
+            RecordLink(
+                installation_id=ids[0], qbo_company_id=ids[2], object_type="contacts", hubspot_id="1", origin="hubspot"
+            )
+        )
 
 
 def test_same_remote_ids_in_two_companies_never_collide(migrated_database):
     with migrated_database.session() as session:
         for hub_id, realm in ((1, "ra"), (2, "rb")):
             installation, company = add_tenant(session, hub_id, realm)
-            session.add(RecordLink(installation_id=installation.id, qbo_company_id=company.id,
-                                   object_type="contacts", hubspot_id="51", qbo_id="7", origin="hubspot"))
+            session.add(
+                RecordLink(
+                    installation_id=installation.id,
+                    qbo_company_id=company.id,
+                    object_type="contacts",
+                    hubspot_id="51",
+                    qbo_id="7",
+                    origin="hubspot",
+                )
+            )
     with migrated_database.session() as session:
         assert len(session.scalars(select(RecordLink).where(RecordLink.hubspot_id == "51")).all()) == 2
         installation = session.scalar(select(Installation).where(Installation.hub_id == 1))
         ids = dict(installation_id=installation.id, qbo_company_id=installation.qbo_companies[0].id)
     with pytest.raises(IntegrityError), migrated_database.session() as session:
         # QBO id 7 is already linked in this company
-        session.add(
-            RecordLink(object_type="contacts", hubspot_id="99", qbo_id="7", origin="quickbooks", **ids)
-        )
+        session.add(RecordLink(object_type="contacts", hubspot_id="99", qbo_id="7", origin="quickbooks", **ids))
 
 
 def test_a_realm_connects_to_one_installation_at_a_time(migrated_database):
@@ -110,13 +130,24 @@ def test_token_ownership_rules(migrated_database):
     expires = datetime.now(UTC) + timedelta(minutes=30)
     with migrated_database.session() as session:
         installation, company = add_tenant(session, 21, "r21")
-        session.add(OAuthToken(installation_id=installation.id, provider="hubspot",
-                               access_token_encrypted=cipher.encrypt("hs-access"),
-                               refresh_token_encrypted=cipher.encrypt("hs-refresh"),
-                               access_token_expires_at=expires))
-        session.add(OAuthToken(installation_id=installation.id, qbo_company_id=company.id,
-                               provider="quickbooks", access_token_encrypted=cipher.encrypt("qb-access"),
-                               access_token_expires_at=expires))
+        session.add(
+            OAuthToken(
+                installation_id=installation.id,
+                provider="hubspot",
+                access_token_encrypted=cipher.encrypt("hs-access"),
+                refresh_token_encrypted=cipher.encrypt("hs-refresh"),
+                access_token_expires_at=expires,
+            )
+        )
+        session.add(
+            OAuthToken(
+                installation_id=installation.id,
+                qbo_company_id=company.id,
+                provider="quickbooks",
+                access_token_encrypted=cipher.encrypt("qb-access"),
+                access_token_expires_at=expires,
+            )
+        )
         ids = installation.id, company.id
     with migrated_database.session() as session:
         stored = session.scalar(select(OAuthToken).where(OAuthToken.provider == "hubspot"))
@@ -154,14 +185,22 @@ def test_deleting_an_installation_deletes_everything_it_owns(migrated_database):
         installation, company = add_tenant(session, 41, "r41")
         ids = dict(installation_id=installation.id, qbo_company_id=company.id)
         link = RecordLink(object_type="contacts", origin="hubspot", hubspot_id="1", qbo_id="2", **ids)
-        session.add_all([
-            link,
-            SyncSettings(object_type="contacts", **ids),
-            SyncCursor(object_type="contacts", side="hubspot", **ids),
-            Notification(installation_id=installation.id, kind="welcome", title="Welcome"),
-            WebhookEvent(source="hubspot", account_id="41", installation_id=installation.id,
-                         event_type="contact.creation", dedupe_key="k1", payload={"a": 1}),
-        ])
+        session.add_all(
+            [
+                link,
+                SyncSettings(object_type="contacts", **ids),
+                SyncCursor(object_type="contacts", side="hubspot", **ids),
+                Notification(installation_id=installation.id, kind="welcome", title="Welcome"),
+                WebhookEvent(
+                    source="hubspot",
+                    account_id="41",
+                    installation_id=installation.id,
+                    event_type="contact.creation",
+                    dedupe_key="k1",
+                    payload={"a": 1},
+                ),
+            ]
+        )
         session.flush()
         session.add(SyncActivity(record_link_id=link.id, object_type="contacts", action="created", **ids))
         other, _ = add_tenant(session, 42, "r42")
@@ -192,9 +231,17 @@ def test_json_documents_round_trip(migrated_database):
     base = {"email": "ana@example.com", "phone": None, "tags": ["a", "b"], "nested": {"n": 1.5}}
     with migrated_database.session() as session:
         installation, company = add_tenant(session, 61, "r61")
-        session.add(RecordLink(installation_id=installation.id, qbo_company_id=company.id,
-                               object_type="contacts", hubspot_id="1", origin="hubspot",
-                               base_values=base, pending_write=None))
+        session.add(
+            RecordLink(
+                installation_id=installation.id,
+                qbo_company_id=company.id,
+                object_type="contacts",
+                hubspot_id="1",
+                origin="hubspot",
+                base_values=base,
+                pending_write=None,
+            )
+        )
     with migrated_database.session() as session:
         link = session.scalar(select(RecordLink))
         assert link.base_values == base
@@ -203,9 +250,15 @@ def test_json_documents_round_trip(migrated_database):
 
 def test_a_webhook_event_is_stored_once(migrated_database):
     with migrated_database.session() as session:
-        session.add(WebhookEvent(source="quickbooks", account_id="9130", event_type="Customer.Update",
-                                 dedupe_key="same", payload={}))
+        session.add(
+            WebhookEvent(
+                source="quickbooks", account_id="9130", event_type="Customer.Update", dedupe_key="same", payload={}
+            )
+        )
     with pytest.raises(IntegrityError), migrated_database.session() as session:
-        session.add(WebhookEvent(source="quickbooks", account_id="9130", event_type="Customer.Update",
-                                 dedupe_key="same", payload={}))
+        session.add(
+            WebhookEvent(
+                source="quickbooks", account_id="9130", event_type="Customer.Update", dedupe_key="same", payload={}
+            )
+        )
         session.flush()

@@ -22,10 +22,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.quiet:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app = create_emulator(app_id=args.app_id, client_id=args.client_id, client_secret=args.client_secret,
-                          rate_limits=not args.no_rate_limits)
-    print(f"HubSpot emulator on http://localhost:{args.port} (app {args.app_id}, client id {args.client_id})",
-          flush=True)
+    app = create_emulator(
+        app_id=args.app_id,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        rate_limits=not args.no_rate_limits,
+    )
+    print(
+        f"HubSpot emulator on http://localhost:{args.port} (app {args.app_id}, client id {args.client_id})", flush=True
+    )
     run_simple(args.host, args.port, app, threaded=True)
 
 

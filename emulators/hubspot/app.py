@@ -66,13 +66,15 @@ def create_emulator(
 
     @app.errorhandler(404)
     def unknown_path(_error):
-        return json_response(ApiError(404, "OBJECT_NOT_FOUND", f"Unable to route {request.method} "
-                                      f"{request.path}").body(), 404)
+        return json_response(
+            ApiError(404, "OBJECT_NOT_FOUND", f"Unable to route {request.method} {request.path}").body(), 404
+        )
 
     @app.errorhandler(405)
     def wrong_method(_error):
-        return json_response(ApiError(405, "VALIDATION_ERROR", f"{request.method} is not supported on "
-                                      f"{request.path}").body(), 405)
+        return json_response(
+            ApiError(405, "VALIDATION_ERROR", f"{request.method} is not supported on {request.path}").body(), 405
+        )
 
     return app
 
@@ -93,8 +95,9 @@ def _authenticate(state: EmulatorState) -> AccessToken:
         raise ApiError(401, "INVALID_AUTHENTICATION", assumptions.INVALID_TOKEN_MESSAGE)
     expired_for = state.clock.now() - token.expires_at
     if expired_for >= 0:
-        raise ApiError(401, "EXPIRED_AUTHENTICATION",
-                       assumptions.EXPIRED_TOKEN_MESSAGE.format(seconds=int(expired_for) + 1))
+        raise ApiError(
+            401, "EXPIRED_AUTHENTICATION", assumptions.EXPIRED_TOKEN_MESSAGE.format(seconds=int(expired_for) + 1)
+        )
     if token.hub_id not in state.accounts or token.app_id not in state.accounts[token.hub_id].installed_apps:
         raise ApiError(401, "INVALID_AUTHENTICATION", assumptions.INVALID_TOKEN_MESSAGE)
     return token
@@ -108,14 +111,24 @@ def _rate_limit(state: EmulatorState, token: AccessToken):
     if _is_search():
         key, limit, window, policy = ("search", token.hub_id), SEARCH_LIMIT_MAX, SEARCH_LIMIT_WINDOW, "SECONDLY"
     else:
-        key, limit, window, policy = (token.hub_id, token.app_id), RATE_LIMIT_MAX, RATE_LIMIT_WINDOW, \
-            "TEN_SECONDLY_ROLLING"
+        key, limit, window, policy = (
+            (token.hub_id, token.app_id),
+            RATE_LIMIT_MAX,
+            RATE_LIMIT_WINDOW,
+            "TEN_SECONDLY_ROLLING",
+        )
     hits = [t for t in state.rate_windows.get(key, []) if t > now - window]
     if len(hits) >= limit:
         state.rate_windows[key] = hits
         g.rate_remaining = 0
-        body = {"status": "error", "message": f"You have reached your {policy.lower()} limit.",
-                "errorType": "RATE_LIMIT", "correlationId": _uuid(), "policyName": policy, "requestId": _uuid()}
+        body = {
+            "status": "error",
+            "message": f"You have reached your {policy.lower()} limit.",
+            "errorType": "RATE_LIMIT",
+            "correlationId": _uuid(),
+            "policyName": policy,
+            "requestId": _uuid(),
+        }
         response = json_response(body, 429)
         if assumptions.RATE_LIMIT_RETRY_AFTER:
             response.headers["Retry-After"] = str(max(1, int(hits[0] + window - now) + 1))
@@ -138,13 +151,23 @@ def _take_fault(state: EmulatorState):
         time.sleep(fault.timeout_seconds)  # longer than the client waits: it sees a timeout
     if fault.status is None:
         return None  # latency only: carry on with the real answer
-    body = fault.body or {"status": "error", "message": f"Injected fault ({fault.status})",
-                          "correlationId": _uuid(), "category": "INTERNAL_ERROR" if fault.status >= 500 else
-                          ("RATE_LIMIT" if fault.status == 429 else "VALIDATION_ERROR")}
+    body = fault.body or {
+        "status": "error",
+        "message": f"Injected fault ({fault.status})",
+        "correlationId": _uuid(),
+        "category": "INTERNAL_ERROR"
+        if fault.status >= 500
+        else ("RATE_LIMIT" if fault.status == 429 else "VALIDATION_ERROR"),
+    }
     if fault.status == 429 and not fault.body:
-        body = {"status": "error", "message": "You have reached your ten_secondly_rolling limit.",
-                "errorType": "RATE_LIMIT", "correlationId": _uuid(), "policyName": "TEN_SECONDLY_ROLLING",
-                "requestId": _uuid()}
+        body = {
+            "status": "error",
+            "message": "You have reached your ten_secondly_rolling limit.",
+            "errorType": "RATE_LIMIT",
+            "correlationId": _uuid(),
+            "policyName": "TEN_SECONDLY_ROLLING",
+            "requestId": _uuid(),
+        }
     return json_response(body, fault.status)
 
 
@@ -154,11 +177,17 @@ def _log_request(state: EmulatorState, status: int) -> None:
     token = g.get("token")
     with state.lock:
         state.request_counts[endpoint] = state.request_counts.get(endpoint, 0) + 1
-        state.request_log.append({
-            "method": request.method, "path": request.full_path.rstrip("?"), "endpoint": endpoint,
-            "status": status, "portalId": token.hub_id if token else None, "at": state.clock.iso(),
-            "durationMs": round((time.monotonic() - g.get("started", time.monotonic())) * 1000, 2),
-        })
+        state.request_log.append(
+            {
+                "method": request.method,
+                "path": request.full_path.rstrip("?"),
+                "endpoint": endpoint,
+                "status": status,
+                "portalId": token.hub_id if token else None,
+                "at": state.clock.iso(),
+                "durationMs": round((time.monotonic() - g.get("started", time.monotonic())) * 1000, 2),
+            }
+        )
         if len(state.request_log) > REQUEST_LOG_SIZE:
             del state.request_log[: len(state.request_log) - REQUEST_LOG_SIZE]
 

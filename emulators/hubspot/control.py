@@ -63,23 +63,26 @@ def create_account():
         if body.get("portalId") in emulator.accounts:
             raise ApiError(409, "CONFLICT", f"Account {body['portalId']} exists")
         account = emulator.create_account(
-            tier=tier, hub_id=body.get("portalId"), time_zone=body.get("timeZone", "US/Eastern"),
-            currency=body.get("currency", "USD"), payments_processor=processor,
+            tier=tier,
+            hub_id=body.get("portalId"),
+            time_zone=body.get("timeZone", "US/Eastern"),
+            currency=body.get("currency", "USD"),
+            payments_processor=processor,
             allow_open_invoice_deletion=bool(body.get("allowOpenInvoiceDeletion", False)),
             **({"domain": body["domain"]} if body.get("domain") else {}),
         )
-        admin = emulator.add_user(account, body.get("adminEmail", f"admin@portal-{account.hub_id}.example.com"),
-                                  super_admin=True)
+        admin = emulator.add_user(
+            account, body.get("adminEmail", f"admin@portal-{account.hub_id}.example.com"), super_admin=True
+        )
         for spec in body.get("users", []):
-            emulator.add_user(account, spec["email"], bool(spec.get("superAdmin")),
-                              bool(spec.get("marketplaceAccess")))
+            emulator.add_user(account, spec["email"], bool(spec.get("superAdmin")), bool(spec.get("marketplaceAccess")))
         response = account.to_api()
         if body.get("installApp", True):
             scopes = tuple(body.get("scopes") or ALL_SCOPES)
-            access, refresh = emulator.issue_tokens(account.hub_id, emulator.default_app.app_id,
-                                                    admin.user_id, scopes)
-            response.update(accessToken=access.token, refreshToken=refresh.token,
-                            installedApps=sorted(account.installed_apps))
+            access, refresh = emulator.issue_tokens(account.hub_id, emulator.default_app.app_id, admin.user_id, scopes)
+            response.update(
+                accessToken=access.token, refreshToken=refresh.token, installedApps=sorted(account.installed_apps)
+            )
     return json_response(response, 201)
 
 
@@ -98,8 +101,12 @@ def update_account(hub_id: int):
             if body["paymentsProcessor"] not in PROCESSORS:
                 raise validation(f"paymentsProcessor must be one of {PROCESSORS}")
             account.payments_processor = body["paymentsProcessor"]
-        for field, attribute in (("tier", "tier"), ("timeZone", "time_zone"), ("currency", "currency"),
-                                 ("allowOpenInvoiceDeletion", "allow_open_invoice_deletion")):
+        for field, attribute in (
+            ("tier", "tier"),
+            ("timeZone", "time_zone"),
+            ("currency", "currency"),
+            ("allowOpenInvoiceDeletion", "allow_open_invoice_deletion"),
+        ):
             if field in body:
                 setattr(account, attribute, body[field])
         return json_response(account.to_api())
@@ -112,10 +119,18 @@ def add_user(hub_id: int):
         raise validation("email is required")
     emulator = state()
     with emulator.lock:
-        user = emulator.add_user(_account(hub_id), body["email"], bool(body.get("superAdmin")),
-                                 bool(body.get("marketplaceAccess")))
-    return json_response({"userId": user.user_id, "email": user.email, "superAdmin": user.super_admin,
-                          "marketplaceAccess": user.marketplace_access}, 201)
+        user = emulator.add_user(
+            _account(hub_id), body["email"], bool(body.get("superAdmin")), bool(body.get("marketplaceAccess"))
+        )
+    return json_response(
+        {
+            "userId": user.user_id,
+            "email": user.email,
+            "superAdmin": user.super_admin,
+            "marketplaceAccess": user.marketplace_access,
+        },
+        201,
+    )
 
 
 @bp.post("/accounts/<int:hub_id>/uninstall")
@@ -144,8 +159,9 @@ def seed(hub_id: int):
     if records is None:
         count = int(body.get("count", 0))
         template = body.get("properties") or {}
-        records = [{"properties": {k: str(v).replace("{n}", str(n)) for k, v in template.items()}}
-                   for n in range(1, count + 1)]
+        records = [
+            {"properties": {k: str(v).replace("{n}", str(n)) for k, v in template.items()}} for n in range(1, count + 1)
+        ]
     emulator = state()
     with emulator.lock:
         service = Crm(emulator, _account(hub_id))
@@ -160,8 +176,13 @@ def request_log():
     with state().lock:
         emulator = state()
         entries = emulator.request_log[-limit:] if limit else []
-        return json_response({"total": sum(emulator.request_counts.values()),
-                              "byEndpoint": dict(sorted(emulator.request_counts.items())), "entries": entries})
+        return json_response(
+            {
+                "total": sum(emulator.request_counts.values()),
+                "byEndpoint": dict(sorted(emulator.request_counts.items())),
+                "entries": entries,
+            }
+        )
 
 
 @bp.delete("/requests")
@@ -180,10 +201,16 @@ def add_fault():
         raise validation("path (a prefix of the request path) is required")
     if body.get("status") is None and not body.get("latencyMs") and not body.get("timeoutSeconds"):
         raise validation("give a status, a latencyMs or a timeoutSeconds")
-    fault = Fault(fault_id=str(uuid.uuid4()), path_prefix=body["path"], method=body.get("method"),
-                  status=body.get("status"), latency_ms=int(body.get("latencyMs", 0)),
-                  timeout_seconds=body.get("timeoutSeconds"), remaining=int(body.get("count", 1)),
-                  body=body.get("body"))
+    fault = Fault(
+        fault_id=str(uuid.uuid4()),
+        path_prefix=body["path"],
+        method=body.get("method"),
+        status=body.get("status"),
+        latency_ms=int(body.get("latencyMs", 0)),
+        timeout_seconds=body.get("timeoutSeconds"),
+        remaining=int(body.get("count", 1)),
+        body=body.get("body"),
+    )
     with state().lock:
         state().faults.append(fault)
     return json_response(fault.to_api(), 201)

@@ -20,6 +20,7 @@ from emulators.hubspot.schema import (
 from emulators.hubspot.state import Account, EmulatorState, ObjectTable, Record, iso_from_ms
 from emulators.hubspot.values import validate_input
 
+
 class Crm:
     """Operations on one account's records, under the caller's lock."""
 
@@ -31,8 +32,9 @@ class Crm:
     def table(self, object_type: ObjectType) -> ObjectTable:
         return self.account.tables[object_type.name]
 
-    def find(self, object_type: ObjectType, record_id: str | int, id_property: str | None = None,
-             archived: bool = False) -> Record | None:
+    def find(
+        self, object_type: ObjectType, record_id: str | int, id_property: str | None = None, archived: bool = False
+    ) -> Record | None:
         table = self.table(object_type)
         if id_property and id_property != "hs_object_id":
             definition = self.account.properties[object_type.name].get(id_property)
@@ -57,8 +59,9 @@ class Crm:
 
     # --- writes ---------------------------------------------------------------
 
-    def create(self, object_type: ObjectType, properties: dict, associations: list | None = None,
-               *, source: str = "API") -> Record:
+    def create(
+        self, object_type: ObjectType, properties: dict, associations: list | None = None, *, source: str = "API"
+    ) -> Record:
         if object_type.name == "commerce_payments":
             rules.require_payments(self.account)
         values = validate_input(self.account.properties[object_type.name], properties or {}, self.account.hub_id)
@@ -67,8 +70,10 @@ class Crm:
         if object_type.name == "companies" and not (values.get("name") or values.get("domain")):
             missing = ["name or domain"]
         if missing:
-            raise validation(f"Missing required properties for {object_type.name}: {', '.join(missing)}",
-                             context={"properties": missing})
+            raise validation(
+                f"Missing required properties for {object_type.name}: {', '.join(missing)}",
+                context={"properties": missing},
+            )
         targets = self._check_associations(object_type, associations or [])
         self._check_unique(object_type, None, values)
         rules.before_write(self, object_type, None, values)
@@ -157,8 +162,11 @@ class Crm:
         for name, value in merged.properties.items():
             if name not in primary.properties and name not in ("hs_object_id", object_type.created):
                 primary.properties[name] = value
-        if object_type.name == "contacts" and merged.properties.get("email") and \
-                merged.properties.get("email") != primary.properties.get("email"):
+        if (
+            object_type.name == "contacts"
+            and merged.properties.get("email")
+            and merged.properties.get("email") != primary.properties.get("email")
+        ):
             extra = [e for e in primary.properties.get("hs_additional_emails", "").split(";") if e]
             primary.properties["hs_additional_emails"] = ";".join([*extra, merged.properties["email"]])
         merged_ids = [i for i in primary.properties.get("hs_merged_object_ids", "").split(";") if i]
@@ -170,7 +178,9 @@ class Crm:
             if from_type == object_type.name and from_id == merged.id:
                 for to_id, type_ids in targets.items():
                     for type_id in type_ids:
-                        if type_id not in PRIMARY_TYPE_IDS or not self._has_primary(object_type.name, primary.id, to_type):
+                        if type_id not in PRIMARY_TYPE_IDS or not self._has_primary(
+                            object_type.name, primary.id, to_type
+                        ):
                             self.associate(object_type, primary.id, OBJECT_TYPES[to_type], to_id, type_id)
         self.remove_all_associations(object_type, merged.id)
         table = self.table(object_type)
@@ -188,8 +198,9 @@ class Crm:
         reverse = (to_type.name, to_id, from_type.name)
         self.account.associations.setdefault(reverse, {}).setdefault(from_id, set()).add(REVERSE_TYPE_ID[type_id])
 
-    def disassociate(self, from_type: ObjectType, from_id: int, to_type: ObjectType, to_id: int,
-                     type_ids: set[int] | None = None) -> bool:
+    def disassociate(
+        self, from_type: ObjectType, from_id: int, to_type: ObjectType, to_id: int, type_ids: set[int] | None = None
+    ) -> bool:
         forward = self.account.associations.get((from_type.name, from_id, to_type.name), {})
         if to_id not in forward:
             return False
@@ -238,8 +249,10 @@ class Crm:
                     raise validation(f"{type_id} is not a valid association type id from {object_type.name}")
                 to_type = OBJECT_TYPES[to_name]
                 if self.find(to_type, to_id) is None:
-                    raise validation(f"No {to_type.name} with ID {to_id} exists to associate with",
-                                     context={"toObjectId": [str(to_id)]})
+                    raise validation(
+                        f"No {to_type.name} with ID {to_id} exists to associate with",
+                        context={"toObjectId": [str(to_id)]},
+                    )
                 targets.append((to_type, self.table(to_type).resolve(to_id), type_id))
         return targets
 
@@ -258,8 +271,12 @@ class Crm:
             existing = table.unique_index.get(name, {}).get(key)
             if existing is not None and (record is None or existing != record.id):
                 singular = object_type.singular.replace("_", " ").capitalize()
-                raise ApiError(409, "CONFLICT", f"{singular} already exists. Existing ID: {existing}",
-                               context={"existingId": [str(existing)], "property": [name]})
+                raise ApiError(
+                    409,
+                    "CONFLICT",
+                    f"{singular} already exists. Existing ID: {existing}",
+                    context={"existingId": [str(existing)], "property": [name]},
+                )
 
     def _index_unique(self, object_type: ObjectType, record: Record) -> None:
         table = self.table(object_type)
@@ -276,17 +293,27 @@ class Crm:
                 table.unique_index.get(name, {}).pop(value.lower() if name == "email" else value, None)
 
     def _system_properties(self, object_type: ObjectType, record_id: int, created: int, updated: int) -> dict:
-        values = {"hs_object_id": str(record_id), object_type.created: iso_from_ms(created),
-                  object_type.last_modified: iso_from_ms(updated)}
+        values = {
+            "hs_object_id": str(record_id),
+            object_type.created: iso_from_ms(created),
+            object_type.last_modified: iso_from_ms(updated),
+        }
         if object_type.name != "contacts":
             values["createdate"] = values["hs_createdate"] = iso_from_ms(created)
         return values
 
     # --- rendering -------------------------------------------------------------------
 
-    def render(self, object_type: ObjectType, record: Record, properties: list[str] | None = None, *,
-               all_properties: bool = False, with_history: list[str] | None = None,
-               associations: list[str] | None = None) -> dict:
+    def render(
+        self,
+        object_type: ObjectType,
+        record: Record,
+        properties: list[str] | None = None,
+        *,
+        all_properties: bool = False,
+        with_history: list[str] | None = None,
+        associations: list[str] | None = None,
+    ) -> dict:
         """The API shape of a record (`SimplePublicObject…`).
 
         Reads return the requested (or default) properties, null where empty,
@@ -313,8 +340,10 @@ class Crm:
             body["archivedAt"] = iso_from_ms(record.archived_ms)
         if with_history:
             body["propertiesWithHistory"] = {
-                name: [{"value": value, "timestamp": iso_from_ms(ts), "sourceType": "API"}
-                       for value, ts in reversed(record.history.get(name, []))]
+                name: [
+                    {"value": value, "timestamp": iso_from_ms(ts), "sourceType": "API"}
+                    for value, ts in reversed(record.history.get(name, []))
+                ]
                 for name in with_history
             }
         if associations:
@@ -325,10 +354,13 @@ class Crm:
                     continue
                 targets = self.associated(object_type.name, record.id, to_type.name)
                 if targets:
-                    body["associations"][to_name] = {"results": [
-                        {"id": str(to_id), "type": self.association_type_name(object_type, to_type, type_id)}
-                        for to_id, type_ids in sorted(targets.items()) for type_id in sorted(type_ids)
-                    ]}
+                    body["associations"][to_name] = {
+                        "results": [
+                            {"id": str(to_id), "type": self.association_type_name(object_type, to_type, type_id)}
+                            for to_id, type_ids in sorted(targets.items())
+                            for type_id in sorted(type_ids)
+                        ]
+                    }
         return body
 
     @staticmethod

@@ -9,16 +9,28 @@ from flask import Response
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, category: str, message: str, *, context: dict | None = None,
-                 errors: list | None = None, sub_category: str | None = None,
-                 links: dict | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        category: str,
+        message: str,
+        *,
+        context: dict | None = None,
+        errors: list | None = None,
+        sub_category: str | None = None,
+        links: dict | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.category, self.message = status, category, message
         self.context, self.errors, self.sub_category, self.links = context, errors, sub_category, links
 
     def body(self) -> dict:
-        body = {"status": "error", "message": self.message, "correlationId": str(uuid.uuid4()),
-                "category": self.category}
+        body = {
+            "status": "error",
+            "message": self.message,
+            "correlationId": str(uuid.uuid4()),
+            "category": self.category,
+        }
         if self.sub_category:
             body["subCategory"] = self.sub_category
         if self.context:
@@ -31,9 +43,15 @@ class ApiError(Exception):
 
     def standard_error(self) -> dict:
         """The per-input error inside a 207 batch response (`StandardError`)."""
-        return {"status": "error", "category": self.category, "message": self.message,
-                "context": self.context or {}, "errors": self.errors or [], "links": self.links or {},
-                **({"subCategory": self.sub_category} if self.sub_category else {})}
+        return {
+            "status": "error",
+            "category": self.category,
+            "message": self.message,
+            "context": self.context or {},
+            "errors": self.errors or [],
+            "links": self.links or {},
+            **({"subCategory": self.sub_category} if self.sub_category else {}),
+        }
 
 
 def not_found(message: str = "resource not found", **context: list[str]) -> ApiError:
@@ -45,8 +63,7 @@ def validation(message: str, **kwargs) -> ApiError:
 
 
 def json_response(body: object, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(json.dumps(body), status=status, headers=headers,
-                    content_type="application/json;charset=utf-8")
+    return Response(json.dumps(body), status=status, headers=headers, content_type="application/json;charset=utf-8")
 
 
 def no_content() -> Response:

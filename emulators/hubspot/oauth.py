@@ -30,13 +30,22 @@ class OAuthError(Exception):
 
 @bp.errorhandler(OAuthError)
 def oauth_error(error: OAuthError):
-    return json_response({"status": error.status, "message": error.message, "correlationId": str(uuid.uuid4()),
-                          "category": "VALIDATION_ERROR"}, assumptions.OAUTH_ERROR_STATUS)
+    return json_response(
+        {
+            "status": error.status,
+            "message": error.message,
+            "correlationId": str(uuid.uuid4()),
+            "category": "VALIDATION_ERROR",
+        },
+        assumptions.OAUTH_ERROR_STATUS,
+    )
 
 
 def _page(title: str, body: str, status: int = 200):
-    document = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                f"</head><body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>")
+    document = (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"</head><body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>"
+    )
     return document, status, {"Content-Type": "text/html; charset=utf-8"}
 
 
@@ -62,13 +71,18 @@ def _check_request(args) -> tuple[App, str, tuple[str, ...]] | tuple:
         return ("Unknown app", "<p>The client_id does not belong to any app.</p>")
     redirect_uri = args.get("redirect_uri", "")
     if not valid_redirect_uri(redirect_uri):
-        return ("Invalid redirect URL", "<p>The redirect_uri must be https (or http on localhost) "
-                "and name a host, not an IP address.</p>")
+        return (
+            "Invalid redirect URL",
+            "<p>The redirect_uri must be https (or http on localhost) and name a host, not an IP address.</p>",
+        )
     scopes = tuple(s for s in (args.get("scope", "") + " " + args.get("optional_scope", "")).split() if s)
     not_allowed = [s for s in scopes if s not in app.scopes]
     if not_allowed or not args.get("scope"):
-        return ("Couldn't complete the connection", "<p>The app developer doesn't have permissions to "
-                f"request the set of scopes: {html.escape(' '.join(not_allowed) or '(none requested)')}.</p>")
+        return (
+            "Couldn't complete the connection",
+            "<p>The app developer doesn't have permissions to "
+            f"request the set of scopes: {html.escape(' '.join(not_allowed) or '(none requested)')}.</p>",
+        )
     return app, redirect_uri, scopes
 
 
@@ -83,20 +97,28 @@ def authorize(hub_id: int | None = None):
         app, redirect_uri, scopes = checked
         if emulator.auto_approve is not None:
             return _decide(app, redirect_uri, scopes, int(emulator.auto_approve["userId"]))
-        users = [(account, user) for account in emulator.accounts.values() for user in account.users.values()
-                 if hub_id is None or account.hub_id == hub_id]
+        users = [
+            (account, user)
+            for account in emulator.accounts.values()
+            for user in account.users.values()
+            if hub_id is None or account.hub_id == hub_id
+        ]
     options = "".join(
         f"<option value='{u.user_id}'>{html.escape(u.email)} — portal {a.hub_id}</option>" for a, u in users
     )
-    hidden = "".join(f"<input type='hidden' name='{html.escape(k)}' value='{html.escape(v)}'>"
-                     for k, v in request.args.items())
-    return _page(f"Connect {app.name} to HubSpot", (
-        f"<p>{html.escape(app.name)} is requesting access to: {html.escape(', '.join(scopes))}.</p>"
-        f"<form method='post' action='/oauth/authorize/decision'>{hidden}"
-        f"<label for='user'>Choose an account</label> <select id='user' name='user_id'>{options}</select>"
-        "<button type='submit' name='decision' value='approve'>Connect app</button>"
-        "<button type='submit' name='decision' value='deny'>Cancel</button></form>"
-    ))
+    hidden = "".join(
+        f"<input type='hidden' name='{html.escape(k)}' value='{html.escape(v)}'>" for k, v in request.args.items()
+    )
+    return _page(
+        f"Connect {app.name} to HubSpot",
+        (
+            f"<p>{html.escape(app.name)} is requesting access to: {html.escape(', '.join(scopes))}.</p>"
+            f"<form method='post' action='/oauth/authorize/decision'>{hidden}"
+            f"<label for='user'>Choose an account</label> <select id='user' name='user_id'>{options}</select>"
+            "<button type='submit' name='decision' value='approve'>Connect app</button>"
+            "<button type='submit' name='decision' value='deny'>Cancel</button></form>"
+        ),
+    )
 
 
 @bp.post("/oauth/authorize/decision")
@@ -108,8 +130,12 @@ def decision():
             return _page(checked[0], checked[1], 400)
         app, redirect_uri, scopes = checked
         if request.form.get("decision") != "approve":
-            return _back(redirect_uri, error="access_denied", error_description="The user cancelled the install.",
-                         state=request.form.get("state"))
+            return _back(
+                redirect_uri,
+                error="access_denied",
+                error_description="The user cancelled the install.",
+                state=request.form.get("state"),
+            )
         return _decide(app, redirect_uri, scopes, int(request.form.get("user_id", 0)))
 
 
@@ -121,13 +147,22 @@ def _decide(app: App, redirect_uri: str, scopes: tuple[str, ...], user_id: int):
         return _page("Unknown user", "<p>No such HubSpot user.</p>", 400)
     account, user = found
     if app.app_id not in account.installed_apps and not user.can_install_apps:
-        return _back(redirect_uri, error=assumptions.NO_INSTALL_RIGHTS_ERROR,
-                     error_description="You don't have permission to install apps in this account. "
-                                       "Ask a super admin or a user with App Marketplace access.",
-                     state=source.get("state"))
-    code = AuthorizationCode(code=secrets.token_urlsafe(24), hub_id=account.hub_id, app_id=app.app_id,
-                             user_id=user.user_id, scopes=scopes, redirect_uri=redirect_uri,
-                             expires_at=emulator.clock.now() + assumptions.AUTHORIZATION_CODE_SECONDS)
+        return _back(
+            redirect_uri,
+            error=assumptions.NO_INSTALL_RIGHTS_ERROR,
+            error_description="You don't have permission to install apps in this account. "
+            "Ask a super admin or a user with App Marketplace access.",
+            state=source.get("state"),
+        )
+    code = AuthorizationCode(
+        code=secrets.token_urlsafe(24),
+        hub_id=account.hub_id,
+        app_id=app.app_id,
+        user_id=user.user_id,
+        scopes=scopes,
+        redirect_uri=redirect_uri,
+        expires_at=emulator.clock.now() + assumptions.AUTHORIZATION_CODE_SECONDS,
+    )
     emulator.codes[code.code] = code
     return _back(redirect_uri, code=code.code, state=source.get("state"))
 
@@ -152,15 +187,23 @@ def token():
             refresh = emulator.refresh_tokens.get(form.get("refresh_token", ""))
             if refresh is None or refresh.app_id != app.app_id:
                 raise OAuthError("BAD_REFRESH_TOKEN", "missing or unknown refresh token")
-            access, refresh = emulator.issue_tokens(refresh.hub_id, app.app_id, refresh.user_id, refresh.scopes,
-                                                    refresh=refresh)
+            access, refresh = emulator.issue_tokens(
+                refresh.hub_id, app.app_id, refresh.user_id, refresh.scopes, refresh=refresh
+            )
         else:
             raise OAuthError("BAD_GRANT_TYPE", f"unsupported grant_type {grant!r}")
-        return json_response({
-            "token_type": "bearer", "refresh_token": refresh.token, "access_token": access.token,
-            "expires_in": assumptions.ACCESS_TOKEN_SECONDS, "token_use": "access_token",
-            "hub_id": access.hub_id, "user_id": access.user_id, "scopes": list(access.scopes),
-        })
+        return json_response(
+            {
+                "token_type": "bearer",
+                "refresh_token": refresh.token,
+                "access_token": access.token,
+                "expires_in": assumptions.ACCESS_TOKEN_SECONDS,
+                "token_use": "access_token",
+                "hub_id": access.hub_id,
+                "user_id": access.user_id,
+                "scopes": list(access.scopes),
+            }
+        )
 
 
 @bp.get("/oauth/v1/access-tokens/<token_text>")
@@ -173,12 +216,20 @@ def access_token_info(token_text: str):
             raise OAuthError("BAD_ACCESS_TOKEN", "missing, unknown or expired access token")
         account = emulator.accounts[access.hub_id]
         user = account.users.get(access.user_id)
-        return json_response({
-            "token": access.token, "user": user.email if user else None, "hub_domain": account.domain,
-            "scopes": list(access.scopes), "hub_id": access.hub_id, "app_id": access.app_id,
-            "expires_in": remaining, "user_id": access.user_id, "token_type": "access",
-            "is_private_distribution": False,
-        })
+        return json_response(
+            {
+                "token": access.token,
+                "user": user.email if user else None,
+                "hub_domain": account.domain,
+                "scopes": list(access.scopes),
+                "hub_id": access.hub_id,
+                "app_id": access.app_id,
+                "expires_in": remaining,
+                "user_id": access.user_id,
+                "token_type": "access",
+                "is_private_distribution": False,
+            }
+        )
 
 
 @bp.get("/oauth/v1/refresh-tokens/<token_text>")
@@ -190,12 +241,18 @@ def refresh_token_info(token_text: str):
             raise OAuthError("BAD_REFRESH_TOKEN", "missing or unknown refresh token")
         account = emulator.accounts[refresh.hub_id]
         user = account.users.get(refresh.user_id)
-        return json_response({
-            "token": refresh.token, "user": user.email if user else None, "hub_domain": account.domain,
-            "scopes": list(refresh.scopes), "hub_id": refresh.hub_id,
-            "client_id": emulator.apps[refresh.app_id].client_id, "user_id": refresh.user_id,
-            "token_type": "refresh",
-        })
+        return json_response(
+            {
+                "token": refresh.token,
+                "user": user.email if user else None,
+                "hub_domain": account.domain,
+                "scopes": list(refresh.scopes),
+                "hub_id": refresh.hub_id,
+                "client_id": emulator.apps[refresh.app_id].client_id,
+                "user_id": refresh.user_id,
+                "token_type": "refresh",
+            }
+        )
 
 
 @bp.delete("/oauth/v1/refresh-tokens/<token_text>")

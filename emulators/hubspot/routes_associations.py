@@ -39,9 +39,13 @@ def _label_entries(from_type: ObjectType, to_type: ObjectType, type_ids: set[int
 def _labels_between(service: Crm, from_type: ObjectType, from_id: int, to_type: ObjectType, to_id: int) -> dict:
     type_ids = service.associated(from_type.name, from_id, to_type.name).get(to_id, set())
     # The spec types these ids as strings (the docs' example shows numbers); we follow the spec.
-    return {"fromObjectTypeId": from_type.type_id, "fromObjectId": str(from_id), "toObjectTypeId": to_type.type_id,
-            "toObjectId": str(to_id),
-            "labels": [e["label"] for e in _label_entries(from_type, to_type, type_ids) if "label" in e]}
+    return {
+        "fromObjectTypeId": from_type.type_id,
+        "fromObjectId": str(from_id),
+        "toObjectTypeId": to_type.type_id,
+        "toObjectId": str(to_id),
+        "labels": [e["label"] for e in _label_entries(from_type, to_type, type_ids) if "label" in e],
+    }
 
 
 def _spec_type_ids(from_type: ObjectType, to_type: ObjectType, specs: object) -> set[int]:
@@ -51,14 +55,17 @@ def _spec_type_ids(from_type: ObjectType, to_type: ObjectType, specs: object) ->
     for spec in specs:
         type_id = (spec or {}).get("associationTypeId")
         if association_type(from_type.name, to_type.name, type_id) is None:
-            raise validation(f"{type_id} is not a valid association type between {from_type.name} and "
-                             f"{to_type.name}", context={"associationTypeId": [str(type_id)]})
+            raise validation(
+                f"{type_id} is not a valid association type between {from_type.name} and {to_type.name}",
+                context={"associationTypeId": [str(type_id)]},
+            )
         type_ids.add(type_id)
     return type_ids
 
 
-def _associate(service: Crm, from_type: ObjectType, from_id: int, to_type: ObjectType, to_id: int,
-               type_ids: set[int]) -> None:
+def _associate(
+    service: Crm, from_type: ObjectType, from_id: int, to_type: ObjectType, to_id: int, type_ids: set[int]
+) -> None:
     for type_id in type_ids:
         service.associate(from_type, from_id, to_type, to_id, type_id)
     _recompute(service, from_type, from_id, to_type, to_id)
@@ -78,10 +85,16 @@ def _default_pair(service, from_type, from_id, to_type, to_id) -> list[dict]:
     _associate(service, from_type, from_id, to_type, to_id, {spec.type_id})
     reverse = default_association(to_type.name, from_type.name)
     return [
-        {"from": {"id": str(to_id)}, "to": {"id": str(from_id)},
-         "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": reverse.type_id}},
-        {"from": {"id": str(from_id)}, "to": {"id": str(to_id)},
-         "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": spec.type_id}},
+        {
+            "from": {"id": str(to_id)},
+            "to": {"id": str(from_id)},
+            "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": reverse.type_id},
+        },
+        {
+            "from": {"id": str(from_id)},
+            "to": {"id": str(to_id)},
+            "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": spec.type_id},
+        },
     ]
 
 
@@ -91,8 +104,9 @@ def create_default(from_name: str, from_id: str, to_name: str, to_id: str):
     started = state().clock.iso()
     with state().lock:
         service = crm()
-        results = _default_pair(service, from_type, _record_id(service, from_type, from_id), to_type,
-                                _record_id(service, to_type, to_id))
+        results = _default_pair(
+            service, from_type, _record_id(service, from_type, from_id), to_type, _record_id(service, to_type, to_id)
+        )
     return batch_response(results, [], started, 200)
 
 
@@ -117,8 +131,12 @@ def list_associations(from_name: str, from_id: str, to_name: str):
         source = _record_id(service, from_type, from_id)
         targets = sorted(service.associated(from_type.name, source, to_type.name).items())
         page = [t for t in targets if t[0] > after][:limit]
-        body = {"results": [{"toObjectId": str(to_id), "associationTypes": _label_entries(from_type, to_type, ids)}
-                            for to_id, ids in page]}
+        body = {
+            "results": [
+                {"toObjectId": str(to_id), "associationTypes": _label_entries(from_type, to_type, ids)}
+                for to_id, ids in page
+            ]
+        }
         if len([t for t in targets if t[0] > after]) > limit:
             body["paging"] = {"next": {"after": str(page[-1][0]), "link": f"?after={page[-1][0]}"}}
     return json_response(body)
@@ -145,8 +163,13 @@ def batch_default(from_name: str, to_name: str):
         service = crm()
         for item in inputs:
             try:
-                results += _default_pair(service, from_type, _record_id(service, from_type, item["from"]["id"]),
-                                         to_type, _record_id(service, to_type, item["to"]["id"]))
+                results += _default_pair(
+                    service,
+                    from_type,
+                    _record_id(service, from_type, item["from"]["id"]),
+                    to_type,
+                    _record_id(service, to_type, item["to"]["id"]),
+                )
             except ApiError as error:
                 errors.append(error.standard_error())
             except (KeyError, TypeError):
@@ -166,8 +189,9 @@ def batch_create(from_name: str, to_name: str):
             try:
                 source = _record_id(service, from_type, item["from"]["id"])
                 target = _record_id(service, to_type, item["to"]["id"])
-                _associate(service, from_type, source, to_type, target,
-                           _spec_type_ids(from_type, to_type, item.get("types")))
+                _associate(
+                    service, from_type, source, to_type, target, _spec_type_ids(from_type, to_type, item.get("types"))
+                )
                 results.append(_labels_between(service, from_type, source, to_type, target))
             except ApiError as error:
                 errors.append(error.standard_error())
@@ -187,17 +211,30 @@ def batch_read(from_name: str, to_name: str):
         for item in inputs:
             record = service.find(from_type, str((item or {}).get("id")))
             if record is None:
-                errors.append(not_found(f"No {from_type.name} is associated with {item}",
-                                        ids=[str((item or {}).get("id"))]).standard_error())
+                errors.append(
+                    not_found(
+                        f"No {from_type.name} is associated with {item}", ids=[str((item or {}).get("id"))]
+                    ).standard_error()
+                )
                 continue
             targets = sorted(service.associated(from_type.name, record.id, to_type.name).items())
             if not targets:
-                errors.append(not_found(f"No {to_type.name} is associated with {from_type.singular} {record.id}.",
-                                        fromObjectId=[str(record.id)]).standard_error())
+                errors.append(
+                    not_found(
+                        f"No {to_type.name} is associated with {from_type.singular} {record.id}.",
+                        fromObjectId=[str(record.id)],
+                    ).standard_error()
+                )
                 continue
-            results.append({"from": {"id": str(record.id)}, "to": [
-                {"toObjectId": str(to_id), "associationTypes": _label_entries(from_type, to_type, ids)}
-                for to_id, ids in targets]})
+            results.append(
+                {
+                    "from": {"id": str(record.id)},
+                    "to": [
+                        {"toObjectId": str(to_id), "associationTypes": _label_entries(from_type, to_type, ids)}
+                        for to_id, ids in targets
+                    ],
+                }
+            )
     return batch_response(results, errors, started, 200)
 
 
@@ -211,7 +248,7 @@ def batch_archive(from_name: str, to_name: str):
             source = service.find(from_type, str(((item or {}).get("from") or {}).get("id")))
             if source is None:
                 continue
-            for target in (item.get("to") or []):
+            for target in item.get("to") or []:
                 target_record = service.find(to_type, str((target or {}).get("id")))
                 if target_record is not None:
                     service.disassociate(from_type, source.id, to_type, target_record.id)
@@ -239,7 +276,11 @@ def batch_archive_labels(from_name: str, to_name: str):
 @bp.get("/crm/v4/associations/<from_name>/<to_name>/labels")
 def labels(from_name: str, to_name: str):
     from_type, to_type = _types(from_name, to_name, write=False)
-    return json_response({"results": [
-        {"category": "HUBSPOT_DEFINED", "typeId": a.type_id, **({"label": a.label} if a.label else {})}
-        for a in ASSOCIATION_TYPES.get((from_type.name, to_type.name), [])
-    ]})
+    return json_response(
+        {
+            "results": [
+                {"category": "HUBSPOT_DEFINED", "typeId": a.type_id, **({"label": a.label} if a.label else {})}
+                for a in ASSOCIATION_TYPES.get((from_type.name, to_type.name), [])
+            ]
+        }
+    )

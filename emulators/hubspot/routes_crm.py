@@ -33,11 +33,16 @@ def require_scopes(*any_of: str) -> None:
     """403 MISSING_SCOPES unless the token has one of `any_of` (NOTES §2)."""
     if not set(any_of) & set(g.token.scopes):
         raise ApiError(
-            403, "MISSING_SCOPES",
+            403,
+            "MISSING_SCOPES",
             "This app hasn't been granted all required scopes to make this call. Read more about required "
             "scopes here: https://developers.hubspot.com/scopes.",
-            errors=[{"message": "One or more of the following scopes are required.",
-                     "context": {"requiredScopes": list(any_of)}}],
+            errors=[
+                {
+                    "message": "One or more of the following scopes are required.",
+                    "context": {"requiredScopes": list(any_of)},
+                }
+            ],
             links={"scopes": "https://developers.hubspot.com/scopes"},
         )
 
@@ -45,8 +50,9 @@ def require_scopes(*any_of: str) -> None:
 def object_type_of(name: str, write: bool = False) -> ObjectType:
     object_type = resolve_object_type(name)
     if object_type is None:
-        raise ApiError(400, "VALIDATION_ERROR", f"Unable to infer object type from: {name}",
-                       context={"objectType": [name]})
+        raise ApiError(
+            400, "VALIDATION_ERROR", f"Unable to infer object type from: {name}", context={"objectType": [name]}
+        )
     require_scopes(*(object_type.write_scopes() if write else object_type.read_scopes()))
     return object_type
 
@@ -73,8 +79,9 @@ def batch_inputs(body: dict, limit: int = BATCH_LIMIT) -> list:
     if not isinstance(inputs, list):
         raise validation("Invalid input JSON: `inputs` must be a list")
     if len(inputs) > limit:
-        raise validation(f"Batch size {len(inputs)} exceeds the limit of {limit} inputs",
-                         context={"inputs": [str(len(inputs))]})
+        raise validation(
+            f"Batch size {len(inputs)} exceeds the limit of {limit} inputs", context={"inputs": [str(len(inputs))]}
+        )
     return inputs
 
 
@@ -120,11 +127,15 @@ def list_page(object_name: str):
                 start = bisect.bisect_left(ids, int(after))
             except ValueError:
                 raise validation("after must be a record id cursor from paging.next.after") from None
-        page_ids = ids[start:start + limit]
+        page_ids = ids[start : start + limit]
         results = [
-            service.render(object_type, source[i], query_list("properties"),
-                           with_history=query_list("propertiesWithHistory"),
-                           associations=query_list("associations"))
+            service.render(
+                object_type,
+                source[i],
+                query_list("properties"),
+                with_history=query_list("propertiesWithHistory"),
+                associations=query_list("associations"),
+            )
             for i in page_ids
         ]
         body = {"results": results}
@@ -142,9 +153,13 @@ def read(object_name: str, record_id: str):
         record = service.find(object_type, record_id, request.args.get("idProperty"), archived=flag("archived"))
         if record is None:
             raise not_found("Object not found.  objectId are usually numeric.", id=[record_id])
-        body = service.render(object_type, record, query_list("properties"),
-                              with_history=query_list("propertiesWithHistory"),
-                              associations=query_list("associations"))
+        body = service.render(
+            object_type,
+            record,
+            query_list("properties"),
+            with_history=query_list("propertiesWithHistory"),
+            associations=query_list("associations"),
+        )
     return json_response(body)
 
 
@@ -193,17 +208,30 @@ def batch_read(object_name: str):
     with state().lock:
         service = crm()
         for item in inputs:
-            record = service.find(object_type, str((item or {}).get("id")), body.get("idProperty"),
-                                  archived=flag("archived"))
+            record = service.find(
+                object_type, str((item or {}).get("id")), body.get("idProperty"), archived=flag("archived")
+            )
             if record is None:
                 missing.append(str((item or {}).get("id")))
                 continue
-            results.append(service.render(object_type, record, body.get("properties") or None,
-                                          with_history=body.get("propertiesWithHistory") or None))
+            results.append(
+                service.render(
+                    object_type,
+                    record,
+                    body.get("properties") or None,
+                    with_history=body.get("propertiesWithHistory") or None,
+                )
+            )
     if missing:
-        errors.append(per_input_error(not_found(f"Could not get some {object_type.name} objects, they may be "
-                                                "deleted or not exist. Check that ids are valid."),
-                                      ids=missing))
+        errors.append(
+            per_input_error(
+                not_found(
+                    f"Could not get some {object_type.name} objects, they may be "
+                    "deleted or not exist. Check that ids are valid."
+                ),
+                ids=missing,
+            )
+        )
     return batch_response(results, errors, started, 200)
 
 
@@ -261,8 +289,9 @@ def batch_upsert(object_name: str):
             item = item or {}
             id_property = item.get("idProperty")
             if not id_property:
-                errors.append(per_input_error(validation("idProperty is required for upsert"),
-                                              ids=[str(item.get("id"))]))
+                errors.append(
+                    per_input_error(validation("idProperty is required for upsert"), ids=[str(item.get("id"))])
+                )
                 continue
             try:
                 record = service.find(object_type, str(item.get("id")), id_property)
@@ -304,7 +333,10 @@ def search(object_name: str):
         table = service.table(object_type)
         records = [table.records[i] for i in table.ordered_ids]
         page, total, next_offset = run_search(
-            object_type, service.account.properties[object_type.name], records, body,
+            object_type,
+            service.account.properties[object_type.name],
+            records,
+            body,
             lambda record, to_type: set(service.associated(object_type.name, record.id, to_type)),
         )
         properties = body.get("properties") or list(object_type.search_defaults)

@@ -65,8 +65,10 @@ def create_property(object_name: str):
         raise validation(f"Missing required fields: {', '.join(missing)}", context={"fields": missing})
     name, type_, field_type = body["name"], body["type"], body["fieldType"]
     if not NAME.match(name) or name.startswith("hs_"):
-        raise validation(f"Invalid property name {name!r}: lower-case letters, digits and underscores, "
-                         "starting with a letter, and not hs_")
+        raise validation(
+            f"Invalid property name {name!r}: lower-case letters, digits and underscores, "
+            "starting with a letter, and not hs_"
+        )
     if type_ not in TYPES or field_type not in TYPES[type_]:
         raise validation(f"fieldType {field_type!r} is not valid for type {type_!r}")
     options = body.get("options") or []
@@ -76,14 +78,23 @@ def create_property(object_name: str):
     with state().lock:
         definitions = _definitions(object_type)
         if name in definitions:
-            raise ApiError(409, "OBJECT_ALREADY_EXISTS", f"A property named '{name}' already exists.",
-                           context={"name": [name]})
+            raise ApiError(
+                409, "OBJECT_ALREADY_EXISTS", f"A property named '{name}' already exists.", context={"name": [name]}
+            )
         definition = PropertyDefinition(
-            name=name, label=body["label"], type=type_, field_type=field_type, group_name=body["groupName"],
-            description=body.get("description") or "", options=list(options),
-            has_unique_value=bool(body.get("hasUniqueValue")), hubspot_defined=False,
-            hidden=bool(body.get("hidden")), display_order=int(body.get("displayOrder", -1)),
-            created_at=now, updated_at=now,
+            name=name,
+            label=body["label"],
+            type=type_,
+            field_type=field_type,
+            group_name=body["groupName"],
+            description=body.get("description") or "",
+            options=list(options),
+            has_unique_value=bool(body.get("hasUniqueValue")),
+            hubspot_defined=False,
+            hidden=bool(body.get("hidden")),
+            display_order=int(body.get("displayOrder", -1)),
+            created_at=now,
+            updated_at=now,
         )
         definitions[name] = definition
         return json_response(definition.to_api(), 201)
@@ -99,8 +110,13 @@ def update_property(object_name: str, property_name: str):
             raise not_found(f"Unable to find property {property_name} for {object_type.name}")
         if definition.hubspot_defined:
             raise validation(f"{property_name} is a HubSpot-defined property; its definition is read-only")
-        for field, attribute in (("label", "label"), ("description", "description"), ("groupName", "group_name"),
-                                 ("hidden", "hidden"), ("options", "options")):
+        for field, attribute in (
+            ("label", "label"),
+            ("description", "description"),
+            ("groupName", "group_name"),
+            ("hidden", "hidden"),
+            ("options", "options"),
+        ):
             if field in body:
                 setattr(definition, attribute, body[field])
         definition.updated_at = state().clock.iso()

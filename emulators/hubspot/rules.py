@@ -37,13 +37,15 @@ def _number(record: Record, name: str) -> float:
 def require_payments(account: Account) -> None:
     if account.payments_processor is None:
         raise ApiError(
-            assumptions.PAYMENTS_NOT_SET_UP_STATUS, "VALIDATION_ERROR",
+            assumptions.PAYMENTS_NOT_SET_UP_STATUS,
+            "VALIDATION_ERROR",
             "Commerce payments require HubSpot payments or Stripe payment processing to be set up in this account.",
         )
 
 
-def defaults_on_create(account: Account, object_type: ObjectType, values: dict[str, str],
-                       now_ms: int) -> dict[str, str]:
+def defaults_on_create(
+    account: Account, object_type: ObjectType, values: dict[str, str], now_ms: int
+) -> dict[str, str]:
     """Values HubSpot fills in on a new record."""
     if object_type is INVOICES:
         number = account.next_invoice_number
@@ -52,15 +54,21 @@ def defaults_on_create(account: Account, object_type: ObjectType, values: dict[s
             **{k: v for k, v in default_dates(now_ms).items() if not values.get(k)},
             "hs_invoice_status": values.get("hs_invoice_status", "draft"),
             "hs_number": f"{assumptions.INVOICE_NUMBER_PREFIX}{number}",
-            "hs_amount_billed": "0.00", "hs_subtotal": "0.00", "hs_amount_paid": "0.00", "hs_balance_due": "0.00",
+            "hs_amount_billed": "0.00",
+            "hs_subtotal": "0.00",
+            "hs_amount_paid": "0.00",
+            "hs_balance_due": "0.00",
             "hs_invoice_billable": values.get("hs_invoice_billable", "true"),
             "hs_invoice_source": "API",
         }
     if object_type is PAYMENTS:
-        return {"hs_latest_status": values.get("hs_latest_status", "processing"),
-                "hs_payment_id": str(1_000_000 + len(account.tables["commerce_payments"].records)),
-                "hs_has_associated_invoice": "false", "hs_number_of_associated_invoices": "0",
-                "hs_payment_source_app": "MIGRATION"}
+        return {
+            "hs_latest_status": values.get("hs_latest_status", "processing"),
+            "hs_payment_id": str(1_000_000 + len(account.tables["commerce_payments"].records)),
+            "hs_has_associated_invoice": "false",
+            "hs_number_of_associated_invoices": "0",
+            "hs_payment_source_app": "MIGRATION",
+        }
     return {}
 
 
@@ -72,13 +80,16 @@ def before_write(crm: Crm, object_type: ObjectType, record: Record | None, value
         new = values["hs_invoice_status"] or "draft"
         if record is None:
             if new != "draft":
-                raise validation("An invoice is created as a draft; associate a contact and line items, "
-                                 "then set hs_invoice_status to open.")
+                raise validation(
+                    "An invoice is created as a draft; associate a contact and line items, "
+                    "then set hs_invoice_status to open."
+                )
             return
         old = record.properties.get("hs_invoice_status", "draft")
         if new not in assumptions.INVOICE_STATUS_TRANSITIONS[old]:
-            raise validation(f"Cannot change hs_invoice_status from {old} to {new}.",
-                             context={"hs_invoice_status": [new]})
+            raise validation(
+                f"Cannot change hs_invoice_status from {old} to {new}.", context={"hs_invoice_status": [new]}
+            )
         if new == "open" and old != "open":
             _check_can_open(crm, record, values)
 
@@ -96,16 +107,19 @@ def _check_can_open(crm: Crm, invoice: Record, values: dict) -> None:
         )
 
 
-def before_associate(crm: Crm, from_type: ObjectType, from_id: int, to_type: ObjectType, to_id: int,
-                     type_id: int) -> None:
+def before_associate(
+    crm: Crm, from_type: ObjectType, from_id: int, to_type: ObjectType, to_id: int, type_id: int
+) -> None:
     pair = {from_type.name, to_type.name}
     if pair == {"invoices", "line_items"}:
         invoice_id, line_id = (from_id, to_id) if from_type is INVOICES else (to_id, from_id)
         if assumptions.LINE_ITEM_SINGLE_PARENT:
             parents = set(crm.associated("line_items", line_id, "invoices")) - {invoice_id}
             if parents:
-                raise validation(f"Line item {line_id} already belongs to invoice {min(parents)}; "
-                                 "a line item can have only one parent.")
+                raise validation(
+                    f"Line item {line_id} already belongs to invoice {min(parents)}; "
+                    "a line item can have only one parent."
+                )
         invoice = crm.table(INVOICES).records.get(invoice_id)
         if invoice is not None and invoice.properties.get("hs_invoice_status") in ("paid", "voided"):
             raise validation(f"The line items of a {invoice.properties['hs_invoice_status']} invoice cannot change.")
@@ -134,11 +148,15 @@ def after_change(crm: Crm, object_type: ObjectType, record: Record) -> None:
     elif object_type is PAYMENTS:
         invoices = crm.associated("commerce_payments", record.id, "invoices")
         net = _number(record, "hs_initial_amount") - _number(record, "hs_refunds_amount")
-        crm.set_computed(PAYMENTS, record, {
-            "hs_net_amount": _money(net),
-            "hs_has_associated_invoice": "true" if invoices else "false",
-            "hs_number_of_associated_invoices": str(len(invoices)),
-        })
+        crm.set_computed(
+            PAYMENTS,
+            record,
+            {
+                "hs_net_amount": _money(net),
+                "hs_has_associated_invoice": "true" if invoices else "false",
+                "hs_number_of_associated_invoices": str(len(invoices)),
+            },
+        )
         for invoice_id in invoices:
             recompute_invoice(crm, invoice_id)
     elif object_type is INVOICES:
@@ -150,7 +168,9 @@ def recompute_invoice(crm: Crm, invoice_id: int) -> None:
     if invoice is None:
         return
     lines = crm.table(LINE_ITEMS).records
-    billed = sum(_number(lines[i], "amount") for i in crm.associated("invoices", invoice_id, "line_items") if i in lines)
+    billed = sum(
+        _number(lines[i], "amount") for i in crm.associated("invoices", invoice_id, "line_items") if i in lines
+    )
     payments = crm.table(PAYMENTS).records
     paid = 0.0
     if assumptions.PAYMENT_MARKS_INVOICE_PAID:
@@ -159,8 +179,12 @@ def recompute_invoice(crm: Crm, invoice_id: int) -> None:
             for i in crm.associated("invoices", invoice_id, "commerce_payments")
             if i in payments and payments[i].properties.get("hs_latest_status") in ("succeeded", "partially_refunded")
         )
-    values = {"hs_amount_billed": _money(billed), "hs_subtotal": _money(billed), "hs_amount_paid": _money(paid),
-              "hs_balance_due": _money(max(billed - paid, 0.0))}
+    values = {
+        "hs_amount_billed": _money(billed),
+        "hs_subtotal": _money(billed),
+        "hs_amount_paid": _money(paid),
+        "hs_balance_due": _money(max(billed - paid, 0.0)),
+    }
     if invoice.properties.get("hs_invoice_status") == "open" and billed > 0 and paid >= billed - 0.005:
         values["hs_invoice_status"] = "paid"
     crm.set_computed(INVOICES, invoice, values)

@@ -12,8 +12,21 @@ from emulators.hubspot.schema import ObjectType, PropertyDefinition, resolve_obj
 from emulators.hubspot.state import Record
 from emulators.hubspot.values import parse_ms, parse_number
 
-OPERATORS = {"EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN", "HAS_PROPERTY",
-             "NOT_HAS_PROPERTY", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"}
+OPERATORS = {
+    "EQ",
+    "NEQ",
+    "LT",
+    "LTE",
+    "GT",
+    "GTE",
+    "BETWEEN",
+    "IN",
+    "NOT_IN",
+    "HAS_PROPERTY",
+    "NOT_HAS_PROPERTY",
+    "CONTAINS_TOKEN",
+    "NOT_CONTAINS_TOKEN",
+}
 MAX_GROUPS, MAX_FILTERS_PER_GROUP, MAX_FILTERS, MAX_LIMIT, MAX_QUERY_CHARS = 5, 6, 18, 200, 3000
 QUERY_PROPERTIES = {
     "contacts": ("firstname", "lastname", "email", "phone", "company", "hs_additional_emails"),
@@ -49,7 +62,9 @@ def contains_token(value: str | None, wanted: str) -> bool:
 
 
 def compile_filter(
-    object_type: ObjectType, definitions: dict[str, PropertyDefinition], spec: dict,
+    object_type: ObjectType,
+    definitions: dict[str, PropertyDefinition],
+    spec: dict,
     associated: Callable[[Record, str], set[int]],
 ) -> Callable[[Record], bool]:
     name, operator = spec.get("propertyName"), spec.get("operator", "EQ")
@@ -64,8 +79,9 @@ def compile_filter(
         return lambda r: bool(associated(r, target.name) & wanted) != negate
     definition = definitions.get(name)
     if definition is None:
-        raise validation(f"There was a problem with the request. Property {name} does not exist",
-                         context={"propertyName": [name]})
+        raise validation(
+            f"There was a problem with the request. Property {name} does not exist", context={"propertyName": [name]}
+        )
 
     def value_of(record: Record) -> str | None:
         return record.properties.get(name)
@@ -103,8 +119,12 @@ def compile_filter(
         return lambda r: comparable(definition, value_of(r)) != target_value
     if target_value is None:
         raise validation(f"{operator} needs a `value` of the property's type", context={"propertyName": [name]})
-    compare = {"LT": lambda a: a < target_value, "LTE": lambda a: a <= target_value,
-               "GT": lambda a: a > target_value, "GTE": lambda a: a >= target_value}[operator]
+    compare = {
+        "LT": lambda a: a < target_value,
+        "LTE": lambda a: a <= target_value,
+        "GT": lambda a: a > target_value,
+        "GTE": lambda a: a >= target_value,
+    }[operator]
 
     def ordered(record: Record) -> bool:
         value = comparable(definition, value_of(record))
@@ -127,11 +147,16 @@ def parse_sort(sorts: list) -> tuple[str, bool] | None:
         return sort.lstrip("-"), sort.startswith("-")
     if isinstance(sort, dict) and sort.get("propertyName"):
         return sort["propertyName"], str(sort.get("direction", "ASCENDING")).upper() == "DESCENDING"
-    raise validation("Invalid sort: use {\"propertyName\": …, \"direction\": \"ASCENDING\"|\"DESCENDING\"}")
+    raise validation('Invalid sort: use {"propertyName": …, "direction": "ASCENDING"|"DESCENDING"}')
 
 
-def run_search(object_type: ObjectType, definitions: dict[str, PropertyDefinition], records: list[Record],
-               request: dict, associated: Callable[[Record, str], set[int]]) -> tuple[list[Record], int, int | None]:
+def run_search(
+    object_type: ObjectType,
+    definitions: dict[str, PropertyDefinition],
+    records: list[Record],
+    request: dict,
+    associated: Callable[[Record, str], set[int]],
+) -> tuple[list[Record], int, int | None]:
     """(page of records, total, next offset or None)."""
     if not isinstance(request, dict):
         raise validation("Invalid input JSON: the search request must be an object")
@@ -153,17 +178,21 @@ def run_search(object_type: ObjectType, definitions: dict[str, PropertyDefinitio
     except (TypeError, ValueError):
         raise validation("`after` must be an integer offset, as a string") from None
     if offset >= assumptions.SEARCH_RESULT_CAP:
-        raise validation(f"Search results are capped at {assumptions.SEARCH_RESULT_CAP}; "
-                         "narrow the filters instead of paging further.")
+        raise validation(
+            f"Search results are capped at {assumptions.SEARCH_RESULT_CAP}; "
+            "narrow the filters instead of paging further."
+        )
 
-    compiled = [[compile_filter(object_type, definitions, f, associated) for f in g.get("filters") or []]
-                for g in groups]
+    compiled = [
+        [compile_filter(object_type, definitions, f, associated) for f in g.get("filters") or []] for g in groups
+    ]
     matches = [r for r in records if not compiled or any(all(f(r) for f in group) for group in compiled)]
     if query:
         words = [w.lower() for w in str(query).split() if w]
         fields = QUERY_PROPERTIES.get(object_type.name, ("name", "hs_sku", "description"))
-        matches = [r for r in matches if all(
-            any(w in (r.properties.get(f) or "").lower() for f in fields) for w in words)]
+        matches = [
+            r for r in matches if all(any(w in (r.properties.get(f) or "").lower() for f in fields) for w in words)
+        ]
     sort = parse_sort(request.get("sorts") or [])
     if sort:
         name, descending = sort
@@ -173,7 +202,7 @@ def run_search(object_type: ObjectType, definitions: dict[str, PropertyDefinitio
         present.sort(key=lambda r: (comparable(definition, r.properties[name]), r.id), reverse=descending)
         matches = present + absent
     total = len(matches)
-    page = matches[offset:offset + limit]
+    page = matches[offset : offset + limit]
     next_offset = offset + limit
     if next_offset >= min(total, assumptions.SEARCH_RESULT_CAP):
         next_offset = None

@@ -21,7 +21,10 @@ ALL_SCOPES = (
     "oauth",
     *(f"crm.objects.{t.scope}.{access}" for t in OBJECT_TYPES.values() for access in ("read", "write")),
     *(f"crm.schemas.{t.scope}.{access}" for t in OBJECT_TYPES.values() for access in ("read", "write")),
-    "e-commerce", "automation", "timeline", "tax_rates.read",
+    "e-commerce",
+    "automation",
+    "timeline",
+    "tax_rates.read",
 )
 
 
@@ -149,8 +152,12 @@ class Account:
             "domain": self.domain,
             "paymentsProcessor": self.payments_processor,
             "users": [
-                {"userId": u.user_id, "email": u.email, "superAdmin": u.super_admin,
-                 "marketplaceAccess": u.marketplace_access}
+                {
+                    "userId": u.user_id,
+                    "email": u.email,
+                    "superAdmin": u.super_admin,
+                    "marketplaceAccess": u.marketplace_access,
+                }
                 for u in self.users.values()
             ],
             "installedApps": sorted(self.installed_apps),
@@ -201,14 +208,20 @@ class Fault:
     body: dict | None
 
     def matches(self, method: str, path: str) -> bool:
-        return self.remaining > 0 and path.startswith(self.path_prefix) and (
-            self.method is None or self.method == method
+        return (
+            self.remaining > 0 and path.startswith(self.path_prefix) and (self.method is None or self.method == method)
         )
 
     def to_api(self) -> dict:
-        return {"id": self.fault_id, "path": self.path_prefix, "method": self.method, "status": self.status,
-                "latencyMs": self.latency_ms, "timeoutSeconds": self.timeout_seconds,
-                "remaining": self.remaining}
+        return {
+            "id": self.fault_id,
+            "path": self.path_prefix,
+            "method": self.method,
+            "status": self.status,
+            "latencyMs": self.latency_ms,
+            "timeoutSeconds": self.timeout_seconds,
+            "remaining": self.remaining,
+        }
 
 
 class EmulatorState:
@@ -251,13 +264,15 @@ class EmulatorState:
         if hub_id is None:
             hub_id = self._next_hub_id
             self._next_hub_id += 1
-        account = Account(hub_id=hub_id, tier=tier, domain=options.pop("domain", f"portal-{hub_id}.example.com"),
-                          **options)
+        account = Account(
+            hub_id=hub_id, tier=tier, domain=options.pop("domain", f"portal-{hub_id}.example.com"), **options
+        )
         self.accounts[hub_id] = account
         return account
 
-    def add_user(self, account: Account, email: str, super_admin: bool = False,
-                 marketplace_access: bool = False) -> User:
+    def add_user(
+        self, account: Account, email: str, super_admin: bool = False, marketplace_access: bool = False
+    ) -> User:
         user = User(self.new_user_id(), email, super_admin, marketplace_access)
         account.users[user.user_id] = user
         return user
@@ -268,18 +283,24 @@ class EmulatorState:
                 return account, account.users[user_id]
         return None
 
-    def issue_tokens(self, hub_id: int, app_id: int, user_id: int, scopes: tuple[str, ...],
-                     refresh: RefreshToken | None = None) -> tuple[AccessToken, RefreshToken]:
+    def issue_tokens(
+        self, hub_id: int, app_id: int, user_id: int, scopes: tuple[str, ...], refresh: RefreshToken | None = None
+    ) -> tuple[AccessToken, RefreshToken]:
         from emulators.hubspot.assumptions import ACCESS_TOKEN_SECONDS
 
         access = AccessToken(
-            token=f"emu-at-{hub_id}-{secrets.token_urlsafe(24)}", hub_id=hub_id, app_id=app_id,
-            user_id=user_id, scopes=scopes, expires_at=self.clock.now() + ACCESS_TOKEN_SECONDS,
+            token=f"emu-at-{hub_id}-{secrets.token_urlsafe(24)}",
+            hub_id=hub_id,
+            app_id=app_id,
+            user_id=user_id,
+            scopes=scopes,
+            expires_at=self.clock.now() + ACCESS_TOKEN_SECONDS,
         )
         self.access_tokens[access.token] = access
         if refresh is None:
-            refresh = RefreshToken(token=str(uuid.uuid4()), hub_id=hub_id, app_id=app_id, user_id=user_id,
-                                   scopes=scopes)
+            refresh = RefreshToken(
+                token=str(uuid.uuid4()), hub_id=hub_id, app_id=app_id, user_id=user_id, scopes=scopes
+            )
             self.refresh_tokens[refresh.token] = refresh
         self.accounts[hub_id].installed_apps.add(app_id)
         return access, refresh

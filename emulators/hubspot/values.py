@@ -63,8 +63,13 @@ def normalize(definition: PropertyDefinition, raw: object) -> tuple[str | None, 
     name = definition.name
 
     def failure(code: str, message: str) -> tuple[None, dict]:
-        return None, {"isValid": False, "message": message, "error": code, "name": name,
-                      "localizedErrorMessage": message}
+        return None, {
+            "isValid": False,
+            "message": message,
+            "error": code,
+            "name": name,
+            "localizedErrorMessage": message,
+        }
 
     if definition.type == "number":
         if parse_number(value) is None:
@@ -105,13 +110,27 @@ def validate_input(
         definition = definitions.get(name)
         if definition is None:
             message = f'Property "{name}" does not exist'
-            failures.append({"isValid": False, "message": message, "error": "PROPERTY_DOESNT_EXIST",
-                             "name": name, "localizedErrorMessage": message})
+            failures.append(
+                {
+                    "isValid": False,
+                    "message": message,
+                    "error": "PROPERTY_DOESNT_EXIST",
+                    "name": name,
+                    "localizedErrorMessage": message,
+                }
+            )
             continue
         if definition.read_only and name not in allow_read_only:
             message = f"{name} is a read only property; its value cannot be set."
-            failures.append({"isValid": False, "message": message, "error": "READ_ONLY_VALUE",
-                             "name": name, "localizedErrorMessage": message})
+            failures.append(
+                {
+                    "isValid": False,
+                    "message": message,
+                    "error": "READ_ONLY_VALUE",
+                    "name": name,
+                    "localizedErrorMessage": message,
+                }
+            )
             continue
         value, failure = normalize(definition, raw)
         if failure:
@@ -122,9 +141,12 @@ def validate_input(
         for failure in failures:
             failure["portalId"] = hub_id
         raise ApiError(
-            400, "VALIDATION_ERROR",
+            400,
+            "VALIDATION_ERROR",
             assumptions.PROPERTY_ERROR_FORMAT.format(json=json.dumps(failures, separators=(",", ":"))),
-            errors=[{"message": f["message"], "code": f["error"], "context": {"propertyName": [f["name"]]}}
-                    for f in failures],
+            errors=[
+                {"message": f["message"], "code": f["error"], "context": {"propertyName": [f["name"]]}}
+                for f in failures
+            ],
         )
     return cleaned

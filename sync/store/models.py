@@ -137,9 +137,7 @@ class QboCompany(Timestamps, Base):
     __tablename__ = "qbo_companies"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    installation_id: Mapped[int] = mapped_column(
-        ForeignKey("installations.id", ondelete="CASCADE"), index=True
-    )
+    installation_id: Mapped[int] = mapped_column(ForeignKey("installations.id", ondelete="CASCADE"), index=True)
     realm_id: Mapped[str] = mapped_column(String(32))
     environment: Mapped[str] = mapped_column(String(16), default="production")
     status: Mapped[str] = mapped_column(String(24), default="connected")
@@ -166,9 +164,7 @@ class QboCompany(Timestamps, Base):
             postgresql_where=text("status != 'disconnected'"),
         ),
         CheckConstraint(_one_of("environment", ("production", "sandbox")), name="environment"),
-        CheckConstraint(
-            _one_of("status", ("connected", "needs_reconnect", "disconnected")), name="status"
-        ),
+        CheckConstraint(_one_of("status", ("connected", "needs_reconnect", "disconnected")), name="status"),
     )
 
 
@@ -178,12 +174,8 @@ class OAuthToken(Timestamps, Base):
     __tablename__ = "oauth_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    installation_id: Mapped[int] = mapped_column(
-        ForeignKey("installations.id", ondelete="CASCADE")
-    )
-    qbo_company_id: Mapped[int | None] = mapped_column(
-        ForeignKey("qbo_companies.id", ondelete="CASCADE")
-    )
+    installation_id: Mapped[int] = mapped_column(ForeignKey("installations.id", ondelete="CASCADE"))
+    qbo_company_id: Mapped[int | None] = mapped_column(ForeignKey("qbo_companies.id", ondelete="CASCADE"))
     provider: Mapped[str] = mapped_column(String(16))
     access_token_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     refresh_token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -293,14 +285,10 @@ class SyncActivity(Base):
 
     __tablename__ = "sync_activity"
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     installation_id: Mapped[int] = mapped_column()
     qbo_company_id: Mapped[int] = mapped_column()
-    record_link_id: Mapped[int | None] = mapped_column(
-        ForeignKey("record_links.id", ondelete="SET NULL")
-    )
+    record_link_id: Mapped[int | None] = mapped_column(ForeignKey("record_links.id", ondelete="SET NULL"))
     object_type: Mapped[str] = mapped_column(String(16))
     hubspot_id: Mapped[str | None] = mapped_column(String(64))
     qbo_id: Mapped[str | None] = mapped_column(String(64))
@@ -351,17 +339,11 @@ class WebhookEvent(Base):
 
     __tablename__ = "webhook_events"
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     source: Mapped[str] = mapped_column(String(16))
     account_id: Mapped[str] = mapped_column(String(64))
-    installation_id: Mapped[int | None] = mapped_column(
-        ForeignKey("installations.id", ondelete="CASCADE")
-    )
-    qbo_company_id: Mapped[int | None] = mapped_column(
-        ForeignKey("qbo_companies.id", ondelete="CASCADE")
-    )
+    installation_id: Mapped[int | None] = mapped_column(ForeignKey("installations.id", ondelete="CASCADE"))
+    qbo_company_id: Mapped[int | None] = mapped_column(ForeignKey("qbo_companies.id", ondelete="CASCADE"))
     event_type: Mapped[str] = mapped_column(String(64))
     object_type: Mapped[str | None] = mapped_column(String(32))
     object_id: Mapped[str | None] = mapped_column(String(64))
@@ -378,9 +360,7 @@ class WebhookEvent(Base):
         UniqueConstraint("source", "dedupe_key"),
         Index("ix_webhook_events_status", "status", "received_at"),
         CheckConstraint(_one_of("source", SIDES), name="source"),
-        CheckConstraint(
-            _one_of("status", ("pending", "processed", "ignored", "failed")), name="status"
-        ),
+        CheckConstraint(_one_of("status", ("pending", "processed", "ignored", "failed")), name="status"),
     )
 
 
@@ -412,9 +392,7 @@ class Export(Base):
         *_company_scope("exports"),
         Index("ix_exports_company", "qbo_company_id", "created_at"),
         CheckConstraint(_one_of("file_format", ("csv",)), name="file_format"),
-        CheckConstraint(
-            _one_of("status", ("queued", "running", "done", "failed")), name="status"
-        ),
+        CheckConstraint(_one_of("status", ("queued", "running", "done", "failed")), name="status"),
         CheckConstraint("progress BETWEEN 0 AND 100", name="progress"),
     )
 
@@ -428,12 +406,8 @@ class Notification(Base):
     __tablename__ = "notifications"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    installation_id: Mapped[int] = mapped_column(
-        ForeignKey("installations.id", ondelete="CASCADE")
-    )
-    qbo_company_id: Mapped[int | None] = mapped_column(
-        ForeignKey("qbo_companies.id", ondelete="CASCADE")
-    )
+    installation_id: Mapped[int] = mapped_column(ForeignKey("installations.id", ondelete="CASCADE"))
+    qbo_company_id: Mapped[int | None] = mapped_column(ForeignKey("qbo_companies.id", ondelete="CASCADE"))
     level: Mapped[str] = mapped_column(String(8), default="info")
     kind: Mapped[str] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(String(255))

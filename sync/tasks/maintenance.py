@@ -33,13 +33,9 @@ def prune_history() -> dict[str, int]:
             WebhookEvent.status.in_(("processed", "ignored")),
             WebhookEvent.received_at < now - WEBHOOK_EVENT_RETENTION,
         ),
-        "sync_activity": delete(SyncActivity).where(
-            SyncActivity.created_at < now - ACTIVITY_RETENTION
-        ),
+        "sync_activity": delete(SyncActivity).where(SyncActivity.created_at < now - ACTIVITY_RETENTION),
         "exports": delete(Export).where(Export.expires_at < now),
-        "notifications": delete(Notification).where(
-            Notification.read_at < now - READ_NOTIFICATION_RETENTION
-        ),
+        "notifications": delete(Notification).where(Notification.read_at < now - READ_NOTIFICATION_RETENTION),
     }
     deleted = {}
     with current_runtime().database.session() as session:
