@@ -109,7 +109,12 @@ def _rate_limit(state: EmulatorState, token: AccessToken):
         return None
     now = state.clock.now()
     if _is_search():
-        key, limit, window, policy = ("search", token.hub_id), SEARCH_LIMIT_MAX, SEARCH_LIMIT_WINDOW, "SECONDLY"
+        key, limit, window, policy = (
+            ("search", token.hub_id),
+            SEARCH_LIMIT_MAX,
+            SEARCH_LIMIT_WINDOW,
+            assumptions.SEARCH_RATE_LIMIT_POLICY,
+        )
     else:
         key, limit, window, policy = (
             (token.hub_id, token.app_id),
@@ -121,15 +126,7 @@ def _rate_limit(state: EmulatorState, token: AccessToken):
     if len(hits) >= limit:
         state.rate_windows[key] = hits
         g.rate_remaining = 0
-        body = {
-            "status": "error",
-            "message": f"You have reached your {policy.lower()} limit.",
-            "errorType": "RATE_LIMIT",
-            "correlationId": _uuid(),
-            "policyName": policy,
-            "requestId": _uuid(),
-        }
-        response = json_response(body, 429)
+        response = json_response(rate_limit_body(policy), 429)
         if assumptions.RATE_LIMIT_RETRY_AFTER:
             response.headers["Retry-After"] = str(max(1, int(hits[0] + window - now) + 1))
         return response
@@ -151,24 +148,32 @@ def _take_fault(state: EmulatorState):
         time.sleep(fault.timeout_seconds)  # longer than the client waits: it sees a timeout
     if fault.status is None:
         return None  # latency only: carry on with the real answer
-    body = fault.body or {
-        "status": "error",
-        "message": f"Injected fault ({fault.status})",
-        "correlationId": _uuid(),
-        "category": "INTERNAL_ERROR"
-        if fault.status >= 500
-        else ("RATE_LIMIT" if fault.status == 429 else "VALIDATION_ERROR"),
-    }
-    if fault.status == 429 and not fault.body:
+    if fault.body:
+        body = fault.body
+    elif fault.status == 429:
+        body = rate_limit_body("TEN_SECONDLY_ROLLING")
+    else:
+        category = "INTERNAL_ERROR" if fault.status >= 500 else "VALIDATION_ERROR"
         body = {
             "status": "error",
-            "message": "You have reached your ten_secondly_rolling limit.",
-            "errorType": "RATE_LIMIT",
+            "message": f"Injected fault ({fault.status})",
             "correlationId": _uuid(),
-            "policyName": "TEN_SECONDLY_ROLLING",
-            "requestId": _uuid(),
+            "category": category,
         }
     return json_response(body, fault.status)
+
+
+def rate_limit_body(policy: str) -> dict:
+    """The documented 429 body (NOTES §2), plus the `category` the spec's Error schema requires."""
+    return {
+        "status": "error",
+        "message": f"You have reached your {policy.lower()} limit.",
+        "errorType": "RATE_LIMIT",
+        "category": assumptions.RATE_LIMIT_CATEGORY,
+        "correlationId": _uuid(),
+        "policyName": policy,
+        "requestId": _uuid(),
+    }
 
 
 def _log_request(state: EmulatorState, status: int) -> None:

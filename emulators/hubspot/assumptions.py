@@ -124,5 +124,13 @@ OAUTH_ERROR_STATUS = 400
 # API 429 responses carry no Retry-After header (NOTES: plan for its absence).
 RATE_LIMIT_RETRY_AFTER = False
 
+# The documented 429 body has `errorType: RATE_LIMIT` and no `category`, which the
+# specs' Error schema requires; we send both, with the category widely seen in the wild.
+RATE_LIMIT_CATEGORY = "RATE_LIMITS"
+
+# The search limit's policyName is not documented (the others are DAILY and
+# TEN_SECONDLY_ROLLING); we call it SECONDLY.
+SEARCH_RATE_LIMIT_POLICY = "SECONDLY"
+
 # The deprecated secondly headers are not sent; the interval ones are.
 SEND_SECONDLY_HEADERS = False
