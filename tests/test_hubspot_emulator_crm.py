@@ -828,3 +828,29 @@ def test_every_checked_response_matched_a_spec(hubspot_emulator, hubspot):
     hubspot.crm.contacts.basic_api.get_page()
     assert "POST /crm/v3/objects/contacts → 201" in hubspot_emulator.report.checked
     assert any(label.startswith("GET /crm/v3/objects/contacts ") for label in hubspot_emulator.report.checked)
+
+
+def test_typed_sdk_clients_reach_the_same_records(hubspot):
+    from hubspot.crm.commerce.invoices import SimplePublicObjectInputForCreate as InvoiceInput
+    from hubspot.crm.line_items import SimplePublicObjectInputForCreate as LineInput
+
+    invoice = hubspot.crm.commerce.invoices.basic_api.create(InvoiceInput(properties={"hs_currency": "USD"}))
+    line = hubspot.crm.line_items.basic_api.create(LineInput(properties={"name": "L", "price": "2", "quantity": "3"}))
+    assert invoice is not None and line.properties["amount"] == "6.00"
+    assert [i.id for i in hubspot.crm.commerce.invoices.get_all()] == [invoice.id]
+    assert hubspot.crm.products.basic_api.get_page().results == []
+
+
+def test_company_merge_moves_contacts_to_the_survivor(hubspot):
+    keep, gone = create(hubspot, "companies", name="Keep Co"), create(hubspot, "companies", name="Gone Co")
+    person = create(hubspot, "contacts", email="emp@example.com")
+    hubspot.crm.associations.v4.basic_api.create_default("contacts", person.id, "companies", gone.id)
+    from hubspot.crm.companies import PublicMergeInput
+
+    survivor = hubspot.crm.companies.basic_api.merge(
+        PublicMergeInput(primary_object_id=keep.id, object_id_to_merge=gone.id)
+    )
+    assert survivor.id == keep.id and survivor.properties["name"] == "Keep Co"
+    linked = hubspot.crm.associations.v4.basic_api.get_page("contacts", person.id, "companies").results
+    assert [r.to_object_id for r in linked] == [keep.id]
+    assert hubspot.crm.companies.basic_api.get_by_id(gone.id).id == keep.id

@@ -18,8 +18,13 @@ SCOPES = "oauth crm.objects.contacts.read crm.objects.contacts.write"
 
 
 def authorize_url(emulator, **overrides) -> str:
-    params = {"client_id": DEFAULT_CLIENT_ID, "redirect_uri": REDIRECT_URI, "scope": SCOPES, "state": "st-1",
-              **overrides}
+    params = {
+        "client_id": DEFAULT_CLIENT_ID,
+        "redirect_uri": REDIRECT_URI,
+        "scope": SCOPES,
+        "state": "st-1",
+        **overrides,
+    }
     return requests.Request("GET", f"{emulator.url}/oauth/authorize", params=params).prepare().url
 
 
@@ -28,9 +33,12 @@ def approve_as(emulator, user_id: int, **overrides) -> dict[str, str]:
     page = requests.get(authorize_url(emulator, **overrides), timeout=10)
     assert page.status_code == 200 and "Connect app" in page.text
     form = {k: v[0] for k, v in parse_qs(urlsplit(authorize_url(emulator, **overrides)).query).items()}
-    decision = requests.post(f"{emulator.url}/oauth/authorize/decision",
-                             data={**form, "user_id": str(user_id), "decision": "approve"},
-                             allow_redirects=False, timeout=10)
+    decision = requests.post(
+        f"{emulator.url}/oauth/authorize/decision",
+        data={**form, "user_id": str(user_id), "decision": "approve"},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert decision.status_code == 302, decision.text
     location = decision.headers["Location"]
     assert location.startswith(REDIRECT_URI + "?")
@@ -38,15 +46,22 @@ def approve_as(emulator, user_id: int, **overrides) -> dict[str, str]:
 
 
 def exchange(client, code: str, redirect_uri: str = REDIRECT_URI, secret: str = DEFAULT_CLIENT_SECRET):
-    return client.oauth.tokens_api.create(grant_type="authorization_code", code=code, redirect_uri=redirect_uri,
-                                          client_id=DEFAULT_CLIENT_ID, client_secret=secret)
+    return client.oauth.tokens_api.create(
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=redirect_uri,
+        client_id=DEFAULT_CLIENT_ID,
+        client_secret=secret,
+    )
 
 
 @pytest.fixture
 def portal(hubspot_emulator):
     """A portal whose super admin has not installed the app yet, and two more users."""
-    account = hubspot_emulator.new_account(installApp=False, users=[
-        {"email": "no-rights@example.com"}, {"email": "marketplace@example.com", "marketplaceAccess": True}])
+    account = hubspot_emulator.new_account(
+        installApp=False,
+        users=[{"email": "no-rights@example.com"}, {"email": "marketplace@example.com", "marketplaceAccess": True}],
+    )
     users = {u["email"]: u["userId"] for u in account["users"]}
     return account, users
 
@@ -85,8 +100,10 @@ def test_a_code_is_single_use_and_bound_to_its_redirect_uri_and_client(hubspot_e
     anonymous = hubspot_emulator.sdk(None)
     admin = users[f"admin@portal-{account['portalId']}.example.com"]
     callback = approve_as(hubspot_emulator, admin)
-    for kwargs, status in (({"redirect_uri": "http://localhost:9/elsewhere"}, "BAD_REDIRECT_URI"),
-                           ({"secret": "wrong"}, "BAD_CLIENT_ID")):
+    for kwargs, status in (
+        ({"redirect_uri": "http://localhost:9/elsewhere"}, "BAD_REDIRECT_URI"),
+        ({"secret": "wrong"}, "BAD_CLIENT_ID"),
+    ):
         with pytest.raises(OAuthApiException) as refused:
             exchange(anonymous, approve_as(hubspot_emulator, admin)["code"], **kwargs)
         assert refused.value.status == 400 and json.loads(refused.value.body)["status"] == status
@@ -99,21 +116,35 @@ def test_a_code_is_single_use_and_bound_to_its_redirect_uri_and_client(hubspot_e
 def test_refresh_expiry_and_refresh_token_delete(hubspot_emulator, portal):
     account, users = portal
     anonymous = hubspot_emulator.sdk(None)
-    tokens = exchange(anonymous, approve_as(hubspot_emulator, users[f"admin@portal-{account['portalId']}.example.com"])["code"])
-    refreshed = anonymous.oauth.tokens_api.create(grant_type="refresh_token", refresh_token=tokens.refresh_token,
-                                                  client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET)
+    tokens = exchange(
+        anonymous, approve_as(hubspot_emulator, users[f"admin@portal-{account['portalId']}.example.com"])["code"]
+    )
+    refreshed = anonymous.oauth.tokens_api.create(
+        grant_type="refresh_token",
+        refresh_token=tokens.refresh_token,
+        client_id=DEFAULT_CLIENT_ID,
+        client_secret=DEFAULT_CLIENT_SECRET,
+    )
     assert refreshed.access_token != tokens.access_token and refreshed.refresh_token == tokens.refresh_token
     hubspot_emulator.control("POST", "/clock", {"advanceSeconds": 1801})
     with pytest.raises(ObjectsApiException) as expired:
         hubspot_emulator.sdk(refreshed.access_token).crm.objects.basic_api.get_page("contacts")
     assert expired.value.status == 401 and json.loads(expired.value.body)["category"] == "EXPIRED_AUTHENTICATION"
-    again = anonymous.oauth.tokens_api.create(grant_type="refresh_token", refresh_token=tokens.refresh_token,
-                                              client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET)
+    again = anonymous.oauth.tokens_api.create(
+        grant_type="refresh_token",
+        refresh_token=tokens.refresh_token,
+        client_id=DEFAULT_CLIENT_ID,
+        client_secret=DEFAULT_CLIENT_SECRET,
+    )
     assert hubspot_emulator.sdk(again.access_token).crm.objects.basic_api.get_page("contacts").results == []
     anonymous.oauth.refresh_tokens_api.archive(tokens.refresh_token)
     with pytest.raises(OAuthApiException) as deleted:
-        anonymous.oauth.tokens_api.create(grant_type="refresh_token", refresh_token=tokens.refresh_token,
-                                          client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET)
+        anonymous.oauth.tokens_api.create(
+            grant_type="refresh_token",
+            refresh_token=tokens.refresh_token,
+            client_id=DEFAULT_CLIENT_ID,
+            client_secret=DEFAULT_CLIENT_SECRET,
+        )
     assert json.loads(deleted.value.body)["status"] == "BAD_REFRESH_TOKEN"
     # Deleting the refresh token does not uninstall: the access token still works.
     assert hubspot_emulator.sdk(again.access_token).crm.objects.basic_api.get_page("contacts") is not None
@@ -129,7 +160,8 @@ def test_a_user_without_install_rights_is_refused_until_the_app_is_installed(hub
     exchange(hubspot_emulator.sdk(None), approve_as(hubspot_emulator, users["marketplace@example.com"])["code"])
     signed_in = approve_as(hubspot_emulator, users["no-rights@example.com"])
     info = hubspot_emulator.sdk(None).oauth.access_tokens_api.get(
-        exchange(hubspot_emulator.sdk(None), signed_in["code"]).access_token)
+        exchange(hubspot_emulator.sdk(None), signed_in["code"]).access_token
+    )
     assert info.user == "no-rights@example.com" and info.hub_id == account["portalId"]
 
 
@@ -142,8 +174,12 @@ def test_auto_approve_answers_at_once(hubspot_emulator, portal):
 
 def test_cancel_sends_access_denied(hubspot_emulator, portal):
     form = {k: v[0] for k, v in parse_qs(urlsplit(authorize_url(hubspot_emulator)).query).items()}
-    response = requests.post(f"{hubspot_emulator.url}/oauth/authorize/decision",
-                             data={**form, "user_id": "0", "decision": "deny"}, allow_redirects=False, timeout=10)
+    response = requests.post(
+        f"{hubspot_emulator.url}/oauth/authorize/decision",
+        data={**form, "user_id": "0", "decision": "deny"},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert "error=access_denied" in response.headers["Location"]
 
 
@@ -164,8 +200,11 @@ def test_bad_authorize_requests_get_a_clear_page(hubspot_emulator, overrides, ti
 def test_https_redirect_uris_are_accepted(hubspot_emulator, portal):
     account, users = portal
     hubspot_emulator.control("POST", "/oauth/auto-approve", {"userId": users["marketplace@example.com"]})
-    response = requests.get(authorize_url(hubspot_emulator, redirect_uri="https://ledgersync.example.com/cb"),
-                            allow_redirects=False, timeout=10)
+    response = requests.get(
+        authorize_url(hubspot_emulator, redirect_uri="https://ledgersync.example.com/cb"),
+        allow_redirects=False,
+        timeout=10,
+    )
     assert response.headers["Location"].startswith("https://ledgersync.example.com/cb?code=")
 
 
@@ -203,8 +242,10 @@ def test_consent_page_in_a_real_browser(hubspot_emulator, portal, chromium_path)
     redirect_uri = f"http://localhost:{callback_server.server_port}/cb"
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=chromium_path, args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = playwright.chromium.launch(
+                executable_path=chromium_path,
+                args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            )
             page = browser.new_page()
             page.goto(authorize_url(hubspot_emulator, redirect_uri=redirect_uri))
             page.get_by_label("Choose an account").select_option(str(users["marketplace@example.com"]))

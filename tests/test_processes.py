@@ -122,7 +122,14 @@ def test_procfile_release_web_worker_and_clock_run(process_env):
 def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env.update(APP_PORT=str(port), INSTANCE_PATH=str(tmp_path / "instance"), PYTHONUNBUFFERED="1")
+    hubspot_port = free_port()
+    env.update(
+        APP_PORT=str(port),
+        INSTANCE_PATH=str(tmp_path / "instance"),
+        PYTHONUNBUFFERED="1",
+        HUBSPOT_EMULATOR_PORT=str(hubspot_port),
+    )
+    env.pop("HUBSPOT_API_BASE_URL", None)
     demo = subprocess.Popen(
         [sys.executable, "scripts/demo.py"],
         cwd=ROOT,
@@ -144,6 +151,19 @@ def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path):
         assert status == 200 and body["database"]["dialect"] == "sqlite"
         assert body["redis"]["workers"] >= 1
         assert (tmp_path / "instance" / "ledgersync.db").exists()
+        assert any(f"HubSpot emulator is running at http://localhost:{hubspot_port}/" in line for line in output)
+        account = json.loads(
+            urllib.request.urlopen(
+                urllib.request.Request(  # noqa: S310 (a test's own URL)
+                    f"http://localhost:{hubspot_port}/_emulator/accounts",
+                    data=b"{}",
+                    method="POST",
+                    headers={"Content-Type": "application/json"},
+                ),
+                timeout=5,
+            ).read()
+        )
+        assert account["accessToken"]
 
         demo.send_signal(signal.SIGINT)  # what Ctrl-C sends
         rest, _ = demo.communicate(timeout=60)
@@ -151,8 +171,8 @@ def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path):
         assert "[demo] stopped" in rest
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-        children = dict(re.findall(r"started (\w+) \(pid (\d+)\)", "".join(output)))
-        assert set(children) == {"web", "worker", "clock"}
+        children = dict(re.findall(r"started ([\w-]+) \(pid (\d+)\)", "".join(output)))
+        assert set(children) == {"hubspot-emulator", "web", "worker", "clock"}
         for pid in children.values():
             with pytest.raises(ProcessLookupError):
                 os.kill(int(pid), 0)  # gone, not merely orphaned
