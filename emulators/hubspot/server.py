@@ -25,7 +25,10 @@ class EmulatorServer:
         self._server = make_server(host, port, self.app, threaded=True, request_handler=QuietHandler)
         self.port = self._server.server_port
         self.url = f"http://{'localhost' if host in ('127.0.0.1', 'localhost') else host}:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="hubspot-emulator", daemon=True)
+        # A short poll interval makes stop() quick (tests start and stop one emulator each).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="hubspot-emulator", daemon=True
+        )
 
     def start(self) -> EmulatorServer:
         self._thread.start()
