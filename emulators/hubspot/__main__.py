@@ -7,7 +7,9 @@ import logging
 
 from werkzeug.serving import run_simple
 
-from emulators.hubspot.app import DEFAULT_APP_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, create_emulator
+from emulators.hubspot.app import DEFAULT_APP_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, create_emulator, state_of
+from emulators.hubspot.control import apply_project
+from emulators.hubspot.project import load_project
 
 
 def main() -> None:
@@ -19,6 +21,15 @@ def main() -> None:
     parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET, help=f"default {DEFAULT_CLIENT_SECRET}")
     parser.add_argument("--no-rate-limits", action="store_true", help="turn the 110/10 s and search 5/s limits off")
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    parser.add_argument("--project", help="load the app's developer-project files from this folder")
+    parser.add_argument(
+        "--proxy",
+        action="append",
+        default=[],
+        metavar="DECLARED=LOCAL",
+        help="serve a declared https base URL from a local one, e.g. "
+        "https://ledgersync.example.com=http://localhost:8000 (repeatable)",
+    )
     args = parser.parse_args()
     if args.quiet:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -28,6 +39,12 @@ def main() -> None:
         client_secret=args.client_secret,
         rate_limits=not args.no_rate_limits,
     )
+    state = state_of(app)
+    if args.project:
+        proxy = dict(item.split("=", 1) for item in args.proxy)
+        with state.lock:
+            apply_project(state, load_project(args.project, proxy))
+    state.webhooks.start()
     print(
         f"HubSpot emulator on http://localhost:{args.port} (app {args.app_id}, client id {args.client_id})", flush=True
     )

@@ -26,13 +26,29 @@ def create_emulator(
     client_secret: str = DEFAULT_CLIENT_SECRET,
     rate_limits: bool = True,
 ) -> Flask:
-    from emulators.hubspot import control, oauth, routes_associations, routes_crm, routes_properties
+    from emulators.hubspot import (
+        control,
+        oauth,
+        routes_associations,
+        routes_automation,
+        routes_crm,
+        routes_properties,
+        routes_timeline,
+    )
 
     app = Flask(__name__)
     app.config["JSON_SORT_KEYS"] = False
     state = EmulatorState(app_id, client_id, client_secret, rate_limits)
     app.extensions["hubspot_emulator"] = state
-    for module in (routes_crm, routes_properties, routes_associations, oauth, control):
+    for module in (
+        routes_crm,
+        routes_properties,
+        routes_associations,
+        routes_automation,
+        routes_timeline,
+        oauth,
+        control,
+    ):
         app.register_blueprint(module.bp)
 
     @app.before_request

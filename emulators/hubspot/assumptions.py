@@ -134,3 +134,44 @@ SEARCH_RATE_LIMIT_POLICY = "SECONDLY"
 
 # The deprecated secondly headers are not sent; the interval ones are.
 SEND_SECONDLY_HEADERS = False
+
+# --- Webhooks and HubSpot calling the app (part 2) ------------------------------------------
+
+# Webhook retries: "up to 10 retries spread over 24 h, with randomized delays". We
+# use this fixed schedule (seconds after each failed attempt; 85,500 s in all) so
+# that tests can move the clock to exactly the next attempt.
+WEBHOOK_RETRY_DELAYS = (60, 300, 900, 1800, 3600, 5400, 7200, 14400, 21600, 30240)
+
+# changeSource / sourceId: writes made with an app's OAuth token are INTEGRATION with
+# the app id as sourceId; edits made through the control API stand for a user in
+# HubSpot's UI: CRM_UI with "userId:<super admin>". Values HubSpot computes itself
+# (an invoice that becomes paid) carry the source of the write that caused them.
+API_CHANGE_SOURCE = "INTEGRATION"
+UI_CHANGE_SOURCE = "CRM_UI"
+
+# A record created with properties also produces a propertyChange event for each
+# subscribed property that it was created with, after its creation event.
+PROPERTY_CHANGES_ON_CREATION = True
+
+# hubspot.fetch: besides `appId` (documented), the emulator appends portalId, userId,
+# userEmail, associatedObjectId and associatedObjectType, which the card's code is
+# expected to send (NOTES §5.2 marks HubSpot appending them as UNVERIFIED).
+CARD_FETCH_TIMEOUT_SECONDS = 15.0
+
+# Workflow actions: 5xx and connection failures are retried with exponential backoff
+# from 60 s, doubling, capped at 8 h, until 3 days after the first attempt; 429 waits
+# Retry-After (seconds) or 60 s. A BLOCK without hs_expiration_duration waits a week.
+ACTION_RETRY_FIRST_DELAY = 60
+ACTION_RETRY_MAX_DELAY = 8 * 3600
+ACTION_RETRY_WINDOW = 3 * 86_400
+ACTION_BLOCK_DEFAULT_SECONDS = 7 * 86_400
+ACTION_TIMEOUT_SECONDS = 20.0
+
+# App events (timeline for new apps): POST /integrators/timeline/v4/events answers
+# 201 with the stored occurrence; `eventTypeName` is the event type's uid or its
+# fully qualified name "ae<appId>_<uid>"; properties are checked against the type.
+APP_EVENT_CREATE_STATUS = 201
+
+# The legacy timeline v3 API, for an app that has no v1/v3 event templates: every
+# event or template lookup is a 404 OBJECT_NOT_FOUND naming the template id.
+LEGACY_TIMELINE_STATUS = 404

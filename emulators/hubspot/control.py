@@ -10,8 +10,10 @@ import uuid
 
 from flask import Blueprint, request
 
+from emulators.hubspot import assumptions
 from emulators.hubspot.crm import Crm
 from emulators.hubspot.errors import ApiError, json_response, no_content, not_found, validation
+from emulators.hubspot.project import load_project
 from emulators.hubspot.routes_crm import state
 from emulators.hubspot.schema import resolve_object_type
 from emulators.hubspot.state import ALL_SCOPES, Fault
@@ -164,7 +166,7 @@ def seed(hub_id: int):
         ]
     emulator = state()
     with emulator.lock:
-        service = Crm(emulator, _account(hub_id))
+        service, _ = _ui_crm(hub_id, object_type.name)
         ids = [service.create(object_type, r.get("properties") or {}, r.get("associations")).id for r in records]
     return json_response({"objectType": object_type.name, "created": len(ids), "ids": [str(i) for i in ids]}, 201)
 
@@ -275,3 +277,201 @@ def auto_approve():
             raise not_found(f"No user {user_id}")
         emulator.auto_approve = None if user_id is None else {"userId": int(user_id)}
     return json_response({"autoApprove": emulator.auto_approve})
+
+
+# --- the app's project, webhooks and HubSpot calling the app (part 2) ---------------------------------------
+
+
+@bp.post("/project")
+def load_app_project():
+    """{"folder": ".../hubspot_extensions", "proxy"?: {"https://declared.host": "http://localhost:8000"}}"""
+    body = _body()
+    if not body.get("folder"):
+        raise validation("folder (the hubspot_extensions project folder) is required")
+    project = load_project(body["folder"], body.get("proxy"))
+    with state().lock:
+        apply_project(state(), project)
+    return json_response(project.to_api(), 201)
+
+
+def apply_project(emulator, project) -> None:
+    emulator.project = project
+    emulator.default_app.scopes = tuple(dict.fromkeys(("oauth", *project.required_scopes, *project.optional_scopes)))
+    emulator.default_app.name = project.app.get("name", emulator.default_app.name)
+
+
+@bp.get("/project")
+def read_project():
+    project = state().project
+    if project is None:
+        raise not_found("No project loaded")
+    return json_response(project.to_api())
+
+
+def _ui_crm(hub_id: int, object_name: str):
+    """A user editing in HubSpot's UI: writes whose webhooks say changeSource CRM_UI."""
+    account = _account(hub_id)
+    object_type = resolve_object_type(object_name)
+    if object_type is None:
+        raise validation(f"Unknown object type {object_name}")
+    admin = next(iter(account.users.values()), None)
+    source = (assumptions.UI_CHANGE_SOURCE, f"userId:{admin.user_id if admin else 0}")
+    return Crm(state(), account, source), object_type
+
+
+@bp.post("/accounts/<int:hub_id>/objects/<object_name>")
+def ui_create(hub_id: int, object_name: str):
+    body = _body()
+    with state().lock:
+        service, object_type = _ui_crm(hub_id, object_name)
+        record = service.create(object_type, body.get("properties") or {}, body.get("associations"))
+        return json_response(service.render(object_type, record, all_properties=True), 201)
+
+
+@bp.patch("/accounts/<int:hub_id>/objects/<object_name>/<record_id>")
+def ui_update(hub_id: int, object_name: str, record_id: str):
+    body = _body()
+    with state().lock:
+        service, object_type = _ui_crm(hub_id, object_name)
+        record = service.update(object_type, service.get(object_type, record_id), body.get("properties") or {})
+        return json_response(service.render(object_type, record, all_properties=True))
+
+
+@bp.delete("/accounts/<int:hub_id>/objects/<object_name>/<record_id>")
+def ui_delete(hub_id: int, object_name: str, record_id: str):
+    with state().lock:
+        service, object_type = _ui_crm(hub_id, object_name)
+        service.archive(object_type, service.get(object_type, record_id))
+    return no_content()
+
+
+@bp.post("/accounts/<int:hub_id>/objects/<object_name>/<record_id>/restore")
+def ui_restore(hub_id: int, object_name: str, record_id: str):
+    with state().lock:
+        service, object_type = _ui_crm(hub_id, object_name)
+        record = service.restore(object_type, record_id)
+        return json_response(service.render(object_type, record, all_properties=True))
+
+
+@bp.post("/webhooks/config")
+def webhook_config():
+    """{"autoDeliver": bool}: off, deliveries wait for POST /_emulator/webhooks/deliver."""
+    body = _body()
+    state().webhooks.auto_deliver = bool(body.get("autoDeliver", True))
+    return json_response({"autoDeliver": state().webhooks.auto_deliver})
+
+
+@bp.post("/webhooks/deliver")
+def deliver_now():
+    """Send every pending or due delivery now; answers with what happened to each."""
+    delivered = state().webhooks.deliver_due()
+    return json_response({"results": [d.to_api() for d in delivered]})
+
+
+@bp.get("/webhooks/deliveries")
+def list_deliveries():
+    with state().lock:
+        return json_response(
+            {
+                "results": [d.to_api() for d in state().webhooks.deliveries],
+                "pendingEvents": sum(len(e) for e in state().webhooks.pending.values()),
+            }
+        )
+
+
+@bp.post("/webhooks/faults")
+def webhook_faults():
+    """{"action": "drop" | "duplicate" | "reorder", "count"?: 1}: applied to the next deliveries."""
+    body = _body()
+    if body.get("action") not in ("drop", "duplicate", "reorder"):
+        raise validation("action must be drop, duplicate or reorder")
+    with state().lock:
+        state().webhooks.faults.extend([body["action"]] * int(body.get("count", 1)))
+        return json_response({"pending": list(state().webhooks.faults)}, 201)
+
+
+@bp.post("/cards/fetch")
+def card_fetch():
+    """{"portalId", "objectType", "objectId", "userId"?, "card"?, "url"?, "method"?, "body"?}: a user opens a
+    record with the app card; the emulator makes the card's hubspot.fetch and returns what the app answered."""
+    body = _body()
+    for name in ("portalId", "objectType", "objectId"):
+        if not body.get(name):
+            raise validation(f"{name} is required")
+    result = state().calls.card_fetch(
+        int(body["portalId"]),
+        str(body["objectType"]),
+        str(body["objectId"]),
+        card=body.get("card"),
+        user_id=body.get("userId"),
+        url=body.get("url"),
+        method=body.get("method", "GET"),
+        body=body.get("body"),
+    )
+    return json_response(result)
+
+
+@bp.post("/actions/execute")
+def execute_action():
+    """{"portalId", "action": uid, "objectType", "objectId", "inputFields"?, "workflowId"?}: a workflow runs it."""
+    body = _body()
+    for name in ("portalId", "action", "objectType", "objectId"):
+        if not body.get(name):
+            raise validation(f"{name} is required")
+    execution = state().calls.execute_action(
+        int(body["portalId"]),
+        body["action"],
+        str(body["objectType"]),
+        str(body["objectId"]),
+        body.get("inputFields") or {},
+        int(body.get("workflowId", 192_814_114)),
+    )
+    return json_response(execution.to_api(), 201)
+
+
+@bp.get("/actions/executions")
+def list_executions():
+    with state().lock:
+        return json_response({"results": [e.to_api() for e in state().calls.executions.values()]})
+
+
+@bp.get("/actions/executions/<callback_id>")
+def read_execution(callback_id: str):
+    with state().lock:
+        execution = state().calls.executions.get(callback_id)
+        if execution is None:
+            raise not_found(f"No execution {callback_id}")
+        return json_response(execution.to_api())
+
+
+@bp.post("/actions/process")
+def process_actions():
+    """Run due action retries and expire finished blocks now (the background thread does it too)."""
+    state().calls.process_due()
+    return list_executions()
+
+
+@bp.post("/actions/options")
+def fetch_options():
+    """{"portalId", "action", "inputFieldName", "inputFields"?, "q"?, "after"?}: the workflow editor asks."""
+    body = _body()
+    for name in ("portalId", "action", "inputFieldName"):
+        if not body.get(name):
+            raise validation(f"{name} is required")
+    return json_response(
+        state().calls.fetch_options(
+            int(body["portalId"]),
+            body["action"],
+            body["inputFieldName"],
+            body.get("inputFields"),
+            body.get("q"),
+            body.get("after"),
+        )
+    )
+
+
+@bp.get("/accounts/<int:hub_id>/timeline")
+def timeline(hub_id: int):
+    with state().lock:
+        _account(hub_id)
+        return json_response({"results": list(state().timeline_events.get(hub_id, []))})

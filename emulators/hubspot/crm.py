@@ -19,13 +19,20 @@ from emulators.hubspot.schema import (
 )
 from emulators.hubspot.state import Account, EmulatorState, ObjectTable, Record, iso_from_ms
 from emulators.hubspot.values import validate_input
+from emulators.hubspot.webhooks import association_type_name
 
 
 class Crm:
     """Operations on one account's records, under the caller's lock."""
 
-    def __init__(self, state: EmulatorState, account: Account) -> None:
-        self.state, self.account = state, account
+    def __init__(
+        self, state: EmulatorState, account: Account, source: tuple[str, str] = (assumptions.API_CHANGE_SOURCE, "")
+    ) -> None:
+        """`source` is (changeSource, sourceId) for the webhook events these writes cause."""
+        self.state, self.account, self.source = state, account, source
+
+    def emit(self, kind: str, object_type: ObjectType, record_id: int, **fields) -> None:
+        self.state.webhooks.record(self.account, self.source, kind, object_type, record_id, **fields)
 
     # --- lookup --------------------------------------------------------------
 
@@ -87,6 +94,11 @@ class Crm:
             record.history[name] = [(value, now)]
         self.table(object_type).add(record)
         self._index_unique(object_type, record)
+        self.emit("creation", object_type, record.id)
+        if assumptions.PROPERTY_CHANGES_ON_CREATION:
+            for name, value in values.items():
+                if value is not None:
+                    self.emit("propertyChange", object_type, record.id, propertyName=name, propertyValue=value)
         for to_type, to_id, type_id in targets:
             self.associate(object_type, record.id, to_type, to_id, type_id)
         rules.after_change(self, object_type, record)
@@ -108,6 +120,7 @@ class Crm:
             else:
                 record.properties[name] = value
             record.history.setdefault(name, []).append((value or "", now))
+            self.emit("propertyChange", object_type, record.id, propertyName=name, propertyValue=value or "")
         self._index_unique(object_type, record)
         if changed:
             self.touch(object_type, record, now)
@@ -126,6 +139,7 @@ class Crm:
                 else:
                     record.properties[name] = value
                 record.history.setdefault(name, []).append((value or "", now))
+                self.emit("propertyChange", object_type, record.id, propertyName=name, propertyValue=value or "")
         if changed:
             self.touch(object_type, record, now)
 
@@ -141,6 +155,7 @@ class Crm:
         table.remove(record.id)
         record.archived_ms = self.state.clock.now_ms()
         table.archived[record.id] = record
+        self.emit("deletion", object_type, record.id, changeFlag="DELETED")
         linked = self.remove_all_associations(object_type, record.id)
         for to_type, to_record in linked:
             rules.after_change(self, to_type, to_record)
@@ -150,6 +165,23 @@ class Crm:
         self._unindex_unique(object_type, record)
         self.table(object_type).remove(record.id)
         self.remove_all_associations(object_type, record.id)
+        self.emit("privacyDeletion", object_type, record.id)
+        self.emit("deletion", object_type, record.id, changeFlag="DELETED")
+
+    def restore(self, object_type: ObjectType, record_id: str) -> Record:
+        """Bring an archived record back from the recycle bin (a user does this in HubSpot)."""
+        table = self.table(object_type)
+        record = self.find(object_type, record_id, archived=True)
+        if record is None:
+            raise not_found(f"No archived {object_type.name} with id {record_id}", id=[str(record_id)])
+        self._check_unique(object_type, None, record.properties)
+        del table.archived[record.id]
+        record.archived_ms = None
+        table.add(record)
+        self._index_unique(object_type, record)
+        self.touch(object_type, record)
+        self.emit("restore", object_type, record.id)
+        return record
 
     def merge(self, object_type: ObjectType, primary_id: str, merged_id: str) -> Record:
         if not object_type.mergeable:
@@ -159,9 +191,11 @@ class Crm:
             raise validation("Cannot merge an object with itself")
         self._unindex_unique(object_type, merged)
         self._unindex_unique(object_type, primary)
+        moved = 0
         for name, value in merged.properties.items():
             if name not in primary.properties and name not in ("hs_object_id", object_type.created):
                 primary.properties[name] = value
+                moved += 1
         if (
             object_type.name == "contacts"
             and merged.properties.get("email")
@@ -187,6 +221,15 @@ class Crm:
         table.remove(merged.id)
         table.merged_into[merged.id] = primary.id
         self.touch(object_type, primary)
+        self.emit(
+            "merge",
+            object_type,
+            primary.id,
+            primaryObjectId=primary.id,
+            mergedObjectIds=[merged.id],
+            newObjectId=primary.id,
+            numberOfPropertiesMoved=moved,
+        )
         return primary
 
     # --- associations ----------------------------------------------------------
@@ -194,9 +237,13 @@ class Crm:
     def associate(self, from_type: ObjectType, from_id: int, to_type: ObjectType, to_id: int, type_id: int) -> None:
         rules.before_associate(self, from_type, from_id, to_type, to_id, type_id)
         key = (from_type.name, from_id, to_type.name)
-        self.account.associations.setdefault(key, {}).setdefault(to_id, set()).add(type_id)
+        existing = self.account.associations.setdefault(key, {}).setdefault(to_id, set())
+        if type_id in existing:
+            return
+        existing.add(type_id)
         reverse = (to_type.name, to_id, from_type.name)
         self.account.associations.setdefault(reverse, {}).setdefault(from_id, set()).add(REVERSE_TYPE_ID[type_id])
+        self._emit_association(from_type, from_id, to_type, to_id, type_id, removed=False)
 
     def disassociate(
         self, from_type: ObjectType, from_id: int, to_type: ObjectType, to_id: int, type_ids: set[int] | None = None
@@ -213,7 +260,30 @@ class Crm:
             backward[from_id] -= {REVERSE_TYPE_ID[t] for t in removing}
             if not backward[from_id]:
                 del backward[from_id]
+        for type_id in removing:
+            self._emit_association(from_type, from_id, to_type, to_id, type_id, removed=True)
         return bool(removing)
+
+    def _emit_association(
+        self, from_type: ObjectType, from_id: int, to_type: ObjectType, to_id: int, type_id: int, removed: bool
+    ) -> None:
+        """associationChange fires for both sides (NOTES §4)."""
+        primary = type_id in PRIMARY_TYPE_IDS
+        for a_type, a_id, b_type, b_id, a_type_id in (
+            (from_type, from_id, to_type, to_id, type_id),
+            (to_type, to_id, from_type, from_id, REVERSE_TYPE_ID[type_id]),
+        ):
+            self.emit(
+                "associationChange",
+                a_type,
+                a_id,
+                associationType=association_type_name(a_type, b_type),
+                associationTypeId=a_type_id,
+                fromObjectId=a_id,
+                toObjectId=b_id,
+                associationRemoved=removed,
+                isPrimaryAssociation=primary,
+            )
 
     def associated(self, from_type: str, from_id: int, to_type: str) -> dict[int, set[int]]:
         return self.account.associations.get((from_type, from_id, to_type), {})

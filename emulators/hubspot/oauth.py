@@ -63,25 +63,44 @@ def _back(redirect_uri: str, **params: str):
     return redirect(redirect_uri + separator + urlencode({k: v for k, v in params.items() if v is not None}))
 
 
-def _check_request(args) -> tuple[App, str, tuple[str, ...]] | tuple:
+class ConsentPageError(Exception):
+    """An authorize request HubSpot answers with an error page (no redirect: the redirect_uri is not trusted)."""
+
+    def __init__(self, title: str, body: str) -> None:
+        super().__init__(title)
+        self.title, self.body = title, body
+
+
+@bp.errorhandler(ConsentPageError)
+def consent_page_error(error: ConsentPageError):
+    return _page(error.title, error.body, 400)
+
+
+def _check_request(args) -> tuple[App, str, tuple[str, ...]]:
+    """The app, redirect URI and scopes of an authorize request, or a ConsentPageError."""
     emulator = state()
-    try:
-        app = emulator.apps[next(a.app_id for a in emulator.apps.values() if a.client_id == args.get("client_id"))]
-    except StopIteration:
-        return ("Unknown app", "<p>The client_id does not belong to any app.</p>")
+    app = next((a for a in emulator.apps.values() if a.client_id == args.get("client_id")), None)
+    if app is None:
+        raise ConsentPageError("Unknown app", "<p>The client_id does not belong to any app.</p>")
     redirect_uri = args.get("redirect_uri", "")
     if not valid_redirect_uri(redirect_uri):
-        return (
+        raise ConsentPageError(
             "Invalid redirect URL",
             "<p>The redirect_uri must be https (or http on localhost) and name a host, not an IP address.</p>",
         )
+    project = emulator.project
+    if project is not None and project.redirect_urls and redirect_uri not in project.redirect_urls:
+        listed = html.escape(", ".join(project.redirect_urls))
+        raise ConsentPageError("Invalid redirect URL", f"<p>The redirect_uri is not one of the app's: {listed}.</p>")
     scopes = tuple(s for s in (args.get("scope", "") + " " + args.get("optional_scope", "")).split() if s)
     not_allowed = [s for s in scopes if s not in app.scopes]
+    if project is not None:  # the install URL must ask for every required scope
+        not_allowed += [f"(missing required) {s}" for s in project.required_scopes if s not in scopes]
     if not_allowed or not args.get("scope"):
-        return (
+        problem = html.escape(" ".join(not_allowed) or "(none requested)")
+        raise ConsentPageError(
             "Couldn't complete the connection",
-            "<p>The app developer doesn't have permissions to "
-            f"request the set of scopes: {html.escape(' '.join(not_allowed) or '(none requested)')}.</p>",
+            f"<p>The app developer doesn't have permissions to request the set of scopes: {problem}.</p>",
         )
     return app, redirect_uri, scopes
 
@@ -91,10 +110,7 @@ def _check_request(args) -> tuple[App, str, tuple[str, ...]] | tuple:
 def authorize(hub_id: int | None = None):
     emulator = state()
     with emulator.lock:
-        checked = _check_request(request.args)
-        if len(checked) == 2:
-            return _page(checked[0], checked[1], 400)
-        app, redirect_uri, scopes = checked
+        app, redirect_uri, scopes = _check_request(request.args)
         if emulator.auto_approve is not None:
             return _decide(app, redirect_uri, scopes, int(emulator.auto_approve["userId"]))
         users = [
@@ -125,10 +141,7 @@ def authorize(hub_id: int | None = None):
 def decision():
     emulator = state()
     with emulator.lock:
-        checked = _check_request(request.form)
-        if len(checked) == 2:
-            return _page(checked[0], checked[1], 400)
-        app, redirect_uri, scopes = checked
+        app, redirect_uri, scopes = _check_request(request.form)
         if request.form.get("decision") != "approve":
             return _back(
                 redirect_uri,

@@ -6,6 +6,7 @@ import bisect
 
 from flask import Blueprint, current_app, g, request
 
+from emulators.hubspot import assumptions
 from emulators.hubspot.crm import Crm
 from emulators.hubspot.errors import ApiError, json_response, no_content, not_found, validation
 from emulators.hubspot.schema import ObjectType, resolve_object_type
@@ -25,8 +26,9 @@ def state() -> EmulatorState:
 
 
 def crm() -> Crm:
+    """The token's account; its writes are the app's own (changeSource INTEGRATION, sourceId the app id)."""
     emulator = state()
-    return Crm(emulator, emulator.accounts[g.token.hub_id])
+    return Crm(emulator, emulator.accounts[g.token.hub_id], (assumptions.API_CHANGE_SOURCE, str(g.token.app_id)))
 
 
 def require_scopes(*any_of: str) -> None:

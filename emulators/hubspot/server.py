@@ -32,9 +32,11 @@ class EmulatorServer:
 
     def start(self) -> EmulatorServer:
         self._thread.start()
+        self.state.webhooks.start()  # delivers webhooks and retries workflow actions in the background
         return self
 
     def stop(self) -> None:
+        self.state.webhooks.stop()
         self._server.shutdown()
         self._server.server_close()
 

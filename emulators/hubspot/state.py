@@ -230,6 +230,12 @@ class EmulatorState:
         self.clock = Clock()
         self.default_app = App(app_id, client_id, client_secret)
         self.rate_limits_enabled = rate_limits
+        self.project = None  # the loaded hubspot_extensions project (emulators.hubspot.project.Project)
+        from emulators.hubspot.calls import AppCaller
+        from emulators.hubspot.webhooks import WebhookDispatcher
+
+        self.webhooks = WebhookDispatcher(self)
+        self.calls = AppCaller(self)
         self.reset()
 
     def reset(self) -> None:
@@ -247,6 +253,12 @@ class EmulatorState:
             self._next_hub_id = 10_000_001
             self._next_user_id = 5_000_001
             self._next_object_id = 1_001
+            self.timeline_events: dict[int, list[dict]] = {}  # app-event occurrences per portal
+            if hasattr(self, "webhooks"):
+                self.webhooks.pending.clear()
+                self.webhooks.deliveries.clear()
+                self.webhooks.faults.clear()
+                self.calls.executions.clear()
 
     # --- ids ---------------------------------------------------------------
 
