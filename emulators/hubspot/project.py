@@ -84,6 +84,7 @@ def load_project(folder: str | Path, proxy: dict[str, str] | None = None) -> Pro
     files = sorted(root.rglob("*-hsmeta.json"))
     if not files:
         raise validation(f"No *-hsmeta.json files under {folder}")
+    has_app = False
     for path in files:
         try:
             document = json.loads(path.read_text())
@@ -91,7 +92,7 @@ def load_project(folder: str | Path, proxy: dict[str, str] | None = None) -> Pro
         except (ValueError, KeyError, TypeError) as error:
             raise validation(f"{path}: not a project component ({error})") from None
         if kind == "app":
-            project.app = config
+            project.app, has_app = config, True
         elif kind == "webhooks":
             project.webhooks = config
         elif kind == "card":
@@ -104,6 +105,24 @@ def load_project(folder: str | Path, proxy: dict[str, str] | None = None) -> Pro
             project.actions[uid] = {**config, "definitionId": 1_000_000 + len(project.actions) + 1}
         elif kind == "app-event":
             project.app_events[uid] = config
-    if not project.app:
+    if not has_app:
         raise validation(f"{folder} has no app-hsmeta.json (type app)")
+    _check_subscriptions(project)
     return project
+
+
+def _check_subscriptions(project: Project) -> None:
+    """The rules HubSpot applies to subscriptions when a project is uploaded (NOTES §4)."""
+    subscriptions = project.subscriptions()
+    if len(subscriptions) > 1000:
+        raise validation("An app can have at most 1,000 webhook subscriptions")
+    for subscription in subscriptions:
+        kind = subscription.get("subscriptionType", "")
+        if kind.endswith(".propertyChange"):
+            name = subscription.get("propertyName")
+            if not name:
+                raise validation(f"{kind} needs a propertyName")
+            if name in ("hs_lastmodifieddate", "lastmodifieddate", "num_unique_conversion_events"):
+                raise validation(f"{name} cannot be subscribed to")
+        if kind.startswith("object.") and not subscription.get("objectType"):
+            raise validation(f"{kind} needs an objectType")
