@@ -152,7 +152,7 @@ def delivered_events(app_server) -> list[dict]:
     return [event for r in app_server.received("/webhooks/hubspot") for event in json.loads(r["body"])]
 
 
-# --- the project files ---------------------------------------------------------------------------------------------
+# --- the project files ----------------------------------------------------------------------
 
 
 def test_project_gives_the_app_its_scopes_redirect_and_subscriptions(project, hubspot_emulator, app_server):
@@ -202,7 +202,7 @@ def test_a_broken_project_is_refused(hubspot_emulator, tmp_path):
     assert response.status_code == 400 and "propertyName" in response.json()["message"]
 
 
-# --- webhooks ---------------------------------------------------------------------------------------------------------
+# --- webhooks ----------------------------------------------------------------------
 
 
 def test_api_writes_become_signed_webhook_events(hubspot_emulator, installed, app_server):
@@ -402,7 +402,7 @@ def test_no_webhooks_for_a_portal_without_the_app(hubspot_emulator, project, app
     assert deliver(hubspot_emulator) == []
 
 
-# --- app card fetches -------------------------------------------------------------------------------------------------
+# --- app card fetches ----------------------------------------------------------------------
 
 
 def test_card_fetch_is_signed_v3_with_the_documented_parameters(hubspot_emulator, installed, app_server):
@@ -453,7 +453,7 @@ def test_card_fetch_retries_once_on_5xx_but_not_on_4xx(hubspot_emulator, install
     assert outside.status_code == 400 and "permittedUrls" in outside.json()["message"]
 
 
-# --- workflow actions ---------------------------------------------------------------------------------------------------
+# --- workflow actions ----------------------------------------------------------------------
 
 
 def execute(hubspot_emulator, installed, contact_id, **inputs) -> dict:
@@ -607,7 +607,7 @@ def test_options_fetch(hubspot_emulator, installed, app_server):
     )
 
 
-# --- timeline -------------------------------------------------------------------------------------------------------------
+# --- timeline ----------------------------------------------------------------------
 
 
 def test_app_events_on_the_contact_timeline(hubspot_emulator, installed, contact_id):
