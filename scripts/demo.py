@@ -34,6 +34,8 @@ from sync.store import migrate  # noqa: E402
 from sync.tasks.maintenance import ping  # noqa: E402
 
 BIN = Path(sys.executable).parent
+# The host that hubspot_extensions/ declares; the emulator proxies it to this demo's app.
+DECLARED_APP_HOST = "https://ledgersync.example.com"
 # The HubSpot emulator's default app; the demo hands the same values to the app and the emulator.
 HUBSPOT_EMULATOR_APP = {
     "app_id": 4_242_001,
@@ -135,6 +137,11 @@ def main() -> int:
             env["HUBSPOT_CLIENT_ID"],
             "--client-secret",
             env["HUBSPOT_CLIENT_SECRET"],
+            # The app as HubSpot knows it (scopes, webhooks, card, actions), served from this demo's app.
+            "--project",
+            str(ROOT / "hubspot_extensions"),
+            "--proxy",
+            f"{DECLARED_APP_HOST}={env['APP_BASE_URL']}",
         ]
         emulators["HubSpot emulator"] = hubspot_url
     commands |= {

@@ -164,6 +164,10 @@ def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path):
             ).read()
         )
         assert account["accessToken"]
+        project = json.loads(
+            urllib.request.urlopen(f"http://localhost:{hubspot_port}/_emulator/project", timeout=5).read()
+        )  # noqa: S310
+        assert project["webhookTarget"] == f"http://localhost:{port}/webhooks/hubspot"
 
         demo.send_signal(signal.SIGINT)  # what Ctrl-C sends
         rest, _ = demo.communicate(timeout=60)
