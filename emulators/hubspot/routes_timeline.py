@@ -3,6 +3,12 @@
 App-event types come from the project's `app-events/*-hsmeta.json`; an
 occurrence names its type by uid (or "ae<appId>_<uid>"), a CRM record, and
 properties that must match the type's (see `assumptions`).
+
+Sources (looked up for this; the reference NOTES cover only the legacy v3 API):
+developers.hubspot.com/docs/apps/developer-platform/add-features/app-events/reference (the `app-event`
+component in `app/app-events/*-hsmeta.json`, ≤ 750 types, `timeline` scope required) and
+…/app-events/send-event-occurrences (`POST /integrators/timeline/v4/events` with eventTypeName,
+objectId, id, properties; occurrences are immutable; eventTypeName is the uid or fullyQualifiedName).
 """
 
 from __future__ import annotations
