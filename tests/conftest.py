@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -178,15 +179,21 @@ def hubspot_emulator() -> Iterator[HubSpotEmulator]:
     from flask import request
 
     from emulators.hubspot import EmulatorServer
-    from tests.hubspot_spec import SpecReport, check
+    from tests.hubspot_spec import REFERENCE, SpecReport, check, reference_available
 
     server = EmulatorServer()
     report = SpecReport()
+    if reference_available():
 
-    @server.app.after_request
-    def validate_against_spec(response):
-        check(request, response, report)
-        return response
+        @server.app.after_request
+        def validate_against_spec(response):
+            check(request, response, report)
+            return response
+
+    elif os.environ.get("CI"):
+        pytest.fail(f"HubSpot's OpenAPI specs are missing from {REFERENCE} (../shared/reference/hubspot)")
+    else:
+        warnings.warn(f"HubSpot's specs are not at {REFERENCE}: responses are not checked against them", stacklevel=1)
 
     with server:
         yield HubSpotEmulator(server, report)

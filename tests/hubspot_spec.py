@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -19,7 +20,11 @@ from openapi_core import OpenAPI
 from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
 from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound, ServerNotFound
 
-REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference" / "hubspot"
+REFERENCE = Path(
+    os.environ.get(
+        "HUBSPOT_REFERENCE_DIR", Path(__file__).resolve().parent.parent.parent / "shared" / "reference" / "hubspot"
+    )
+)
 # Specific specs first: the generic objects spec would match the typed paths too.
 SPEC_ORDER = (
     "crm-contacts-v3.json",
@@ -33,6 +38,10 @@ SPEC_ORDER = (
     "crm-associations-schema-v4.json",
     "oauth-v1.json",
 )
+
+
+def reference_available() -> bool:
+    return (REFERENCE / SPEC_ORDER[0]).exists()
 
 
 @cache

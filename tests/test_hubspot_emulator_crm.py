@@ -824,6 +824,10 @@ def test_all_seven_object_types_are_served(hubspot):
 
 
 def test_every_checked_response_matched_a_spec(hubspot_emulator, hubspot):
+    from tests.hubspot_spec import reference_available
+
+    if not reference_available():
+        pytest.skip("../shared/reference/hubspot is not here: the spec check is off")
     create(hubspot, "contacts", email="spec@example.com")
     hubspot.crm.contacts.basic_api.get_page()
     assert "POST /crm/v3/objects/contacts → 201" in hubspot_emulator.report.checked
