@@ -10,11 +10,11 @@ from __future__ import annotations
 import bisect
 import secrets
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from emulators.clock import Clock
 from emulators.hubspot.schema import OBJECT_TYPES, PropertyDefinition, default_properties
 
 ALL_SCOPES = (
@@ -26,36 +26,6 @@ ALL_SCOPES = (
     "timeline",
     "tax_rates.read",
 )
-
-
-class Clock:
-    """Emulated time: real time, shifted by `advance()` and sped up by `speed`.
-
-    Token expiry, rate-limit windows and record timestamps all read this
-    clock, so a test can expire a token or a benchmark can compress time.
-    """
-
-    def __init__(self) -> None:
-        self._anchor_real = time.monotonic()
-        self._anchor_emulated = time.time()
-        self.speed = 1.0
-
-    def now(self) -> float:
-        """Seconds since the epoch, emulated."""
-        return self._anchor_emulated + (time.monotonic() - self._anchor_real) * self.speed
-
-    def advance(self, seconds: float) -> None:
-        self._anchor_emulated += seconds
-
-    def set_speed(self, speed: float) -> None:
-        self._anchor_emulated, self._anchor_real = self.now(), time.monotonic()
-        self.speed = speed
-
-    def now_ms(self) -> int:
-        return int(self.now() * 1000)
-
-    def iso(self) -> str:
-        return iso_from_ms(self.now_ms())
 
 
 def iso_from_ms(ms: int) -> str:

@@ -1,0 +1,140 @@
+"""Every choice this emulator makes where QuickBooks Online's behaviour is not documented.
+
+`../shared/reference/quickbooks/NOTES.md` marks these UNVERIFIED (or says
+nothing). One constant per choice, with the reason; emulators/README.md lists them.
+"""
+
+# --- Names and entities -------------------------------------------------------------------
+
+# DisplayName uniqueness (Customer, Vendor, Employee) and Item/Account name uniqueness
+# compare trimmed, case-insensitive names.
+NAMES_CASE_INSENSITIVE = True
+
+# A name containing ":", a tab or a newline is refused with 6000 and this detail
+# (the rule is documented, the error wording is not).
+BAD_NAME_DETAIL = "Business Validation Error: Names cannot contain a colon (:), a tab or a new line."
+
+# Item duplicate-name detail (NOTES: wording unverified).
+ITEM_DUPLICATE_DETAIL = (
+    "The name supplied already exists. : Another product or service is already using this "
+    "name. Please use a different name."
+)
+ACCOUNT_DUPLICATE_DETAIL = (
+    "The name supplied already exists. : Another account is already using this name. Please use a different name."
+)
+
+# Inactive names keep their DisplayName (no " (deleted)" suffix through the API).
+INACTIVE_RENAMED = False
+
+# Deactivating a customer with a non-zero balance: 6000 with the text QBO users report.
+HAS_BALANCE_MESSAGE = "Delete List Has Balance Error"
+HAS_BALANCE_DETAIL = (
+    "The entity you are trying to delete has an open balance. : This customer cannot be deleted "
+    "because it has a non-zero balance"
+)
+
+# A reference to an Id that does not exist is 2500 Invalid Reference Id; to an inactive
+# one, 610 Object Not Found (NOTES gives both codes for "bad or inactive refs").
+UNKNOWN_REF_CODE = "2500"
+INACTIVE_REF_CODE = "610"
+
+# Writes to read-only entities (TaxCode, CompanyInfo create, …) are 500-range
+# "Unsupported Operation" (python-quickbooks raises UnsupportedException).
+UNSUPPORTED_CODE = "500"
+
+# --- Transactions ---------------------------------------------------------------------------
+
+# Invoice, SalesReceipt and CreditMemo share one DocNumber sequence, from 1001.
+FIRST_DOC_NUMBER = 1001
+
+# With CustomTxnNumbers off, a DocNumber sent anyway is used as given (no duplicate check);
+# with it on and none sent, DocNumber stays absent. "" counts as none sent.
+DOCNUMBER_EMPTY_IS_ABSENT = True
+
+# Due date when neither the transaction nor the customer names a term: TxnDate + 30 days
+# (the documented create response shows exactly that).
+DEFAULT_DUE_DAYS = 30
+
+# Line Amount must equal Qty × UnitPrice (to the cent) when both are given: 6070 with this text.
+AMOUNT_MISMATCH_CODE = "6070"
+AMOUNT_MISMATCH_MESSAGE = "Amount calculation incorrect in the request"
+
+# Non-US line without a TaxCodeRef: 6000, with the country's documented detail; countries
+# without a documented text get the older generic one.
+TAX_CODE_DETAILS = {
+    "CA": "Business Validation Error: Make sure all your transactions have a GST/HST rate before you save.",
+    "GB": "Business Validation Error: Make sure all your transactions have a VAT rate before you save.",
+}
+TAX_CODE_DETAIL_DEFAULT = (
+    "Business Validation Error: One or more transaction lines do not have a tax code "
+    "associated with it. Please assign a tax code for those lines"
+)
+
+# Deleting or voiding an invoice that payments are applied to is refused (6000): QBO
+# requires unlinking first.
+LINKED_TXN_DETAIL = "Business Validation Error: This transaction is linked to a payment. Unlink it first."
+
+# A payment line may not apply more than the invoice's open balance, and the applied
+# total may not exceed TotalAmt (6000).
+OVERPAYMENT_DETAIL = "Business Validation Error: The payment amount is more than the open balance of the invoice."
+
+# Sales-form custom field values longer than 31 characters are refused with 2050.
+CUSTOM_FIELD_MAX = 31
+
+# Void prepends "Voided" to PrivateNote ("Voided - <old note>" when there was one).
+VOID_NOTE_PREFIX = "Voided"
+
+# --- Queries, CDC, batch ----------------------------------------------------------------------
+
+# String comparisons (=, IN, LIKE) in queries are case-insensitive.
+QUERY_CASE_INSENSITIVE = True
+# `totalCount` appears only in COUNT(*) answers.
+QUERY_TOTALCOUNT_ONLY_FOR_COUNT = True
+# MAXRESULTS over 1000 is a 4001 Invalid query.
+MAX_RESULTS_LIMIT = 1000
+
+# CDC: a changedSince older than 30 days is a 400 with code 4001 and the documented text;
+# a naive changedSince (what python-quickbooks sends) is the company's local time; more
+# than 1000 changed objects are cut to the 1000 oldest changes (split the window).
+CDC_WINDOW_DAYS = 30
+CDC_MAX_OBJECTS = 1000
+CDC_TOO_OLD_CODE = "4001"
+
+# More than 30 batch items: 400 with code 6000 saying so.
+BATCH_MAX_ITEMS = 30
+
+# --- Limits -----------------------------------------------------------------------------------
+
+# A batch request counts as one request toward 500/min and 10/s, and separately toward
+# the 40 batch requests per minute. Limits are per realm and app (client id).
+BATCH_COUNTS_AS_ONE = True
+REQUESTS_PER_MINUTE = 500
+REQUESTS_PER_SECOND = 10
+CONCURRENT_REQUESTS = 10
+BATCHES_PER_MINUTE = 40
+
+# A token used on another realm's URL: 403 ApplicationAuthorizationFailed (3100).
+WRONG_REALM_STATUS = 403
+
+# --- OAuth ------------------------------------------------------------------------------------
+
+# The app has production keys and development keys. A sandbox company authorized with the
+# production keys, or a production company with the development keys, comes back to the
+# redirect URI with error=access_denied.
+SANDBOX_WITH_PRODUCTION_KEYS_ERROR = "access_denied"
+
+# A rotated-out refresh token keeps working for this many seconds (configurable; 0 so
+# that a lost rotation shows up in tests).
+REFRESH_GRACE_SECONDS = 0
+ACCESS_TOKEN_SECONDS = 3600
+REFRESH_TOKEN_SECONDS = 8_726_400  # ~101 days, rolling
+AUTHORIZATION_CODE_SECONDS = 300
+
+# --- Webhooks -------------------------------------------------------------------------------------
+
+# Retry schedule after a failed delivery (non-200 or no answer within 3 s): the documented
+# 10 s, 20 s, 30 s, 5 min, 20 min, 2 h, 4 h, 6 h, then every 6 h; we stop after 24 h.
+WEBHOOK_RETRY_DELAYS = (10, 20, 30, 300, 1200, 7200, 14400, 21600, 21600, 21600)
+WEBHOOK_TIMEOUT_SECONDS = 3.0
+# Events are grouped into deliveries of ≤ 100, realms mixed, in the order they happened.
+WEBHOOK_BATCH = 100
