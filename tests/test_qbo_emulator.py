@@ -226,7 +226,7 @@ def test_inactive_names_are_hidden_and_unusable(qbo_emulator, qbo_company, qbo):
         new_invoice(qbo, customer, item)
 
 
-# --- invoices, numbering, tax, closed books -----------------------------------------------------------------------
+# --- invoices, numbering, tax, closed books ---------------------------------------------------------------------
 
 
 def test_invoice_totals_lines_numbers_dates_and_custom_fields(qbo_emulator, qbo_company, qbo):
@@ -428,7 +428,7 @@ def test_required_fields_and_amount_check(qbo_emulator, qbo_company, qbo):
     assert no_lines.json()["Fault"]["Error"][0]["code"] == "2020"
 
 
-# --- payments, delete, void ------------------------------------------------------------------------------------------
+# --- payments, delete, void ---------------------------------------------------------------------
 
 
 def test_partial_and_multi_invoice_payments_with_unapplied_amounts(qbo_emulator, qbo_company, qbo):
@@ -538,7 +538,7 @@ def test_requestid_answers_a_repeat_with_the_first_response(qbo_emulator, qbo_co
     assert Customer.count(qb=qbo) == 1
 
 
-# --- query, CDC, batch ----------------------------------------------------------------------------------------------
+# --- query, CDC, batch ---------------------------------------------------------------------
 
 
 def query(qbo_emulator, company, text: str) -> requests.Response:
@@ -714,7 +714,7 @@ def test_preferences_companyinfo_and_read_only_entities(qbo_emulator, qbo_compan
     assert refused.json()["Fault"]["Error"][0]["code"] == "500"
 
 
-# --- auth and limits ---------------------------------------------------------------------------------------------------
+# --- auth and limits ---------------------------------------------------------------------
 
 
 def test_missing_or_expired_token_is_401(qbo_emulator, qbo_company, qbo):
@@ -756,12 +756,11 @@ def test_throttle_at_10_per_second_as_xml(qbo_emulator, qbo_company, qbo):
 def test_500_per_minute_and_40_batches_per_minute(qbo_emulator, qbo_company):
     qbo_emulator.control("POST", "/config", {"rateLimits": True})
     qbo_emulator.control("POST", "/clock", {"speed": 0.000001})
-    for second in range(50):
+    for _second in range(50):
         for _ in range(10):
             assert raw(qbo_emulator, qbo_company, "GET", "/preferences").status_code == 200
         qbo_emulator.control("POST", "/clock", {"advanceSeconds": 1})
     assert raw(qbo_emulator, qbo_company, "GET", "/preferences").status_code == 429  # 500 in the last minute
-    del second
     qbo_emulator.control("POST", "/clock", {"advanceSeconds": 61})
     batch = {"BatchItemRequest": [{"bId": "1", "Query": "select * from Customer"}]}
     codes = []
