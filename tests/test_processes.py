@@ -122,14 +122,16 @@ def test_procfile_release_web_worker_and_clock_run(process_env):
 def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    hubspot_port = free_port()
+    hubspot_port, qbo_port = free_port(), free_port()
     env.update(
         APP_PORT=str(port),
         INSTANCE_PATH=str(tmp_path / "instance"),
         PYTHONUNBUFFERED="1",
         HUBSPOT_EMULATOR_PORT=str(hubspot_port),
+        QBO_EMULATOR_PORT=str(qbo_port),
     )
     env.pop("HUBSPOT_API_BASE_URL", None)
+    env.pop("QBO_API_BASE_URL", None)
     demo = subprocess.Popen(
         [sys.executable, "scripts/demo.py"],
         cwd=ROOT,
@@ -168,6 +170,19 @@ def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path):
             urllib.request.urlopen(f"http://localhost:{hubspot_port}/_emulator/project", timeout=5).read()
         )  # noqa: S310
         assert project["webhookTarget"] == f"http://localhost:{port}/webhooks/hubspot"
+        assert any(f"QuickBooks Online emulator is running at http://localhost:{qbo_port}/" in line for line in output)
+        company = json.loads(
+            urllib.request.urlopen(
+                urllib.request.Request(  # noqa: S310 (a test's own URL)
+                    f"http://localhost:{qbo_port}/_emulator/companies",
+                    data=b'{"country": "US"}',
+                    method="POST",
+                    headers={"Content-Type": "application/json"},
+                ),
+                timeout=5,
+            ).read()
+        )
+        assert company["realmId"] and company["accessToken"]
 
         demo.send_signal(signal.SIGINT)  # what Ctrl-C sends
         rest, _ = demo.communicate(timeout=60)
@@ -176,7 +191,7 @@ def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path):
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
         children = dict(re.findall(r"started ([\w-]+) \(pid (\d+)\)", "".join(output)))
-        assert set(children) == {"hubspot-emulator", "web", "worker", "clock"}
+        assert set(children) == {"hubspot-emulator", "qbo-emulator", "web", "worker", "clock"}
         for pid in children.values():
             with pytest.raises(ProcessLookupError):
                 os.kill(int(pid), 0)  # gone, not merely orphaned

@@ -785,3 +785,59 @@ def test_request_log_and_faults(qbo_emulator, qbo_company, qbo):
     with pytest.raises(QuickbooksException):
         Customer.all(qb=qbo)
     assert len(Customer.all(qb=qbo)) == 1
+
+
+@pytest.mark.parametrize(
+    ("entity", "path", "sample_file"),
+    [
+        ("Item", "item", "item.create-service.response.json"),
+        ("Account", "account", "account.read.response.json"),
+        ("Preferences", None, "preferences.sample-object.json"),
+        ("CompanyInfo", None, "companyinfo.sample-object.json"),
+        ("Payment", "payment", "payment.sample-object.json"),
+    ],
+)
+def test_shapes_match_intuits_samples(qbo_emulator, qbo_company, qbo, entity, path, sample_file):
+    theirs = sample(sample_file)
+    theirs = theirs.get(entity, theirs)
+    if entity == "Item":
+        ours = raw(qbo_emulator, qbo_company, "GET", f"/item/{new_item(qbo).Id}").json()["Item"]
+    elif entity == "Account":
+        ours = raw(qbo_emulator, qbo_company, "GET", f"/account/{income_account(qbo).Id}").json()["Account"]
+    elif entity == "Preferences":
+        ours = raw(qbo_emulator, qbo_company, "GET", "/preferences").json()["Preferences"]
+    elif entity == "CompanyInfo":
+        ours = raw(qbo_emulator, qbo_company, "GET", f"/companyinfo/{qbo_company['realmId']}").json()["CompanyInfo"]
+    else:
+        customer, item = new_customer(qbo, "Shape"), new_item(qbo)
+        invoice = new_invoice(qbo, customer, item)
+        ours = raw(qbo_emulator, qbo_company, "GET", f"/payment/{pay(qbo, customer, 65, (invoice, 55)).Id}").json()[
+            "Payment"
+        ]
+    common = set(ours) & set(theirs)
+    assert {"Id", "SyncToken", "MetaData"} <= common
+    numbers = (int, float)
+    mismatched = {
+        k
+        for k in common
+        if not (type(ours[k]) is type(theirs[k]) or (isinstance(ours[k], numbers) and isinstance(theirs[k], numbers)))
+    }
+    assert mismatched == set(), f"{entity}: keys whose JSON types differ from Intuit's sample"
+
+
+def test_queries_on_refs_and_a_customer_with_a_balance_cannot_be_deactivated(qbo_emulator, qbo_company, qbo):
+    customer, item = new_customer(qbo, "Owes"), new_item(qbo)
+    invoice = new_invoice(qbo, customer, item)
+    statement = f"select * from Invoice where CustomerRef = '{customer.Id}'"  # noqa: S608 (QBO's query language)
+    found = query(qbo_emulator, qbo_company, statement).json()
+    assert [i["Id"] for i in found["QueryResponse"]["Invoice"]] == [invoice.Id]
+    current = Customer.get(customer.Id, qb=qbo)
+    refused = raw(
+        qbo_emulator,
+        qbo_company,
+        "POST",
+        "/customer",
+        json={"Id": customer.Id, "SyncToken": current.SyncToken, "sparse": True, "Active": False},
+    )
+    error = refused.json()["Fault"]["Error"][0]
+    assert error["Message"] == "Delete List Has Balance Error" and "non-zero balance" in error["Detail"]
