@@ -1,44 +1,27 @@
-"""Run the emulator in a background thread (tests, benchmarks, the demo's launcher)."""
+"""Run the HubSpot emulator in a background thread (tests, benchmarks)."""
 
 from __future__ import annotations
 
-import threading
-
-from werkzeug.serving import WSGIRequestHandler, make_server
-
 from emulators.hubspot.app import create_emulator, state_of
+from emulators.serving import ThreadedServer
 
 
-class QuietHandler(WSGIRequestHandler):
-    """No access log: the control API's request log is the record."""
-
-    def log_request(self, *args, **kwargs) -> None:
-        pass
-
-
-class EmulatorServer:
+class EmulatorServer(ThreadedServer):
     """`with EmulatorServer() as hubspot: hubspot.url …` serves on 127.0.0.1 (port 0: any free one)."""
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", **options) -> None:
         self.app = create_emulator(**options)
         self.state = state_of(self.app)
-        self._server = make_server(host, port, self.app, threaded=True, request_handler=QuietHandler)
-        self.port = self._server.server_port
-        self.url = f"http://{'localhost' if host in ('127.0.0.1', 'localhost') else host}:{self.port}"
-        # A short poll interval makes stop() quick (tests start and stop one emulator each).
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="hubspot-emulator", daemon=True
-        )
+        super().__init__(self.app, host, port, "hubspot-emulator")
 
     def start(self) -> EmulatorServer:
-        self._thread.start()
+        self.start_serving()
         self.state.webhooks.start()  # delivers webhooks and retries workflow actions in the background
         return self
 
     def stop(self) -> None:
         self.state.webhooks.stop()
-        self._server.shutdown()
-        self._server.server_close()
+        self.stop_serving()
 
     def __enter__(self) -> EmulatorServer:
         return self.start()

@@ -24,6 +24,7 @@ import requests
 
 from emulators.hubspot import assumptions, signatures
 from emulators.hubspot.schema import ObjectType
+from emulators.serving import BackgroundLoop
 
 if TYPE_CHECKING:
     from emulators.hubspot.state import Account, EmulatorState
@@ -71,9 +72,8 @@ class WebhookDispatcher:
         self.faults: list[str] = []  # "drop" | "duplicate" | "reorder", applied to the next deliveries
         self._next_event_id = 1
         self._next_delivery_id = 1
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._sending = threading.Lock()
+        self._loop = BackgroundLoop(self._step, "hubspot-webhooks")
 
     # --- recording changes ----------------------------------------------------------------------------
 
@@ -196,21 +196,15 @@ class WebhookDispatcher:
     # --- the background thread ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="hubspot-webhooks", daemon=True)
-            self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._loop.stop()
 
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            if self.auto_deliver:
-                try:
-                    self.deliver_due()
-                    self.state.calls.process_due()
-                except Exception:  # noqa: BLE001 - the sender must outlive any one bad delivery
-                    time.sleep(0.5)
+    def _step(self) -> None:
+        if self.auto_deliver:
+            self.deliver_due()
+            self.state.calls.process_due()
 
 
 def association_type_name(from_type: ObjectType, to_type: ObjectType) -> str:

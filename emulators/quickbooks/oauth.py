@@ -80,18 +80,33 @@ def _valid_redirect(uri: str) -> bool:
     return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname == "localhost")
 
 
-def _check(args) -> tuple[str, str, tuple[str, ...]] | tuple:
-    environment = state().app.environment_of(args.get("client_id", ""))
-    if environment is None:
-        return ("Unknown app", "<p>The client_id does not belong to any app.</p>")
+class ConsentPageError(Exception):
+    """An authorize request answered with an error page (the redirect_uri is not trusted yet)."""
+
+    def __init__(self, title: str, body: str) -> None:
+        super().__init__(title)
+        self.title, self.body = title, body
+
+
+@bp.errorhandler(ConsentPageError)
+def consent_page_error(error: ConsentPageError):
+    return _page(error.title, error.body, 400)
+
+
+def _check(args) -> tuple[str, str, tuple[str, ...]]:
+    """The client id, redirect URI and scopes of an authorize request, or a ConsentPageError."""
+    if state().app.environment_of(args.get("client_id", "")) is None:
+        raise ConsentPageError("Unknown app", "<p>The client_id does not belong to any app.</p>")
     redirect_uri = args.get("redirect_uri", "")
     if not _valid_redirect(redirect_uri):
-        return ("Invalid redirect URI", "<p>The redirect_uri must be https (or http on localhost).</p>")
+        raise ConsentPageError("Invalid redirect URI", "<p>The redirect_uri must be https (or http on localhost).</p>")
     if args.get("response_type", "code") != "code":
-        return ("Unsupported response type", "<p>Only response_type=code is supported.</p>")
+        raise ConsentPageError("Unsupported response type", "<p>Only response_type=code is supported.</p>")
     scopes = tuple(args.get("scope", "").split())
     if not scopes or set(scopes) - KNOWN_SCOPES:
-        return ("Invalid scope", f"<p>Unknown or missing scopes: {html.escape(args.get('scope', ''))}</p>")
+        raise ConsentPageError(
+            "Invalid scope", f"<p>Unknown or missing scopes: {html.escape(args.get('scope', ''))}</p>"
+        )
     return args.get("client_id"), redirect_uri, scopes
 
 
@@ -99,10 +114,7 @@ def _check(args) -> tuple[str, str, tuple[str, ...]] | tuple:
 def authorize():
     emulator = state()
     with emulator.lock:
-        checked = _check(request.args)
-        if len(checked) == 2:
-            return _page(checked[0], checked[1], 400)
-        client_id, redirect_uri, scopes = checked
+        client_id, redirect_uri, scopes = _check(request.args)
         if emulator.auto_approve is not None:
             return _decide(client_id, redirect_uri, scopes, emulator.auto_approve, request.args.get("state"))
         companies = list(emulator.companies.values())
@@ -129,10 +141,7 @@ def authorize():
 def decision():
     emulator = state()
     with emulator.lock:
-        checked = _check(request.form)
-        if len(checked) == 2:
-            return _page(checked[0], checked[1], 400)
-        client_id, redirect_uri, scopes = checked
+        client_id, redirect_uri, scopes = _check(request.form)
         if request.form.get("decision") != "approve":
             return _back(redirect_uri, error="access_denied", state=request.form.get("state"))
         return _decide(client_id, redirect_uri, scopes, request.form.get("realm_id", ""), request.form.get("state"))

@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -17,6 +16,7 @@ import requests
 
 from emulators.quickbooks import assumptions
 from emulators.quickbooks.state import format_time
+from emulators.serving import BackgroundLoop
 
 if TYPE_CHECKING:
     from emulators.quickbooks.state import Company, QboState
@@ -61,9 +61,8 @@ class WebhookDispatcher:
         self.url: str | None = None
         self.format = "cloudevents"
         self.auto_deliver = True
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._sending = threading.Lock()
+        self._loop = BackgroundLoop(self._step, "qbo-webhooks")
         self.clear()
 
     def clear(self) -> None:
@@ -181,17 +180,11 @@ class WebhookDispatcher:
                 delivery.due_at = self.state.clock.now() + assumptions.WEBHOOK_RETRY_DELAYS[delivery.attempt - 1]
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="qbo-webhooks", daemon=True)
-            self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._loop.stop()
 
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            if self.auto_deliver:
-                try:
-                    self.deliver_due()
-                except Exception:  # noqa: BLE001 - the sender must outlive one bad delivery
-                    time.sleep(0.5)
+    def _step(self) -> None:
+        if self.auto_deliver:
+            self.deliver_due()
