@@ -7,16 +7,17 @@ session that lives as long as the request.
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, session
 from sqlalchemy.orm import Session
 
 from sync.runtime import Runtime
+from sync.store.models import Installation
 
 
 def register_blueprints(app: Flask) -> None:
-    from blueprints import health, home
+    from blueprints import auth, connection, health, home, quickbooks
 
-    for module in (health, home):
+    for module in (health, home, auth, quickbooks, connection):
         app.register_blueprint(module.bp)
 
 
@@ -29,3 +30,15 @@ def db_session() -> Session:
     if "db_session" not in g:
         g.db_session = current_runtime().database.sessionmaker()
     return g.db_session
+
+
+def signed_in_installation() -> Installation | None:
+    """The signed-in portal's installation, or None. Every page and API call is scoped by it."""
+    installation_id = session.get("installation_id")
+    if installation_id is None:
+        return None
+    installation = db_session().get(Installation, installation_id)
+    if installation is None or installation.status != "active" or installation.hub_id != session.get("hub_id"):
+        session.clear()
+        return None
+    return installation

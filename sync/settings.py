@@ -252,8 +252,15 @@ def _check_urls(settings: Settings) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"{name.upper()} must be an http(s) URL, not {url!r}")
+        # Tokens travel to these hosts: plain http only ever to a local emulator.
+        if name != "app_base_url" and parts.scheme == "http" and not is_local_host(parts.hostname):
+            raise ConfigError(f"{name.upper()} must be https unless it is on localhost, not {url!r}")
     if settings.is_production and urlsplit(settings.app_base_url).scheme != "https":
         raise ConfigError("APP_BASE_URL must be https in production (OAuth and webhooks need it)")
+
+
+def is_local_host(host: str | None) -> bool:
+    return host in ("localhost", "127.0.0.1", "::1")
 
 
 def _password_of(url: str) -> str:

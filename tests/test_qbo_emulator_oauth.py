@@ -288,11 +288,20 @@ def test_python_m_emulators_quickbooks(monkeypatch):
 
 @pytest.mark.parametrize(
     ("overrides", "title"),
-    [({"redirect_uri": "http://example.com/cb"}, "Invalid redirect URI"), ({"client_id": "nobody"}, "Unknown app"),
-     ({"scope": "com.intuit.quickbooks.everything"}, "Invalid scope")],
+    [
+        ({"redirect_uri": "http://example.com/cb"}, "Invalid redirect URI"),
+        ({"client_id": "nobody"}, "Unknown app"),
+        ({"scope": "com.intuit.quickbooks.everything"}, "Invalid scope"),
+    ],
 )
 def test_bad_authorize_requests_get_a_clear_page(qbo_emulator, overrides, title):
-    params = {"client_id": "qbo-emulator-client-id", "response_type": "code", "redirect_uri": "http://localhost:9/cb",
-              "scope": "com.intuit.quickbooks.accounting", "state": "s", **overrides}
+    params = {
+        "client_id": "qbo-emulator-client-id",
+        "response_type": "code",
+        "redirect_uri": "http://localhost:9/cb",
+        "scope": "com.intuit.quickbooks.accounting",
+        "state": "s",
+        **overrides,
+    }
     response = requests.get(f"{qbo_emulator.url}/connect/oauth2", params=params, timeout=5)
     assert response.status_code == 400 and title in response.text

@@ -134,6 +134,8 @@ def test_base_urls_can_point_at_emulators(tmp_path):
         ("TOKEN_ENCRYPTION_KEY", "not-a-fernet-key", "TOKEN_ENCRYPTION_KEY"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT"),
         ("QBO_API_BASE_URL", "quickbooks.example.com", "QBO_API_BASE_URL"),
+        ("QBO_API_BASE_URL", "http://quickbooks.example.com", "https unless it is on localhost"),
+        ("HUBSPOT_API_BASE_URL", "http://10.0.0.5:8101", "https unless it is on localhost"),
     ],
 )
 def test_bad_values_are_refused_by_name(tmp_path, name, value, message):

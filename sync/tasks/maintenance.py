@@ -42,3 +42,10 @@ def prune_history() -> dict[str, int]:
         for table, statement in statements.items():
             deleted[table] = session.execute(statement).rowcount
     return deleted
+
+
+def refresh_quiet_connections() -> int:
+    """Keep every QBO connection's rolling 100-day refresh token alive (daily, from the clock)."""
+    from sync.tokens import TokenManager
+
+    return TokenManager(current_runtime()).refresh_quiet_connections()

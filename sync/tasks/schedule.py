@@ -5,6 +5,7 @@ Only one clock process may run; it only enqueues, and workers do the work.
 
 from rq import cron
 
-from sync.tasks.maintenance import prune_history
+from sync.tasks.maintenance import prune_history, refresh_quiet_connections
 
 cron.register(prune_history, "low", interval=60 * 60, name="prune_history")
+cron.register(refresh_quiet_connections, "low", interval=24 * 60 * 60, name="refresh_quiet_connections")

@@ -1,0 +1,1 @@
+"""Thin wrappers over the official SDKs: base URLs from settings, plain data out, one error taxonomy."""

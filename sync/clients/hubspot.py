@@ -1,0 +1,185 @@
+"""HubSpot through the official SDK (hubspot-api-client 12): OAuth and the CRM, as plain data.
+
+The SDK's traps, handled here once: every SDK package has its own ApiException
+(we duck-type on `.status`/`.body`); urllib3's Retry does not retry POST and
+raises MaxRetryError, so we do not use it and retry transient failures ourselves;
+a create answered with anything but 201 deserializes to None.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+import urllib3
+from hubspot import HubSpot
+
+from sync.clients import errors
+from sync.clients.ratelimit import HUBSPOT_LIMITS, RateLimiter
+from sync.settings import PROJECT_ROOT, Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+APP_META = PROJECT_ROOT / "hubspot_extensions" / "src" / "app" / "app-hsmeta.json"
+TRANSIENT_RETRIES = 2
+
+
+@cache
+def required_scopes(app_meta: Path = APP_META) -> tuple[str, ...]:
+    """The scopes the app asks for: hubspot_extensions/ is the one source of truth."""
+    return tuple(json.loads(app_meta.read_text())["config"]["auth"]["requiredScopes"])
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    access_token: str
+    refresh_token: str | None
+    expires_at: datetime
+    refresh_expires_at: datetime | None = None
+    scopes: str | None = None
+
+
+def translate(call: Callable[[], T], side: str = "hubspot") -> T:
+    """Run an SDK call; turn whatever it raises into our taxonomy."""
+    try:
+        return call()
+    except urllib3.exceptions.MaxRetryError as error:
+        raise errors.Transient(side, f"gave up after retries: {error.reason}") from error
+    except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError, OSError) as error:
+        raise errors.Transient(side, f"{type(error).__name__}: {error}") from error
+    except Exception as error:
+        status = getattr(error, "status", None)
+        if not isinstance(status, int):
+            raise
+        raise _classify(side, status, getattr(error, "body", None), getattr(error, "headers", None)) from error
+
+
+def _classify(side: str, status: int, body: str | None, headers) -> errors.ApiError:
+    try:
+        parsed = json.loads(body) if body else {}
+    except ValueError:
+        parsed = {}
+    message = parsed.get("message") or f"HTTP {status}"
+    category = parsed.get("category") or parsed.get("status")
+    kwargs = {"status": status, "code": category, "detail": body[:2000] if body else None}
+    if status == 429:
+        retry_after = (headers or {}).get("Retry-After")
+        wait = float(retry_after) if retry_after and str(retry_after).isdigit() else 10.0
+        return errors.RateLimited(side, message, retry_after=wait, **kwargs)
+    # OAuth's refusals come as 400 with a status naming the bad grant: a refusal for good.
+    if status == 401 or parsed.get("status") in ("BAD_REFRESH_TOKEN", "BAD_AUTH_CODE", "BAD_CLIENT_ID",
+                                                  "BAD_REDIRECT_URI"):
+        return errors.Unauthorized(side, message, **kwargs)
+    if status == 404:
+        return errors.NotFound(side, message, **kwargs)
+    if status == 409:
+        return errors.Duplicate(side, message, **kwargs)
+    if status >= 500 or status in (423, 477):
+        return errors.Transient(side, message, **kwargs)
+    return errors.ValidationFailed(side, message, **kwargs)
+
+
+class HubSpotOAuth:
+    """The app's side of HubSpot OAuth (no token needed)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.sdk = HubSpot(host=settings.hubspot_api_base_url)
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{self.settings.app_base_url}/oauth/hubspot/callback"
+
+    def authorize_url(self, state: str) -> str:
+        from urllib.parse import urlencode
+
+        query = urlencode({"client_id": self.settings.hubspot_client_id, "redirect_uri": self.redirect_uri,
+                           "scope": " ".join(required_scopes()), "state": state})
+        return f"{self.settings.hubspot_authorize_url}?{query}"
+
+    def exchange_code(self, code: str) -> TokenSet:
+        return self._tokens(grant_type="authorization_code", code=code, redirect_uri=self.redirect_uri)
+
+    def refresh(self, refresh_token: str) -> TokenSet:
+        return self._tokens(grant_type="refresh_token", refresh_token=refresh_token)
+
+    def _tokens(self, **form: str) -> TokenSet:
+        answer = translate(lambda: self.sdk.oauth.tokens_api.create(
+            client_id=self.settings.hubspot_client_id, client_secret=self.settings.hubspot_client_secret, **form))
+        return TokenSet(access_token=answer.access_token, refresh_token=answer.refresh_token,
+                        expires_at=datetime.now(UTC) + timedelta(seconds=int(answer.expires_in)))
+
+    def token_info(self, access_token: str) -> dict[str, Any]:
+        info = translate(lambda: self.sdk.oauth.access_tokens_api.get(access_token))
+        return {"hub_id": info.hub_id, "user_id": info.user_id, "user": info.user, "hub_domain": info.hub_domain,
+                "scopes": list(info.scopes or []), "app_id": info.app_id}
+
+    def delete_refresh_token(self, refresh_token: str) -> None:
+        translate(lambda: self.sdk.oauth.refresh_tokens_api.archive(refresh_token))
+
+
+class HubSpotClient:
+    """CRM calls for one portal with one access token; limited and counted through Redis."""
+
+    def __init__(self, settings: Settings, portal_id: int, access_token: str,
+                 limiter: RateLimiter | None = None) -> None:
+        self.portal_id, self.limiter = portal_id, limiter
+        self.sdk = HubSpot(access_token=access_token, host=settings.hubspot_api_base_url)
+
+    def _call(self, kind: str, call: Callable[[], T]) -> T:
+        if self.limiter is not None:
+            wait = self.limiter.try_acquire(f"hubspot:{self.portal_id}:{kind}", HUBSPOT_LIMITS[kind])
+            if wait > 0:
+                raise errors.RateLimited("hubspot", f"portal {self.portal_id} {kind} limit", retry_after=wait)
+            self.limiter.count("hubspot", str(self.portal_id), kind)
+        for attempt in range(TRANSIENT_RETRIES + 1):
+            try:
+                return translate(call)
+            except errors.Transient:
+                if attempt == TRANSIENT_RETRIES:
+                    raise
+                time.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def get(self, object_type: str, object_id: str, properties: list[str] | None = None,
+            id_property: str | None = None) -> dict[str, Any]:
+        record = self._call("api", lambda: self.sdk.crm.objects.basic_api.get_by_id(
+            object_type, object_id, properties=properties, id_property=id_property))
+        return _plain(record)
+
+    def create(self, object_type: str, properties: dict[str, str], associations: list | None = None) -> dict:
+        from hubspot.crm.objects import SimplePublicObjectInputForCreate
+
+        record = self._call("api", lambda: self.sdk.crm.objects.basic_api.create(
+            object_type, simple_public_object_input_for_create=SimplePublicObjectInputForCreate(
+                properties=properties, associations=associations or [])))
+        if record is None:  # the SDK's answer to a status other than 201
+            raise errors.Transient("hubspot", f"create {object_type} answered without a record")
+        return _plain(record)
+
+    def update(self, object_type: str, object_id: str, properties: dict[str, str]) -> dict[str, Any]:
+        from hubspot.crm.objects import SimplePublicObjectInput
+
+        record = self._call("api", lambda: self.sdk.crm.objects.basic_api.update(
+            object_type, object_id, SimplePublicObjectInput(properties=properties)))
+        return _plain(record)
+
+    def search(self, object_type: str, request: dict[str, Any]) -> dict[str, Any]:
+        from hubspot.crm.objects import PublicObjectSearchRequest
+
+        page = self._call("search", lambda: self.sdk.crm.objects.search_api.do_search(
+            object_type, public_object_search_request=PublicObjectSearchRequest(**request)))
+        return {"total": page.total, "results": [_plain(r) for r in page.results],
+                "after": page.paging.next.after if page.paging and page.paging.next else None}
+
+
+def _plain(record) -> dict[str, Any]:
+    return {"id": record.id, "properties": dict(record.properties or {}),
+            "created_at": record.created_at, "updated_at": record.updated_at, "archived": bool(record.archived)}
