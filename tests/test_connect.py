@@ -500,3 +500,16 @@ def test_connection_page_in_a_real_browser(stack, installed, chromium_path):
         page.wait_for_load_state()
         assert page.get_by_role("link", name="Connect QuickBooks Online").count() == 1
         browser.close()
+
+
+def test_quiet_connections_are_refreshed_well_inside_100_days(stack, installed):
+    with stack.db() as session:
+        token = session.scalar(select(OAuthToken).where(OAuthToken.provider == "quickbooks"))
+        token.refresh_token_expires_at = datetime.now(UTC) + timedelta(days=60)  # unused for ~40 days
+        version = token.version
+    assert TokenManager(stack.runtime).refresh_quiet_connections() == 1
+    with stack.db() as session:
+        token = session.scalar(select(OAuthToken).where(OAuthToken.provider == "quickbooks"))
+        assert token.version == version + 1
+        assert token.refresh_token_expires_at > datetime.now(UTC) + timedelta(days=99)
+    assert TokenManager(stack.runtime).refresh_quiet_connections() == 0  # fresh ones are left alone
