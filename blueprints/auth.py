@@ -31,12 +31,15 @@ def install():
 def callback():
     expected = session.pop("hubspot_oauth_state", None)
     if request.args.get("error"):
-        return message_page("HubSpot did not connect Ledgersync",
-                            request.args.get("error_description") or request.args["error"])
+        return message_page(
+            "HubSpot did not connect Ledgersync", request.args.get("error_description") or request.args["error"]
+        )
     if not expected or not secrets.compare_digest(expected, request.args.get("state", "")):
-        return message_page("This sign-in link has expired",
-                            "The request did not come from this browser's sign-in, or was used already. "
-                            "Start again from the install or sign-in button.")
+        return message_page(
+            "This sign-in link has expired",
+            "The request did not come from this browser's sign-in, or was used already. "
+            "Start again from the install or sign-in button.",
+        )
     if not request.args.get("code"):
         return message_page("HubSpot sent no authorization code", "Start again from the install button.")
     try:
@@ -45,8 +48,12 @@ def callback():
         return message_page("HubSpot refused the sign-in", error.message, 502)
     session.clear()
     session.permanent = True
-    session.update(installation_id=signed_in.installation_id, hub_id=signed_in.hub_id,
-                   user_id=signed_in.user_id, user_email=signed_in.user_email)
+    session.update(
+        installation_id=signed_in.installation_id,
+        hub_id=signed_in.hub_id,
+        user_id=signed_in.user_id,
+        user_email=signed_in.user_email,
+    )
     return redirect(url_for("connection.show"))
 
 

@@ -17,14 +17,30 @@ def show():
     installation = signed_in_installation()
     if installation is None:
         return redirect(url_for("home.index"))
-    companies = db_session().scalars(select(QboCompany).where(QboCompany.installation_id == installation.id,
-                                                              QboCompany.status != "disconnected")).all()
-    notices = db_session().scalars(select(Notification).where(Notification.installation_id == installation.id,
-                                                              Notification.read_at.is_(None))
-                                   .order_by(Notification.created_at.desc())).all()
-    return render_template("connection.html", installation=installation, company=companies[0] if companies else None,
-                           notices=notices, user_email=session.get("user_email"),
-                           sandbox=current_runtime().settings.intuit_environment == "sandbox")
+    companies = (
+        db_session()
+        .scalars(
+            select(QboCompany).where(QboCompany.installation_id == installation.id, QboCompany.status != "disconnected")
+        )
+        .all()
+    )
+    notices = (
+        db_session()
+        .scalars(
+            select(Notification)
+            .where(Notification.installation_id == installation.id, Notification.read_at.is_(None))
+            .order_by(Notification.created_at.desc())
+        )
+        .all()
+    )
+    return render_template(
+        "connection.html",
+        installation=installation,
+        company=companies[0] if companies else None,
+        notices=notices,
+        user_email=session.get("user_email"),
+        sandbox=current_runtime().settings.intuit_environment == "sandbox",
+    )
 
 
 @bp.post("/uninstall")
@@ -34,6 +50,9 @@ def remove():
         return redirect(url_for("home.index"))
     uninstall(current_runtime(), installation.id)
     session.clear()
-    return render_template("message.html", title="Ledgersync was uninstalled",
-                           body="QuickBooks was disconnected and HubSpot's access removed. The sync history and "
-                                "record links are kept, so installing again resumes where you left off.")
+    return render_template(
+        "message.html",
+        title="Ledgersync was uninstalled",
+        body="QuickBooks was disconnected and HubSpot's access removed. The sync history and "
+        "record links are kept, so installing again resumes where you left off.",
+    )

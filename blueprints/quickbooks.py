@@ -36,14 +36,18 @@ def callback():
         return message_page("Sign in first", "Sign in with HubSpot, then connect QuickBooks Online.")
     if request.args.get("error"):
         if request.args["error"] == "access_denied":
-            body = ("QuickBooks did not grant access. If this is a sandbox company, it cannot be connected to a "
-                    "production installation: sandbox companies need the app's development keys.")
+            body = (
+                "QuickBooks did not grant access. If this is a sandbox company, it cannot be connected to a "
+                "production installation: sandbox companies need the app's development keys."
+            )
         else:
             body = f"QuickBooks answered: {request.args['error']}"
         return message_page("QuickBooks Online was not connected", body)
     if not expected or not secrets.compare_digest(expected, request.args.get("state", "")):
-        return message_page("This connection link has expired",
-                            "The request did not come from this browser, or was used already. Start again.")
+        return message_page(
+            "This connection link has expired",
+            "The request did not come from this browser, or was used already. Start again.",
+        )
     if not request.args.get("code") or not request.args.get("realmId"):
         return message_page("QuickBooks sent an incomplete answer", "Start again from the connect button.")
     try:

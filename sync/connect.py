@@ -54,9 +54,14 @@ def install_or_sign_in(runtime: Runtime, code: str) -> SignedIn:
         session.flush()
         existing = hubspot_token(session, installation.id)
         if newly or existing is None:
-            store_tokens(session, runtime, existing, TokenSet(tokens.access_token, tokens.refresh_token,
-                                                              tokens.expires_at, scopes=" ".join(info["scopes"])),
-                         installation_id=installation.id, provider="hubspot")
+            store_tokens(
+                session,
+                runtime,
+                existing,
+                TokenSet(tokens.access_token, tokens.refresh_token, tokens.expires_at, scopes=" ".join(info["scopes"])),
+                installation_id=installation.id,
+                provider="hubspot",
+            )
         else:
             # A sign-in: the installation keeps its own token; this user's is not needed.
             _quietly(lambda: oauth.delete_refresh_token(tokens.refresh_token))
@@ -69,24 +74,37 @@ def connect_quickbooks(runtime: Runtime, installation_id: int, code: str, realm_
     oauth = QuickBooksOAuth(runtime.settings)
     environment = runtime.settings.intuit_environment
     with runtime.database.session() as session:
-        taken = session.scalar(select(QboCompany).where(QboCompany.realm_id == realm_id,
-                                                        QboCompany.environment == environment,
-                                                        QboCompany.status != "disconnected"))
-        mine = session.scalar(select(QboCompany).where(QboCompany.installation_id == installation_id,
-                                                       QboCompany.status != "disconnected"))
+        taken = session.scalar(
+            select(QboCompany).where(
+                QboCompany.realm_id == realm_id,
+                QboCompany.environment == environment,
+                QboCompany.status != "disconnected",
+            )
+        )
+        mine = session.scalar(
+            select(QboCompany).where(QboCompany.installation_id == installation_id, QboCompany.status != "disconnected")
+        )
     if taken is not None and taken.installation_id != installation_id:
-        raise ConnectRefused("This QuickBooks company is already connected to another HubSpot account. "
-                             "Disconnect it there first; a company syncs with one HubSpot account at a time.")
+        raise ConnectRefused(
+            "This QuickBooks company is already connected to another HubSpot account. "
+            "Disconnect it there first; a company syncs with one HubSpot account at a time."
+        )
     if mine is not None and mine.realm_id != realm_id:
-        raise ConnectRefused(f"This HubSpot account is already connected to {mine.company_name or mine.realm_id}. "
-                             "Disconnect it before connecting another company (one company per account).")
+        raise ConnectRefused(
+            f"This HubSpot account is already connected to {mine.company_name or mine.realm_id}. "
+            "Disconnect it before connecting another company (one company per account)."
+        )
     tokens = oauth.exchange_code(code, realm_id)
     client = QuickBooksClient(runtime.settings, realm_id, tokens.access_token, tokens.refresh_token)
     info, preferences = client.company_info(), client.preferences()
     with runtime.database.session() as session:
-        company = session.scalar(select(QboCompany).where(QboCompany.installation_id == installation_id,
-                                                          QboCompany.realm_id == realm_id,
-                                                          QboCompany.environment == environment))
+        company = session.scalar(
+            select(QboCompany).where(
+                QboCompany.installation_id == installation_id,
+                QboCompany.realm_id == realm_id,
+                QboCompany.environment == environment,
+            )
+        )
         if company is None:
             company = QboCompany(installation_id=installation_id, realm_id=realm_id, environment=environment)
             session.add(company)
@@ -98,8 +116,15 @@ def connect_quickbooks(runtime: Runtime, installation_id: int, code: str, realm_
         company.multi_currency = bool(currency.get("MultiCurrencyEnabled"))
         company.preflight = {"warnings": preflight_warnings(info, preferences)}
         session.flush()
-        store_tokens(session, runtime, quickbooks_token(session, company.id), tokens,
-                     installation_id=installation_id, qbo_company_id=company.id, provider="quickbooks")
+        store_tokens(
+            session,
+            runtime,
+            quickbooks_token(session, company.id),
+            tokens,
+            installation_id=installation_id,
+            qbo_company_id=company.id,
+            provider="quickbooks",
+        )
         log.info("quickbooks connected", extra={"installation": installation_id, "realm": realm_id})
         return company
 
@@ -109,27 +134,50 @@ def preflight_warnings(company_info: dict, preferences: dict) -> list[dict]:
     warnings = []
     country = company_info.get("Country")
     if country and country != "US":
-        warnings.append({"code": "non_us_company", "level": "error", "title": "Invoice sync is unavailable",
-                         "body": f"This company is in {country}. QuickBooks requires a tax code on every invoice "
-                                 "line outside the US, and HubSpot invoices carry no tax, so invoices cannot sync. "
-                                 "Contacts and products still can."})
+        warnings.append(
+            {
+                "code": "non_us_company",
+                "level": "error",
+                "title": "Invoice sync is unavailable",
+                "body": f"This company is in {country}. QuickBooks requires a tax code on every invoice "
+                "line outside the US, and HubSpot invoices carry no tax, so invoices cannot sync. "
+                "Contacts and products still can.",
+            }
+        )
     sales = preferences.get("SalesFormsPrefs", {})
     if sales.get("CustomTxnNumbers"):
-        warnings.append({"code": "custom_txn_numbers", "level": "warning",
-                         "title": "Turn off custom transaction numbers",
-                         "body": "QuickBooks lets you type invoice numbers yourself. Numbers coming from HubSpot "
-                                 "can then collide with ones you typed and be refused as duplicates; we recommend "
-                                 "turning custom transaction numbers off in QuickBooks (Account and settings > "
-                                 "Sales > Custom transaction numbers)."})
+        warnings.append(
+            {
+                "code": "custom_txn_numbers",
+                "level": "warning",
+                "title": "Turn off custom transaction numbers",
+                "body": "QuickBooks lets you type invoice numbers yourself. Numbers coming from HubSpot "
+                "can then collide with ones you typed and be refused as duplicates; we recommend "
+                "turning custom transaction numbers off in QuickBooks (Account and settings > "
+                "Sales > Custom transaction numbers).",
+            }
+        )
     if not preferences.get("AccountingInfoPrefs", {}).get("BookCloseDate"):
-        warnings.append({"code": "no_closing_date", "level": "info", "title": "Lock your closed periods",
-                         "body": "No closing date is set. Set one in QuickBooks (Advanced > Accounting > Close "
-                                 "the books) so that a change in HubSpot can never alter a period you have closed."})
+        warnings.append(
+            {
+                "code": "no_closing_date",
+                "level": "info",
+                "title": "Lock your closed periods",
+                "body": "No closing date is set. Set one in QuickBooks (Advanced > Accounting > Close "
+                "the books) so that a change in HubSpot can never alter a period you have closed.",
+            }
+        )
     if preferences.get("CurrencyPrefs", {}).get("MultiCurrencyEnabled"):
-        warnings.append({"code": "multi_currency", "level": "info", "title": "Multicurrency is on",
-                         "body": "Invoices sync in the customer's currency; a customer's currency cannot change "
-                                 "once it has transactions, so a HubSpot invoice in another currency than its "
-                                 "customer's will be refused and explained."})
+        warnings.append(
+            {
+                "code": "multi_currency",
+                "level": "info",
+                "title": "Multicurrency is on",
+                "body": "Invoices sync in the customer's currency; a customer's currency cannot change "
+                "once it has transactions, so a HubSpot invoice in another currency than its "
+                "customer's will be refused and explained.",
+            }
+        )
     return warnings
 
 
@@ -140,8 +188,9 @@ def disconnect_quickbooks(runtime: Runtime, installation_id: int, company_id: in
         if company is None or company.installation_id != installation_id:
             raise ConnectRefused("No such QuickBooks connection for this HubSpot account.")
         token = quickbooks_token(session, company.id)
-        refresh = runtime.cipher.decrypt(token.refresh_token_encrypted) if token and token.refresh_token_encrypted \
-            else None
+        refresh = (
+            runtime.cipher.decrypt(token.refresh_token_encrypted) if token and token.refresh_token_encrypted else None
+        )
     if refresh:
         _quietly(lambda: QuickBooksOAuth(runtime.settings).revoke(refresh))
     with runtime.database.session() as session:
@@ -152,8 +201,9 @@ def disconnect_quickbooks(runtime: Runtime, installation_id: int, company_id: in
         pause_syncs(session, company_id, f"QuickBooks disconnected ({reason})")
         for settings in session.scalars(select(SyncSettings).where(SyncSettings.qbo_company_id == company_id)):
             settings.status = "off"
-    log.info("quickbooks disconnected", extra={"installation": installation_id, "company": company_id,
-                                               "reason": reason})
+    log.info(
+        "quickbooks disconnected", extra={"installation": installation_id, "company": company_id, "reason": reason}
+    )
 
 
 def uninstall(runtime: Runtime, installation_id: int) -> None:
@@ -162,8 +212,9 @@ def uninstall(runtime: Runtime, installation_id: int) -> None:
         installation = session.get(Installation, installation_id)
         companies = [c.id for c in installation.qbo_companies if c.status != "disconnected"]
         token = hubspot_token(session, installation_id)
-        refresh = runtime.cipher.decrypt(token.refresh_token_encrypted) if token and token.refresh_token_encrypted \
-            else None
+        refresh = (
+            runtime.cipher.decrypt(token.refresh_token_encrypted) if token and token.refresh_token_encrypted else None
+        )
     for company_id in companies:
         disconnect_quickbooks(runtime, installation_id, company_id, reason="app uninstalled")
     if refresh:

@@ -36,8 +36,11 @@ LOCK_TIMEOUT, LOCK_WAIT = 60, 30
 
 def encrypted_values(runtime: Runtime, tokens: TokenSet) -> dict:
     """The columns of a token row for a token set, encrypted."""
-    values = {"access_token_encrypted": runtime.cipher.encrypt(tokens.access_token),
-              "access_token_expires_at": tokens.expires_at, "refresh_token_expires_at": tokens.refresh_expires_at}
+    values = {
+        "access_token_encrypted": runtime.cipher.encrypt(tokens.access_token),
+        "access_token_expires_at": tokens.expires_at,
+        "refresh_token_expires_at": tokens.refresh_expires_at,
+    }
     if tokens.refresh_token:
         values["refresh_token_encrypted"] = runtime.cipher.encrypt(tokens.refresh_token)
     if tokens.scopes:
@@ -57,13 +60,15 @@ def store_tokens(session: Session, runtime: Runtime, token: OAuthToken | None, t
 
 
 def hubspot_token(session: Session, installation_id: int) -> OAuthToken | None:
-    return session.scalar(select(OAuthToken).where(OAuthToken.installation_id == installation_id,
-                                                   OAuthToken.provider == "hubspot"))
+    return session.scalar(
+        select(OAuthToken).where(OAuthToken.installation_id == installation_id, OAuthToken.provider == "hubspot")
+    )
 
 
 def quickbooks_token(session: Session, company_id: int) -> OAuthToken | None:
-    return session.scalar(select(OAuthToken).where(OAuthToken.qbo_company_id == company_id,
-                                                   OAuthToken.provider == "quickbooks"))
+    return session.scalar(
+        select(OAuthToken).where(OAuthToken.qbo_company_id == company_id, OAuthToken.provider == "quickbooks")
+    )
 
 
 class TokenManager:
@@ -88,8 +93,9 @@ class TokenManager:
             token = self._load(session, provider, owner_id)
             if not force and token.access_token_expires_at - REFRESH_MARGIN > utcnow():
                 return cipher.decrypt(token.access_token_encrypted)
-        lock = self.runtime.jobs.connection.lock(f"ledgersync:token-refresh:{provider}:{owner_id}",
-                                                 timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_WAIT)
+        lock = self.runtime.jobs.connection.lock(
+            f"ledgersync:token-refresh:{provider}:{owner_id}", timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_WAIT
+        )
         if not lock.acquire():
             raise errors.Transient(provider, "another worker is refreshing this token; try again shortly")
         try:
@@ -107,7 +113,8 @@ class TokenManager:
             with self.runtime.database.session() as session:
                 # Compare-and-swap on the version we read: a guard should the lock ever have expired.
                 changed = session.execute(
-                    update(OAuthToken).where(OAuthToken.id == token_id, OAuthToken.version == version)
+                    update(OAuthToken)
+                    .where(OAuthToken.id == token_id, OAuthToken.version == version)
                     .values(**encrypted_values(self.runtime, fresh), version=version + 1)
                 ).rowcount
             if changed == 0:
@@ -139,25 +146,41 @@ class TokenManager:
                 company.status = "needs_reconnect"
                 installation_id = company.installation_id
                 pause_syncs(session, company.id, "QuickBooks needs reconnecting")
-                notify(session, installation_id, "qbo_needs_reconnect", "error", "Reconnect QuickBooks Online",
-                       f"QuickBooks refused our access to {company.company_name or company.realm_id} "
-                       f"({error.message}). Syncs are paused until you connect it again.",
-                       dedupe_key=f"qbo_needs_reconnect:{company.id}", qbo_company_id=company.id)
+                notify(
+                    session,
+                    installation_id,
+                    "qbo_needs_reconnect",
+                    "error",
+                    "Reconnect QuickBooks Online",
+                    f"QuickBooks refused our access to {company.company_name or company.realm_id} "
+                    f"({error.message}). Syncs are paused until you connect it again.",
+                    dedupe_key=f"qbo_needs_reconnect:{company.id}",
+                    qbo_company_id=company.id,
+                )
             else:
                 installation = session.get(Installation, owner_id)
                 installation.status, installation.uninstalled_at = "uninstalled", utcnow()
                 for company in installation.qbo_companies:
                     pause_syncs(session, company.id, "the HubSpot app was uninstalled")
-            log.warning("refresh refused for good", extra={"provider": provider, "owner": owner_id,
-                                                           "reason": error.message})
+            log.warning(
+                "refresh refused for good", extra={"provider": provider, "owner": owner_id, "reason": error.message}
+            )
 
     def refresh_quiet_connections(self) -> int:
         """Refresh QBO tokens not used for QUIET_REFRESH_AFTER, so their 100-day life restarts."""
         cutoff = datetime.now(UTC) + timedelta(days=100) - QUIET_REFRESH_AFTER
         with self.runtime.database.session() as session:
-            ids = list(session.scalars(select(OAuthToken.qbo_company_id).join(QboCompany).where(
-                OAuthToken.provider == "quickbooks", QboCompany.status == "connected",
-                OAuthToken.refresh_token_expires_at < cutoff)))
+            ids = list(
+                session.scalars(
+                    select(OAuthToken.qbo_company_id)
+                    .join(QboCompany)
+                    .where(
+                        OAuthToken.provider == "quickbooks",
+                        QboCompany.status == "connected",
+                        OAuthToken.refresh_token_expires_at < cutoff,
+                    )
+                )
+            )
         refreshed = 0
         for company_id in ids:
             try:
@@ -180,16 +203,37 @@ class TokenManager:
 
 
 def pause_syncs(session: Session, company_id: int, reason: str) -> None:
-    for settings in session.scalars(select(SyncSettings).where(SyncSettings.qbo_company_id == company_id,
-                                                               SyncSettings.status == "active")):
+    for settings in session.scalars(
+        select(SyncSettings).where(SyncSettings.qbo_company_id == company_id, SyncSettings.status == "active")
+    ):
         settings.status, settings.paused_reason = "paused", reason
 
 
-def notify(session: Session, installation_id: int, kind: str, level: str, title: str, body: str,
-           dedupe_key: str | None = None, qbo_company_id: int | None = None) -> None:
+def notify(
+    session: Session,
+    installation_id: int,
+    kind: str,
+    level: str,
+    title: str,
+    body: str,
+    dedupe_key: str | None = None,
+    qbo_company_id: int | None = None,
+) -> None:
     """One notice per ongoing condition: an unread one with the same key is not repeated."""
-    if dedupe_key and session.scalar(select(Notification).where(
-            Notification.installation_id == installation_id, Notification.dedupe_key == dedupe_key)):
+    if dedupe_key and session.scalar(
+        select(Notification).where(
+            Notification.installation_id == installation_id, Notification.dedupe_key == dedupe_key
+        )
+    ):
         return
-    session.add(Notification(installation_id=installation_id, qbo_company_id=qbo_company_id, kind=kind,
-                             level=level, title=title, body=body, dedupe_key=dedupe_key))
+    session.add(
+        Notification(
+            installation_id=installation_id,
+            qbo_company_id=qbo_company_id,
+            kind=kind,
+            level=level,
+            title=title,
+            body=body,
+            dedupe_key=dedupe_key,
+        )
+    )

@@ -12,8 +12,9 @@ from __future__ import annotations
 class ApiError(Exception):
     """A failed call to HubSpot or QuickBooks."""
 
-    def __init__(self, side: str, message: str, *, status: int | None = None, code: str | None = None,
-                 detail: str | None = None) -> None:
+    def __init__(
+        self, side: str, message: str, *, status: int | None = None, code: str | None = None, detail: str | None = None
+    ) -> None:
         super().__init__(f"{side}: {message}")
         self.side, self.message, self.status, self.code, self.detail = side, message, status, code, detail
 

@@ -74,8 +74,12 @@ def _classify(side: str, status: int, body: str | None, headers) -> errors.ApiEr
         wait = float(retry_after) if retry_after and str(retry_after).isdigit() else 10.0
         return errors.RateLimited(side, message, retry_after=wait, **kwargs)
     # OAuth's refusals come as 400 with a status naming the bad grant: a refusal for good.
-    if status == 401 or parsed.get("status") in ("BAD_REFRESH_TOKEN", "BAD_AUTH_CODE", "BAD_CLIENT_ID",
-                                                  "BAD_REDIRECT_URI"):
+    if status == 401 or parsed.get("status") in (
+        "BAD_REFRESH_TOKEN",
+        "BAD_AUTH_CODE",
+        "BAD_CLIENT_ID",
+        "BAD_REDIRECT_URI",
+    ):
         return errors.Unauthorized(side, message, **kwargs)
     if status == 404:
         return errors.NotFound(side, message, **kwargs)
@@ -100,8 +104,14 @@ class HubSpotOAuth:
     def authorize_url(self, state: str) -> str:
         from urllib.parse import urlencode
 
-        query = urlencode({"client_id": self.settings.hubspot_client_id, "redirect_uri": self.redirect_uri,
-                           "scope": " ".join(required_scopes()), "state": state})
+        query = urlencode(
+            {
+                "client_id": self.settings.hubspot_client_id,
+                "redirect_uri": self.redirect_uri,
+                "scope": " ".join(required_scopes()),
+                "state": state,
+            }
+        )
         return f"{self.settings.hubspot_authorize_url}?{query}"
 
     def exchange_code(self, code: str) -> TokenSet:
@@ -111,15 +121,27 @@ class HubSpotOAuth:
         return self._tokens(grant_type="refresh_token", refresh_token=refresh_token)
 
     def _tokens(self, **form: str) -> TokenSet:
-        answer = translate(lambda: self.sdk.oauth.tokens_api.create(
-            client_id=self.settings.hubspot_client_id, client_secret=self.settings.hubspot_client_secret, **form))
-        return TokenSet(access_token=answer.access_token, refresh_token=answer.refresh_token,
-                        expires_at=datetime.now(UTC) + timedelta(seconds=int(answer.expires_in)))
+        answer = translate(
+            lambda: self.sdk.oauth.tokens_api.create(
+                client_id=self.settings.hubspot_client_id, client_secret=self.settings.hubspot_client_secret, **form
+            )
+        )
+        return TokenSet(
+            access_token=answer.access_token,
+            refresh_token=answer.refresh_token,
+            expires_at=datetime.now(UTC) + timedelta(seconds=int(answer.expires_in)),
+        )
 
     def token_info(self, access_token: str) -> dict[str, Any]:
         info = translate(lambda: self.sdk.oauth.access_tokens_api.get(access_token))
-        return {"hub_id": info.hub_id, "user_id": info.user_id, "user": info.user, "hub_domain": info.hub_domain,
-                "scopes": list(info.scopes or []), "app_id": info.app_id}
+        return {
+            "hub_id": info.hub_id,
+            "user_id": info.user_id,
+            "user": info.user,
+            "hub_domain": info.hub_domain,
+            "scopes": list(info.scopes or []),
+            "app_id": info.app_id,
+        }
 
     def delete_refresh_token(self, refresh_token: str) -> None:
         translate(lambda: self.sdk.oauth.refresh_tokens_api.archive(refresh_token))
@@ -128,8 +150,9 @@ class HubSpotOAuth:
 class HubSpotClient:
     """CRM calls for one portal with one access token; limited and counted through Redis."""
 
-    def __init__(self, settings: Settings, portal_id: int, access_token: str,
-                 limiter: RateLimiter | None = None) -> None:
+    def __init__(
+        self, settings: Settings, portal_id: int, access_token: str, limiter: RateLimiter | None = None
+    ) -> None:
         self.portal_id, self.limiter = portal_id, limiter
         self.sdk = HubSpot(access_token=access_token, host=settings.hubspot_api_base_url)
 
@@ -148,18 +171,29 @@ class HubSpotClient:
                 time.sleep(0.5 * 2**attempt)
         raise AssertionError("unreachable")
 
-    def get(self, object_type: str, object_id: str, properties: list[str] | None = None,
-            id_property: str | None = None) -> dict[str, Any]:
-        record = self._call("api", lambda: self.sdk.crm.objects.basic_api.get_by_id(
-            object_type, object_id, properties=properties, id_property=id_property))
+    def get(
+        self, object_type: str, object_id: str, properties: list[str] | None = None, id_property: str | None = None
+    ) -> dict[str, Any]:
+        record = self._call(
+            "api",
+            lambda: self.sdk.crm.objects.basic_api.get_by_id(
+                object_type, object_id, properties=properties, id_property=id_property
+            ),
+        )
         return _plain(record)
 
     def create(self, object_type: str, properties: dict[str, str], associations: list | None = None) -> dict:
         from hubspot.crm.objects import SimplePublicObjectInputForCreate
 
-        record = self._call("api", lambda: self.sdk.crm.objects.basic_api.create(
-            object_type, simple_public_object_input_for_create=SimplePublicObjectInputForCreate(
-                properties=properties, associations=associations or [])))
+        record = self._call(
+            "api",
+            lambda: self.sdk.crm.objects.basic_api.create(
+                object_type,
+                simple_public_object_input_for_create=SimplePublicObjectInputForCreate(
+                    properties=properties, associations=associations or []
+                ),
+            ),
+        )
         if record is None:  # the SDK's answer to a status other than 201
             raise errors.Transient("hubspot", f"create {object_type} answered without a record")
         return _plain(record)
@@ -167,19 +201,35 @@ class HubSpotClient:
     def update(self, object_type: str, object_id: str, properties: dict[str, str]) -> dict[str, Any]:
         from hubspot.crm.objects import SimplePublicObjectInput
 
-        record = self._call("api", lambda: self.sdk.crm.objects.basic_api.update(
-            object_type, object_id, SimplePublicObjectInput(properties=properties)))
+        record = self._call(
+            "api",
+            lambda: self.sdk.crm.objects.basic_api.update(
+                object_type, object_id, SimplePublicObjectInput(properties=properties)
+            ),
+        )
         return _plain(record)
 
     def search(self, object_type: str, request: dict[str, Any]) -> dict[str, Any]:
         from hubspot.crm.objects import PublicObjectSearchRequest
 
-        page = self._call("search", lambda: self.sdk.crm.objects.search_api.do_search(
-            object_type, public_object_search_request=PublicObjectSearchRequest(**request)))
-        return {"total": page.total, "results": [_plain(r) for r in page.results],
-                "after": page.paging.next.after if page.paging and page.paging.next else None}
+        page = self._call(
+            "search",
+            lambda: self.sdk.crm.objects.search_api.do_search(
+                object_type, public_object_search_request=PublicObjectSearchRequest(**request)
+            ),
+        )
+        return {
+            "total": page.total,
+            "results": [_plain(r) for r in page.results],
+            "after": page.paging.next.after if page.paging and page.paging.next else None,
+        }
 
 
 def _plain(record) -> dict[str, Any]:
-    return {"id": record.id, "properties": dict(record.properties or {}),
-            "created_at": record.created_at, "updated_at": record.updated_at, "archived": bool(record.archived)}
+    return {
+        "id": record.id,
+        "properties": dict(record.properties or {}),
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "archived": bool(record.archived),
+    }

@@ -53,8 +53,13 @@ class QuickBooksOAuth:
     def auth_client(self, **tokens) -> AuthClient:
         """intuit-oauth reads the discovery document (a network call) when built; its environment is the URL."""
         try:
-            return AuthClient(self.settings.intuit_client_id, self.settings.intuit_client_secret, self.redirect_uri,
-                              environment=self.settings.intuit_discovery_url, **tokens)
+            return AuthClient(
+                self.settings.intuit_client_id,
+                self.settings.intuit_client_secret,
+                self.redirect_uri,
+                environment=self.settings.intuit_discovery_url,
+                **tokens,
+            )
         except AuthClientError as error:
             raise errors.Transient("quickbooks", f"discovery document unavailable ({error.status_code})") from error
 
@@ -78,11 +83,14 @@ class QuickBooksOAuth:
 
 def _token_set(client: AuthClient) -> TokenSet:
     now = datetime.now(UTC)
-    return TokenSet(access_token=client.access_token, refresh_token=client.refresh_token,
-                    expires_at=now + timedelta(seconds=int(client.expires_in or ACCESS_SECONDS)),
-                    refresh_expires_at=now + timedelta(
-                        seconds=int(getattr(client, "x_refresh_token_expires_in", None) or REFRESH_SECONDS)),
-                    scopes=Scopes.ACCOUNTING.value)
+    return TokenSet(
+        access_token=client.access_token,
+        refresh_token=client.refresh_token,
+        expires_at=now + timedelta(seconds=int(client.expires_in or ACCESS_SECONDS)),
+        refresh_expires_at=now
+        + timedelta(seconds=int(getattr(client, "x_refresh_token_expires_in", None) or REFRESH_SECONDS)),
+        scopes=Scopes.ACCOUNTING.value,
+    )
 
 
 def _oauth_call(call) -> None:
@@ -106,29 +114,44 @@ class _StatusAwareQuickBooks(QuickBooks):
     def process_request(self, request_type, url, headers="", params="", data=""):
         response = super().process_request(request_type, url, headers=headers, params=params, data=data)
         if response.status_code == 429:
-            raise errors.RateLimited("quickbooks", "ThrottleExceeded (3001)", retry_after=60, status=429,
-                                     code="3001")
+            raise errors.RateLimited("quickbooks", "ThrottleExceeded (3001)", retry_after=60, status=429, code="3001")
         if response.status_code >= 500:
-            raise errors.Transient("quickbooks", f"HTTP {response.status_code}", status=response.status_code,
-                                   detail=response.text[:2000])
+            raise errors.Transient(
+                "quickbooks", f"HTTP {response.status_code}", status=response.status_code, detail=response.text[:2000]
+            )
         return response
 
 
 class QuickBooksClient:
     """Accounting API calls for one realm with one access token; limited and counted through Redis."""
 
-    def __init__(self, settings: Settings, realm_id: str, access_token: str, refresh_token: str | None = None,
-                 limiter: RateLimiter | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        realm_id: str,
+        access_token: str,
+        refresh_token: str | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         _allow_plain_http_for_local(settings.qbo_api_base_url)
         self.realm_id, self.limiter = realm_id, limiter
-        auth = QuickBooksOAuth(settings).auth_client(access_token=access_token, refresh_token=refresh_token,
-                                                     realm_id=realm_id)
-        self.qb = _StatusAwareQuickBooks(auth_client=auth, refresh_token=refresh_token, company_id=realm_id,
-                                         minorversion=MINOR_VERSION)
+        auth = QuickBooksOAuth(settings).auth_client(
+            access_token=access_token, refresh_token=refresh_token, realm_id=realm_id
+        )
+        self.qb = _StatusAwareQuickBooks(
+            auth_client=auth, refresh_token=refresh_token, company_id=realm_id, minorversion=MINOR_VERSION
+        )
         self.qb.api_url_v3 = f"{settings.qbo_api_base_url}/v3"
 
-    def _request(self, method: str, path: str, body: Any = None, params: dict | None = None,
-                 content_type: str = "application/json", kind: str = "api") -> dict:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict | None = None,
+        content_type: str = "application/json",
+        kind: str = "api",
+    ) -> dict:
         url = f"{self.qb.api_url}/company/{self.realm_id}/{path}"
         if self.limiter is None:
             return self._send(method, url, body, params, content_type)
@@ -138,8 +161,7 @@ class QuickBooksClient:
         self.limiter.count("quickbooks", self.realm_id, kind)
         with self.limiter.concurrency(f"qbo:{self.realm_id}", QBO_CONCURRENCY) as admitted:
             if not admitted:
-                raise errors.RateLimited("quickbooks", f"realm {self.realm_id}: 10 requests in flight",
-                                         retry_after=1)
+                raise errors.RateLimited("quickbooks", f"realm {self.realm_id}: 10 requests in flight", retry_after=1)
             return self._send(method, url, body, params, content_type)
 
     def _send(self, method: str, url: str, body: Any, params: dict | None, content_type: str) -> dict:
@@ -171,8 +193,9 @@ class QuickBooksClient:
         params = {"requestid": request_id} if request_id else None
         return self._request("POST", entity.lower(), body, params=params)[entity]
 
-    def sparse_update(self, entity: str, entity_id: str, sync_token: str, changes: dict,
-                      request_id: str | None = None) -> dict:
+    def sparse_update(
+        self, entity: str, entity_id: str, sync_token: str, changes: dict, request_id: str | None = None
+    ) -> dict:
         body = {**changes, "Id": entity_id, "SyncToken": sync_token, "sparse": True}
         params = {"requestid": request_id} if request_id else None
         return self._request("POST", entity.lower(), body, params=params)[entity]
