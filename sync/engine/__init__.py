@@ -32,5 +32,6 @@ __all__ = [
     "Plan",
     "Record",
     "SyncRules",
+    "link_after_duplicate",
     "plan",
 ]
