@@ -15,10 +15,12 @@ from sync.store.models import Installation
 
 
 def register_blueprints(app: Flask) -> None:
-    from blueprints import auth, connection, health, home, quickbooks
+    from app import csrf
+    from blueprints import auth, connection, health, home, quickbooks, webhooks
 
-    for module in (health, home, auth, quickbooks, connection):
+    for module in (health, home, auth, quickbooks, connection, webhooks):
         app.register_blueprint(module.bp)
+    csrf.exempt(webhooks.bp)  # signed by the sender instead
 
 
 def current_runtime() -> Runtime:

@@ -1,0 +1,239 @@
+"""Webhooks in: verify the sender, split the delivery into events, route them to tenants, store them once.
+
+The database is the source of truth: an event is stored before the delivery is
+acknowledged, and processed from there. Deliveries repeat and arrive out of
+order, and HubSpot's eventId "is not guaranteed to be unique", so an event is
+recognised by a hash of its *content* (without eventId or attemptNumber): a
+redelivery, or the same change sent twice, is stored once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from sync.store.models import Installation, QboCompany, WebhookEvent
+
+log = logging.getLogger(__name__)
+MAX_TIMESTAMP_AGE_MS = 5 * 60 * 1000  # HubSpot v3: reject requests older than 5 minutes
+# v3 signs the URI with these escapes decoded (HubSpot's documented list).
+_V3_DECODED = {
+    "%3A": ":",
+    "%2F": "/",
+    "%3F": "?",
+    "%40": "@",
+    "%21": "!",
+    "%24": "$",
+    "%27": "'",
+    "%28": "(",
+    "%29": ")",
+    "%2A": "*",
+    "%2C": ",",
+    "%3B": ";",
+}
+HUBSPOT_OBJECT_TYPES = {
+    "0-1": "contacts",
+    "0-2": "companies",
+    "0-7": "products",
+    "0-8": "line_items",
+    "0-53": "invoices",
+    "0-101": "commerce_payments",
+}
+CLASSIC_PREFIXES = {
+    "contact": "contacts",
+    "company": "companies",
+    "deal": "deals",
+    "product": "products",
+    "line_item": "line_items",
+}
+
+
+class SignatureInvalid(Exception):
+    """The request was not signed by the sender it claims to come from."""
+
+
+def verify_hubspot_v3(
+    client_secret: str,
+    method: str,
+    uri: str,
+    body: bytes,
+    signature: str | None,
+    timestamp: str | None,
+    now_ms: int | None = None,
+) -> None:
+    """HubSpot's v3 signature over method + URI + body + timestamp; the URI is the one HubSpot called."""
+    if not signature or not timestamp or not timestamp.isdigit():
+        raise SignatureInvalid("missing X-HubSpot-Signature-v3 or X-HubSpot-Request-Timestamp")
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    if abs(now_ms - int(timestamp)) > MAX_TIMESTAMP_AGE_MS:
+        raise SignatureInvalid("X-HubSpot-Request-Timestamp is more than 5 minutes away")
+    for encoded, plain in _V3_DECODED.items():
+        uri = uri.replace(encoded, plain).replace(encoded.lower(), plain)
+    message = method.encode() + uri.encode() + body + timestamp.encode()
+    expected = base64.b64encode(hmac.new(client_secret.encode(), message, hashlib.sha256).digest()).decode()
+    if not hmac.compare_digest(expected, signature):
+        raise SignatureInvalid("X-HubSpot-Signature-v3 does not match")
+
+
+def verify_intuit(verifier_token: str, body: bytes, signature: str | None) -> None:
+    """Intuit's `intuit-signature`: base64(HMAC-SHA256(verifier token, raw body))."""
+    if not signature:
+        raise SignatureInvalid("missing intuit-signature")
+    expected = base64.b64encode(hmac.new(verifier_token.encode(), body, hashlib.sha256).digest()).decode()
+    if not hmac.compare_digest(expected, signature):
+        raise SignatureInvalid("intuit-signature does not match")
+
+
+@dataclass(frozen=True)
+class IncomingEvent:
+    source: str  # "hubspot" | "quickbooks"
+    account_id: str  # portal id or realm id
+    event_type: str  # contact.propertyChange, object.creation, Customer.Update, …
+    object_type: str | None
+    object_id: str | None
+    occurred_at: datetime | None
+    payload: dict[str, Any]
+
+    @property
+    def dedupe_key(self) -> str:
+        content = {k: v for k, v in self.payload.items() if k not in ("eventId", "attemptNumber", "id")}
+        canonical = json.dumps([self.source, self.account_id, content], sort_keys=True, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_hubspot(body: bytes) -> list[IncomingEvent]:
+    events = json.loads(body)
+    if not isinstance(events, list):
+        raise ValueError("a HubSpot delivery is a JSON array of events")
+    parsed = []
+    for event in events:
+        kind = event.get("subscriptionType") or event.get("eventType") or ""
+        prefix = kind.split(".", 1)[0]
+        object_type = (
+            HUBSPOT_OBJECT_TYPES.get(event.get("objectTypeId")) if prefix == "object" else CLASSIC_PREFIXES.get(prefix)
+        )
+        occurred = event.get("occurredAt")
+        parsed.append(
+            IncomingEvent(
+                "hubspot",
+                str(event.get("portalId")),
+                kind,
+                object_type,
+                str(event["objectId"]) if event.get("objectId") is not None else None,
+                datetime.fromtimestamp(occurred / 1000, UTC) if isinstance(occurred, int | float) else None,
+                event,
+            )
+        )
+    return parsed
+
+
+def parse_quickbooks(body: bytes) -> list[IncomingEvent]:
+    """CloudEvents (an array) or the legacy `eventNotifications` format; a delivery may hold several realms."""
+    document = json.loads(body)
+    parsed = []
+    if isinstance(document, list):
+        for event in document:
+            parts = str(event.get("type", "")).split(".")  # qbo.customer.updated.v1
+            entity = parts[1] if len(parts) > 2 else None
+            verb = parts[2] if len(parts) > 2 else ""
+            parsed.append(
+                IncomingEvent(
+                    "quickbooks",
+                    str(event.get("intuitaccountid")),
+                    f"{entity}.{verb}",
+                    entity,
+                    str(event.get("intuitentityid")),
+                    _when(event.get("time")),
+                    event,
+                )
+            )
+    elif isinstance(document, dict) and "eventNotifications" in document:
+        for notification in document["eventNotifications"]:
+            realm = str(notification.get("realmId"))
+            for entity in notification.get("dataChangeEvent", {}).get("entities", []):
+                name = str(entity.get("name", "")).lower()
+                parsed.append(
+                    IncomingEvent(
+                        "quickbooks",
+                        realm,
+                        f"{name}.{str(entity.get('operation', '')).lower()}",
+                        name,
+                        str(entity.get("id")),
+                        _when(entity.get("lastUpdated")),
+                        {"realmId": realm, **entity},
+                    )
+                )
+    else:
+        raise ValueError("not a QuickBooks webhook delivery")
+    return parsed
+
+
+def _when(text: Any) -> datetime | None:
+    if not text:
+        return None
+    value = str(text)
+    if len(value) > 5 and value[-5] in "+-" and value[-3] != ":":  # 2015-10-05T14:42:19-0700
+        value = value[:-2] + ":" + value[-2:]
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def store_events(session: Session, events: list[IncomingEvent]) -> dict[str, int]:
+    """Route and store each event once; unknown or uninstalled tenants are kept as `ignored`."""
+    counts = {"stored": 0, "duplicates": 0, "ignored": 0}
+    tenants: dict[tuple[str, str], tuple[int | None, int | None]] = {}
+    for event in events:
+        key = (event.source, event.account_id)
+        if key not in tenants:
+            tenants[key] = _tenant(session, event.source, event.account_id)
+        installation_id, company_id = tenants[key]
+        status = "pending" if installation_id is not None else "ignored"
+        row = WebhookEvent(
+            source=event.source,
+            account_id=event.account_id,
+            installation_id=installation_id,
+            qbo_company_id=company_id,
+            event_type=event.event_type[:64],
+            object_type=event.object_type,
+            object_id=event.object_id,
+            occurred_at=event.occurred_at,
+            dedupe_key=event.dedupe_key,
+            payload=event.payload,
+            status=status,
+        )
+        try:
+            with session.begin_nested():  # a duplicate fails alone, not the whole delivery
+                session.add(row)
+        except IntegrityError:
+            counts["duplicates"] += 1
+            continue
+        counts["ignored" if status == "ignored" else "stored"] += 1
+    return counts
+
+
+def _tenant(session: Session, source: str, account_id: str) -> tuple[int | None, int | None]:
+    if source == "hubspot":
+        if not account_id.isdigit():
+            return None, None
+        installation = session.scalar(
+            select(Installation).where(Installation.hub_id == int(account_id), Installation.status == "active")
+        )
+        return (installation.id, None) if installation else (None, None)
+    company = session.scalar(
+        select(QboCompany).where(QboCompany.realm_id == account_id, QboCompany.status == "connected")
+    )
+    return (company.installation_id, company.id) if company else (None, None)
