@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+import requests
 from cryptography.fernet import Fernet
 from psycopg import sql
 
@@ -29,6 +30,7 @@ from sync.store.database import Database
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -293,3 +295,85 @@ def qbo_company(qbo_emulator) -> dict:
 @pytest.fixture
 def qbo(qbo_emulator, qbo_company):
     return qbo_emulator.client(qbo_company)
+
+
+# --- the app with both emulators: OAuth through real redirects ------------------------------------------
+
+
+class Stack:
+    """The app, its runtime and URL, both emulators, and a browser-like session per user."""
+
+    def __init__(self, app, runtime: Runtime, url: str, hubspot, qbo) -> None:
+        self.app, self.runtime, self.url, self.hubspot, self.qbo = app, runtime, url, hubspot, qbo
+
+    def browser(self) -> requests.Session:
+        return requests.Session()
+
+    def install(self, browser: requests.Session, user_id: int) -> requests.Response:
+        self.hubspot.control("POST", "/oauth/auto-approve", {"userId": user_id}, expect=200)
+        return browser.get(f"{self.url}/oauth/hubspot/install", timeout=15)
+
+    def connect_qbo(self, browser: requests.Session, realm_id: str) -> requests.Response:
+        self.qbo.control("POST", "/oauth/auto-approve", {"realmId": realm_id}, expect=200)
+        return browser.get(f"{self.url}/oauth/quickbooks/connect", timeout=15)
+
+    def portal(self, **options) -> tuple[dict, dict[str, int]]:
+        account = self.hubspot.new_account(installApp=False, users=[{"email": "viewer@example.com"}], **options)
+        return account, {u["email"].split("@")[0]: u["userId"] for u in account["users"]}
+
+    def db(self):
+        return self.runtime.database.session()
+
+
+@pytest.fixture
+def stack(make_settings, redis_url, hubspot_emulator, qbo_emulator):
+    """The real app on a local port, pointed at both emulators; the HubSpot emulator knows our project."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from app import create_app
+
+    port = free_port()
+    url = f"http://localhost:{port}"
+    settings = make_settings(
+        redis_url=redis_url,
+        app_base_url=url,
+        hubspot_api_base_url=hubspot_emulator.url,
+        hubspot_authorize_url=f"{hubspot_emulator.url}/oauth/authorize",
+        hubspot_app_id="4242001",
+        hubspot_client_id="ledgersync-emulator-client-id",
+        hubspot_client_secret="ledgersync-emulator-client-secret",
+        intuit_client_id="qbo-emulator-client-id",
+        intuit_client_secret="qbo-emulator-client-secret",
+        intuit_webhook_verifier_token="qbo-emulator-verifier-token",
+        qbo_api_base_url=qbo_emulator.url,
+        intuit_discovery_url=f"{qbo_emulator.url}/.well-known/openid_configuration/",
+    )
+    app = create_app(settings)
+    runtime = app.extensions["ledgersync"]
+    migrate.upgrade(runtime.database.engine)
+    hubspot_emulator.control(
+        "POST",
+        "/project",
+        {"folder": str(ROOT / "hubspot_extensions"), "proxy": {"https://ledgersync.example.com": url}},
+        expect=201,
+    )
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield Stack(app, runtime, url, hubspot_emulator, qbo_emulator)
+    server.shutdown()
+    runtime.close()
+
+
+@pytest.fixture
+def installed(stack):
+    """A portal installed by its super admin, signed in, with a US QuickBooks company connected."""
+    account, users = stack.portal()
+    browser = stack.browser()
+    page = stack.install(browser, users["admin"])
+    assert page.status_code == 200 and page.url == f"{stack.url}/connection", page.text
+    company = stack.qbo.new_company(connect=False, name="Craig's Design")
+    page = stack.connect_qbo(browser, company["realmId"])
+    assert page.status_code == 200, page.text
+    return account, users, browser, company, page

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from sync.store.models import WebhookEvent
 from sync.webhooks import SignatureInvalid, verify_hubspot_v3, verify_intuit
-from tests.test_connect import Stack, installed, stack  # noqa: F401 (fixtures)
+from tests.conftest import Stack
 
 SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
 
