@@ -186,6 +186,16 @@ class QuickBooksClient:
     def query(self, statement: str) -> dict:
         return self._request("POST", "query", statement, content_type="application/text")["QueryResponse"]
 
+    def cdc(self, entities: list[str], changed_since: str) -> tuple[dict[str, list[dict]], str]:
+        """Changes since a moment: ({entity: objects (deleted ones carry status "Deleted")}, the answer's time)."""
+        answer = self._request("GET", "cdc", params={"entities": ",".join(entities), "changedSince": changed_since})
+        changes: dict[str, list[dict]] = {entity: [] for entity in entities}
+        for response in answer["CDCResponse"]:
+            for group in response.get("QueryResponse", []):
+                for entity in entities:
+                    changes[entity] += group.get(entity, [])
+        return changes, answer["time"]
+
     def read(self, entity: str, entity_id: str) -> dict:
         return self._request("GET", f"{entity.lower()}/{entity_id}")[entity]
 
