@@ -35,6 +35,7 @@ TABLES = {
     "webhook_events",
     "exports",
     "notifications",
+    "sync_locks",
 }
 
 

@@ -422,3 +422,29 @@ class Notification(Base):
         Index("ix_notifications_unread", "installation_id", "read_at"),
         CheckConstraint(_one_of("level", ("info", "warning", "error")), name="level"),
     )
+
+
+class SyncLock(Base):
+    """The fencing token of the single-flight run per company and object.
+
+    The Redis lock keeps two runs from starting together; this row keeps an
+    expired one from writing: each new holder bumps `fence`, and every commit of
+    a run checks that the fence is still its own (see sync.locks).
+    """
+
+    __tablename__ = "sync_locks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    installation_id: Mapped[int] = mapped_column()
+    qbo_company_id: Mapped[int] = mapped_column()
+    object_type: Mapped[str] = mapped_column(String(16))
+    fence: Mapped[int] = mapped_column(BigInteger, default=0)
+    holder: Mapped[str | None] = mapped_column(String(128))
+    acquired_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        *_company_scope("sync_locks"),
+        UniqueConstraint("qbo_company_id", "object_type"),
+        CheckConstraint(_one_of("object_type", OBJECT_TYPES), name="object_type"),
+    )

@@ -1,0 +1,106 @@
+"""Single flight per company and object: a Redis lock, renewed while the run works, and fenced.
+
+A Redis lock with a TTL keeps two runs from starting together, and survives a
+killed worker (it expires). But a run that stalls past the TTL may wake up after
+another run took over; the fence stops it from writing: acquiring bumps a
+counter in the database, and every commit of a run first checks, in the same
+transaction, that the counter is still the one it got (`guard`). The loser's
+transaction rolls back.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from sync.runtime import Runtime
+from sync.store.models import SyncLock, utcnow
+
+# Extend only a lock we still hold (its value is our token).
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class LockLost(Exception):
+    """Another run holds the lock now: this run must stop without writing."""
+
+
+class RunLock:
+    def __init__(
+        self, runtime: Runtime, installation_id: int, company_id: int, object_type: str, ttl_seconds: float = 60
+    ) -> None:
+        self.runtime, self.object_type = runtime, object_type
+        self.installation_id, self.company_id = installation_id, company_id
+        self.ttl_ms = int(ttl_seconds * 1000)
+        self.key = f"ledgersync:run:{company_id}:{object_type}"
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.fence: int | None = None
+
+    @property
+    def redis(self):
+        return self.runtime.jobs.connection
+
+    def acquire(self) -> bool:
+        if not self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms):
+            return False
+        with self.runtime.database.session() as session:
+            row = session.scalar(
+                select(SyncLock).where(
+                    SyncLock.qbo_company_id == self.company_id, SyncLock.object_type == self.object_type
+                )
+            )
+            if row is None:
+                row = SyncLock(
+                    installation_id=self.installation_id,
+                    qbo_company_id=self.company_id,
+                    object_type=self.object_type,
+                    fence=0,
+                )
+                session.add(row)
+                session.flush()
+            session.execute(
+                update(SyncLock)
+                .where(SyncLock.id == row.id)
+                .values(fence=SyncLock.fence + 1, holder=self.token, acquired_at=utcnow(), heartbeat_at=utcnow())
+            )
+            self.fence = session.scalar(select(SyncLock.fence).where(SyncLock.id == row.id))
+        return True
+
+    def renew(self) -> bool:
+        """Keep the lock while working; False means it expired and someone may have taken it."""
+        return bool(self.redis.eval(_RENEW, 1, self.key, self.token, self.ttl_ms))
+
+    def guard(self, session: Session) -> None:
+        """Call inside the transaction that writes a run's results: raises LockLost if the fence moved."""
+        changed = session.execute(
+            update(SyncLock)
+            .where(
+                SyncLock.qbo_company_id == self.company_id,
+                SyncLock.object_type == self.object_type,
+                SyncLock.fence == self.fence,
+            )
+            .values(heartbeat_at=utcnow())
+        ).rowcount
+        if changed != 1:
+            raise LockLost(f"the {self.object_type} run of company {self.company_id} was taken over")
+
+    def release(self) -> None:
+        self.redis.eval(_RELEASE, 1, self.key, self.token)
+
+    def __enter__(self) -> RunLock:
+        if not self.acquire():
+            raise LockLost(f"another {self.object_type} run of company {self.company_id} is in progress")
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.release()
