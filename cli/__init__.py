@@ -4,7 +4,7 @@ from flask import Flask
 
 
 def register_commands(app: Flask) -> None:
-    from cli import db, jobs, tokens
+    from cli import db, jobs, sync, tokens
 
-    for module in (db, jobs, tokens):
+    for module in (db, jobs, tokens, sync):
         app.cli.add_command(module.group)

@@ -841,3 +841,15 @@ def test_queries_on_refs_and_a_customer_with_a_balance_cannot_be_deactivated(qbo
     )
     error = refused.json()["Fault"]["Error"][0]
     assert error["Message"] == "Delete List Has Balance Error" and "non-zero balance" in error["Detail"]
+
+
+def test_an_empty_string_in_a_sparse_update_blanks_the_field(qbo_emulator, qbo_company, qbo):
+    customer = new_customer(qbo, "Blank Me", Notes="a note", GivenName="Gil")
+    body = raw(
+        qbo_emulator,
+        qbo_company,
+        "POST",
+        "/customer",
+        json={"Id": customer.Id, "SyncToken": "0", "sparse": True, "Notes": ""},
+    ).json()["Customer"]
+    assert "Notes" not in body and body["GivenName"] == "Gil"

@@ -198,7 +198,9 @@ class Writer:
         data = self._input(entity, body, creating=False)
         sparse = body.get("sparse") is True
         if sparse:
-            record = {**copy.deepcopy(existing), **data}
+            # "" in a sparse update blanks the field (why python-quickbooks' "sparse" objects erase data).
+            blanked = {k for k, v in body.items() if v == "" and k not in ("Id", "SyncToken")}
+            record = {k: v for k, v in {**copy.deepcopy(existing), **data}.items() if k not in blanked}
         else:  # a full update sets every writable field that was left out to NULL
             keep = {k: v for k, v in existing.items() if k.startswith("_") or k in ("Id", "MetaData", "domain")}
             record = {**keep, **data}

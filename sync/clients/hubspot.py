@@ -8,6 +8,7 @@ a create answered with anything but 201 deserializes to None.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -208,6 +209,75 @@ class HubSpotClient:
             ),
         )
         return _plain(record)
+
+    def batch_read(self, object_type: str, ids: list[str], properties: list[str]) -> list[dict[str, Any]]:
+        """The records of `ids` that exist (archived or unknown ones are simply absent)."""
+        from hubspot.crm.objects import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
+
+        found = []
+        for start in range(0, len(ids), 100):
+            chunk = ids[start : start + 100]
+            answer = self._call(
+                "api",
+                lambda c=chunk: self.sdk.crm.objects.batch_api.read(
+                    object_type,
+                    BatchReadInputSimplePublicObjectId(
+                        inputs=[SimplePublicObjectId(id=i) for i in c],
+                        properties=properties,
+                        properties_with_history=[],
+                    ),
+                ),
+            )
+            found += [_plain(r) for r in answer.results]
+        return found
+
+    def ensure_unique_property(self, object_type: str, name: str, label: str, group: str) -> None:
+        """Create our unique id property once (needs crm.schemas.<object>.write)."""
+        from hubspot.crm.properties import PropertyCreate
+
+        try:
+            self._call("api", lambda: self.sdk.crm.properties.core_api.get_by_name(object_type, name))
+        except errors.NotFound:
+            with contextlib.suppress(errors.Duplicate):  # another worker made it meanwhile
+                self._call(
+                    "api",
+                    lambda: self.sdk.crm.properties.core_api.create(
+                        object_type,
+                        PropertyCreate(
+                            name=name,
+                            label=label,
+                            type="string",
+                            field_type="text",
+                            group_name=group,
+                            has_unique_value=True,
+                        ),
+                    ),
+                )
+
+    def upsert(self, object_type: str, id_property: str, id_value: str, properties: dict[str, str]) -> dict:
+        """Create or update the record whose unique `id_property` is `id_value`: safe to repeat after a crash."""
+        from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInputUpsert, SimplePublicObjectBatchInputUpsert
+
+        answer = self._call(
+            "api",
+            lambda: self.sdk.crm.objects.batch_api.upsert(
+                object_type,
+                BatchInputSimplePublicObjectBatchInputUpsert(
+                    inputs=[
+                        SimplePublicObjectBatchInputUpsert(id=id_value, id_property=id_property, properties=properties)
+                    ]
+                ),
+            ),
+        )
+        if getattr(answer, "errors", None):
+            error = answer.errors[0]
+            raise _classify(
+                "hubspot",
+                409 if error.category == "CONFLICT" else 400,
+                json.dumps({"message": error.message, "category": error.category}),
+                None,
+            )
+        return _plain(answer.results[0])
 
     def search(self, object_type: str, request: dict[str, Any]) -> dict[str, Any]:
         from hubspot.crm.objects import PublicObjectSearchRequest

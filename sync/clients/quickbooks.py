@@ -196,6 +196,16 @@ class QuickBooksClient:
                     changes[entity] += group.get(entity, [])
         return changes, answer["time"]
 
+    def query_all(self, statement: str, entity: str) -> list[dict]:
+        """Every row of a query, paged by 1,000 (QBO's maximum)."""
+        rows, start = [], 1
+        while True:
+            page = self.query(f"{statement} startposition {start} maxresults 1000").get(entity, [])
+            rows += page
+            if len(page) < 1000:
+                return rows
+            start += 1000
+
     def read(self, entity: str, entity_id: str) -> dict:
         return self._request("GET", f"{entity.lower()}/{entity_id}")[entity]
 

@@ -75,8 +75,9 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-# JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
-JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+# JSONB on PostgreSQL (indexable, compact), JSON text elsewhere; Python None is SQL NULL (not JSON null),
+# so that "IS NULL" finds what was cleared.
+JSONDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 class Base(DeclarativeBase):

@@ -1,0 +1,77 @@
+"""`flask sync …`: set a sync up, run it now (with a progress bar), and see its status."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+
+from sync.runner import MODULES, run_object
+from sync.setup import DIRECTION_NAMES, set_up
+from sync.store.models import QboCompany, RecordLink
+
+group = AppGroup("sync", help="Set up, run and inspect syncs.")
+
+
+def _company(portal: int | None) -> QboCompany:
+    runtime = current_app.extensions["ledgersync"]
+    with runtime.database.session() as session:
+        query = select(QboCompany).where(QboCompany.status == "connected")
+        companies = [c for c in session.scalars(query) if portal is None or c.installation.hub_id == portal]
+    if len(companies) != 1:
+        raise click.ClickException(f"name the portal with --portal (found {len(companies)} connected companies)")
+    return companies[0]
+
+
+@group.command("setup", help="Set up (or change) the sync of OBJECT.")
+@click.argument("object_type", type=click.Choice(sorted(MODULES)))
+@click.option("--direction", type=click.Choice(sorted(DIRECTION_NAMES)), default="two-way", show_default=True)
+@click.option("--winner", type=click.Choice(["hubspot", "quickbooks"]), default="hubspot", show_default=True)
+@click.option("--portal", type=int, help="the HubSpot portal id, when several are installed")
+def setup(object_type: str, direction: str, winner: str, portal: int | None) -> None:
+    company = _company(portal)
+    try:
+        set_up(current_app.extensions["ledgersync"], company.id, object_type, direction, winner)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{object_type}: {direction}, {winner} wins conflicts")
+
+
+@group.command("run", help="Run the sync of OBJECT now.")
+@click.argument("object_type", type=click.Choice(sorted(MODULES)))
+@click.option("--portal", type=int)
+def run(object_type: str, portal: int | None) -> None:
+    company = _company(portal)
+    with click.progressbar(length=1, label=f"syncing {object_type}") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        summary = run_object(current_app.extensions["ledgersync"], company.id, object_type, progress)
+    if summary.skipped_run:
+        raise click.ClickException(f"nothing ran: {summary.skipped_run}")
+    click.echo(", ".join(f"{kind} {count}" for kind, count in sorted(summary.counts.items())) or "nothing to do")
+
+
+@group.command("status", help="Counts of syncing / failed / excluded / waiting records, and the failures.")
+@click.option("--portal", type=int)
+def status(portal: int | None) -> None:
+    company = _company(portal)
+    with current_app.extensions["ledgersync"].database.session() as session:
+        rows = session.execute(
+            select(RecordLink.object_type, RecordLink.state, func.count())
+            .where(RecordLink.qbo_company_id == company.id)
+            .group_by(RecordLink.object_type, RecordLink.state)
+        ).all()
+        failures = session.scalars(
+            select(RecordLink).where(RecordLink.qbo_company_id == company.id, RecordLink.state == "failed").limit(50)
+        ).all()
+        for object_type, state, count in sorted(rows):
+            click.echo(f"{object_type:10} {state:9} {count}")
+        for link in failures:
+            click.echo(
+                f"  failed {link.object_type} hubspot={link.hubspot_id} qbo={link.qbo_id}: "
+                f"[{link.error_category}] {link.error_message}"
+            )

@@ -1,0 +1,116 @@
+"""Contacts ⇄ customers: the fields, how each side spells them, and the matching key.
+
+Canonical fields (the names the planner merges on) map to HubSpot contact
+properties and to QBO Customer fields. Matching is on the trimmed, lower-cased
+email. A customer created in QBO from HubSpot gets a DisplayName made of the
+contact's company name, or first and last name (the seed's rule).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sync.engine import HUBSPOT, QUICKBOOKS, Record
+
+OBJECT_TYPE = "contacts"
+HUBSPOT_OBJECT = "contacts"
+QBO_ENTITY = "Customer"
+MODIFIED_PROPERTY = "lastmodifieddate"
+ID_PROPERTY = "ledgersync_qbo_customer_id"  # our unique property on contacts (crash-safe creates)
+
+# canonical field → HubSpot property
+HUBSPOT_PROPERTIES = {
+    "email": "email",
+    "first_name": "firstname",
+    "last_name": "lastname",
+    "phone": "phone",
+    "company_name": "company",
+    "address": "address",
+    "city": "city",
+    "state": "state",
+    "postal_code": "zip",
+    "country": "country",
+}
+DEFAULT_FIELDS = tuple(HUBSPOT_PROPERTIES)
+ADDRESS_FIELDS = {
+    "address": "Line1",
+    "city": "City",
+    "state": "CountrySubDivisionCode",
+    "postal_code": "PostalCode",
+    "country": "Country",
+}
+NAME_FORBIDDEN = str.maketrans({":": "-", "\t": " ", "\n": " "})
+
+
+def natural_key(record: Record) -> str | None:
+    email = (record.fields.get("email") or "").strip().lower()
+    return email or None
+
+
+def _blank_to_none(value: Any) -> Any:
+    return None if value in ("", None) else value
+
+
+def from_hubspot(record: dict) -> Record:
+    properties = record["properties"]
+    fields = {name: _blank_to_none(properties.get(prop)) for name, prop in HUBSPOT_PROPERTIES.items()}
+    return Record(HUBSPOT, str(record["id"]), fields, deleted=bool(record.get("archived")))
+
+
+def from_quickbooks(customer: dict) -> Record:
+    if customer.get("status") == "Deleted":
+        return Record(QUICKBOOKS, str(customer["Id"]), {}, deleted=True)
+    address = customer.get("BillAddr") or {}
+    fields = {
+        "email": (customer.get("PrimaryEmailAddr") or {}).get("Address"),
+        "first_name": customer.get("GivenName"),
+        "last_name": customer.get("FamilyName"),
+        "phone": (customer.get("PrimaryPhone") or {}).get("FreeFormNumber"),
+        "company_name": customer.get("CompanyName"),
+        **{name: address.get(key) for name, key in ADDRESS_FIELDS.items()},
+    }
+    # An inactive customer is QBO's "deleted" for names (they cannot be deleted).
+    return Record(
+        QUICKBOOKS,
+        str(customer["Id"]),
+        {k: _blank_to_none(v) for k, v in fields.items()},
+        deleted=customer.get("Active") is False,
+    )
+
+
+def to_hubspot(changes: dict[str, Any]) -> dict[str, str]:
+    """HubSpot properties for canonical changes (a cleared field is an empty string)."""
+    return {
+        HUBSPOT_PROPERTIES[name]: "" if value is None else str(value)
+        for name, value in changes.items()
+        if name in HUBSPOT_PROPERTIES
+    }
+
+
+def display_name(fields: dict[str, Any]) -> str:
+    """The company's name, or first + last name; characters QBO refuses in names are replaced."""
+    name = (
+        fields.get("company_name")
+        or " ".join(part for part in (fields.get("first_name"), fields.get("last_name")) if part)
+        or fields.get("email")
+        or ""
+    )
+    return " ".join(str(name).translate(NAME_FORBIDDEN).split())[:500]
+
+
+def to_quickbooks(changes: dict[str, Any], merged: dict[str, Any], creating: bool) -> dict[str, Any]:
+    """A Customer body for canonical changes; `merged` holds every field's agreed value (for whole objects)."""
+    body: dict[str, Any] = {}
+    if creating:
+        body["DisplayName"] = display_name(merged)
+    simple = {"first_name": "GivenName", "last_name": "FamilyName", "company_name": "CompanyName"}
+    for name, key in simple.items():
+        if name in changes:
+            body[key] = changes[name] or ""
+    if "email" in changes:
+        body["PrimaryEmailAddr"] = {"Address": changes["email"] or ""}
+    if "phone" in changes:
+        body["PrimaryPhone"] = {"FreeFormNumber": changes["phone"] or ""}
+    if any(name in changes for name in ADDRESS_FIELDS):  # QBO replaces BillAddr whole
+        body["BillAddr"] = {key: merged.get(name) or "" for name, key in ADDRESS_FIELDS.items()}
+    return body

@@ -1,0 +1,515 @@
+"""One sync run of one object for one company: read what changed, plan, write safely, remember.
+
+    run_object(runtime, company_id, "contacts") -> RunSummary
+
+1. Take the fenced run lock (sync.locks); a run already in progress means this one is not needed.
+2. Find what changed: both cursors (sync.cursors), the stored webhook events, and the records
+   whose earlier failure or wait is due again; then read those records whole, and the other
+   side of every link they have.
+3. Plan (sync.engine) and carry the plan out record by record:
+   - a create is stored as a *pending write* (with its request id) before it is sent; QBO
+     creates carry that id as `requestid`, so a repeat after a crash gets QBO's first answer;
+     HubSpot creates are upserts on our unique id property, so a repeat updates instead of
+     duplicating. A run that finds a pending write finishes it first.
+   - updates send only the changed fields (QBO: a hand-built sparse body with the SyncToken
+     just read; a stale one (5010) means read again and plan again).
+   - the link's base is what the target answered after the write, so our own write read back
+     later plans nothing.
+   - failures are kept on the record's link row with their category and explanation; the
+     record is retried on its next change or by the sweep.
+4. Commit each record's outcome under the lock's fence; advance the cursors only at the end.
+
+Only contacts ⇄ customers is wired today (sync.contacts); products and invoices add modules.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from sync import contacts
+from sync.clients import errors
+from sync.clients.hubspot import HubSpotClient
+from sync.clients.quickbooks import QuickBooksClient
+from sync.cursors import hubspot_changes, quickbooks_changes
+from sync.engine import HUBSPOT, QUICKBOOKS, Action, Link, Record, SyncRules, plan
+from sync.locks import LockLost, RunLock
+from sync.runtime import Runtime
+from sync.store.models import QboCompany, RecordLink, SyncActivity, SyncCursor, SyncSettings, WebhookEvent, utcnow
+from sync.tokens import TokenManager
+
+log = logging.getLogger(__name__)
+MODULES = {"contacts": contacts}
+RETRY_BACKOFF = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=6),
+)
+
+
+@dataclass
+class RunSummary:
+    object_type: str
+    counts: dict[str, int] = field(default_factory=dict)
+    skipped_run: str | None = None  # why the run did nothing (busy, paused, not set up)
+
+    def add(self, kind: str) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+
+
+def rules_for(settings: SyncSettings, module) -> SyncRules:
+    enabled = tuple(
+        name for name in module.DEFAULT_FIELDS if settings.field_mappings.get(name, {}).get("enabled", True)
+    )
+    return SyncRules(
+        direction=settings.direction,
+        conflict_winner=settings.conflict_winner,
+        fields=enabled,
+        delete_policy=settings.delete_policy,
+        natural_key=module.natural_key,
+        key_required=True,
+    )
+
+
+def run_object(runtime: Runtime, company_id: int, object_type: str, progress=None) -> RunSummary:
+    module = MODULES[object_type]
+    summary = RunSummary(object_type)
+    with runtime.database.session() as session:
+        company = session.get(QboCompany, company_id)
+        settings = session.scalar(
+            select(SyncSettings).where(
+                SyncSettings.qbo_company_id == company_id, SyncSettings.object_type == object_type
+            )
+        )
+        if company is None or company.status != "connected" or settings is None or settings.status != "active":
+            summary.skipped_run = "not connected or not set up" if settings is None else f"sync {settings.status}"
+            return summary
+        installation_id, realm_id, portal_id = company.installation_id, company.realm_id, company.installation.hub_id
+        rules = rules_for(settings, module)
+    lock = RunLock(runtime, installation_id, company_id, object_type)
+    if not lock.acquire():
+        summary.skipped_run = "another run is in progress"
+        return summary
+    try:
+        run = _Run(runtime, lock, module, rules, installation_id, company_id, realm_id, portal_id, summary, progress)
+        run.execute()
+    except LockLost:
+        summary.skipped_run = "the run lost its lock and stopped"
+    finally:
+        lock.release()
+    return summary
+
+
+class _Run:
+    def __init__(
+        self, runtime, lock, module, rules, installation_id, company_id, realm_id, portal_id, summary, progress
+    ) -> None:
+        self.runtime, self.lock, self.module, self.rules = runtime, lock, module, rules
+        self.installation_id, self.company_id, self.realm_id, self.portal_id = (
+            installation_id,
+            company_id,
+            realm_id,
+            portal_id,
+        )
+        self.summary, self.progress = summary, progress
+        tokens = TokenManager(runtime)
+        from sync.clients.ratelimit import RateLimiter
+
+        limiter = RateLimiter(runtime.jobs.connection)
+        self.hubspot = HubSpotClient(runtime.settings, portal_id, tokens.hubspot_access_token(installation_id), limiter)
+        access, refresh = tokens.quickbooks_tokens(company_id)
+        self.qbo = QuickBooksClient(runtime.settings, realm_id, access, refresh, limiter)
+        self.scope = {
+            "installation_id": installation_id,
+            "qbo_company_id": company_id,
+            "object_type": module.OBJECT_TYPE,
+        }
+
+    # --- 2. what changed --------------------------------------------------------------------------------------
+
+    def execute(self) -> None:
+        started = datetime.now(UTC)
+        self.hubspot.ensure_unique_property(
+            self.module.HUBSPOT_OBJECT,
+            self.module.ID_PROPERTY,
+            "QuickBooks customer id (Ledgersync)",
+            "contactinformation",
+        )
+        self._finish_pending_writes()
+        cursors = self._cursors()
+        hub_changes = hubspot_changes(
+            self.hubspot, self.module.HUBSPOT_OBJECT, self.module.MODIFIED_PROPERTY, cursors[HUBSPOT].watermark, started
+        )
+        qbo_ids, qbo_watermark = self._quickbooks_changed(cursors[QUICKBOOKS].watermark, started)
+        hub_ids = set(hub_changes.records)
+        events = self._pending_events()
+        for event in events:
+            (hub_ids if event.source == HUBSPOT else qbo_ids).add(event.object_id)
+        due = self._due_links()
+        for link in due:
+            if link.hubspot_id:
+                hub_ids.add(link.hubspot_id)
+            if link.qbo_id:
+                qbo_ids.add(link.qbo_id)
+        links = self._links(hub_ids, qbo_ids)
+        hub_ids |= {link.hubspot_id for link in links if link.hubspot_id}
+        qbo_ids |= {link.qbo_id for link in links if link.qbo_id}
+        hub_records = self._read_hubspot(hub_ids, links)
+        qbo_records = self._read_quickbooks(qbo_ids)
+        self._carry_out(
+            plan(hub_records.values(), qbo_records.values(), [self._engine_link(link) for link in links], self.rules),
+            hub_records,
+            qbo_records,
+        )
+        with self.runtime.database.session() as session:
+            self.lock.guard(session)
+            for side, watermark in ((HUBSPOT, hub_changes.watermark), (QUICKBOOKS, qbo_watermark)):
+                cursor = session.get(SyncCursor, cursors[side].id)
+                cursor.watermark = watermark if isinstance(watermark, datetime) else _parse(watermark)
+            for event in events:
+                session.get(WebhookEvent, event.id).status = "processed"
+                session.get(WebhookEvent, event.id).processed_at = utcnow()
+
+    def _cursors(self) -> dict[str, SyncCursor]:
+        with self.runtime.database.session() as session:
+            found = {}
+            for side in (HUBSPOT, QUICKBOOKS):
+                cursor = session.scalar(
+                    select(SyncCursor).where(
+                        SyncCursor.qbo_company_id == self.company_id,
+                        SyncCursor.object_type == self.module.OBJECT_TYPE,
+                        SyncCursor.side == side,
+                    )
+                )
+                if cursor is None:
+                    cursor = SyncCursor(side=side, **self.scope)
+                    session.add(cursor)
+                    session.flush()
+                found[side] = cursor
+            return found
+
+    def _quickbooks_changed(self, since: datetime | None, started: datetime) -> tuple[set[str], Any]:
+        entity = self.module.QBO_ENTITY
+        if since is None:  # first run: every customer, active or not
+            rows = self.qbo.query_all(f"select * from {entity} where Active in (true, false)", entity)  # noqa: S608
+            self._qbo_cache = {row["Id"]: row for row in rows}
+            return set(self._qbo_cache), started
+        changes = quickbooks_changes(self.qbo, [entity], since, started)
+        self._qbo_cache = {key.split(":", 1)[1]: row for key, row in changes.records.items()}
+        return set(self._qbo_cache) | {key.split(":", 1)[1] for key in changes.deleted}, changes.watermark
+
+    def _pending_events(self) -> list[WebhookEvent]:
+        with self.runtime.database.session() as session:
+            return list(
+                session.scalars(
+                    select(WebhookEvent).where(
+                        WebhookEvent.installation_id == self.installation_id,
+                        WebhookEvent.status == "pending",
+                        WebhookEvent.object_type.in_(("contacts", "customer")),
+                    )
+                )
+            )
+
+    def _due_links(self) -> list[RecordLink]:
+        with self.runtime.database.session() as session:
+            return list(
+                session.scalars(
+                    select(RecordLink).where(
+                        RecordLink.qbo_company_id == self.company_id,
+                        RecordLink.object_type == self.module.OBJECT_TYPE,
+                        RecordLink.state.in_(("failed", "waiting")),
+                        or_(RecordLink.next_attempt_at.is_(None), RecordLink.next_attempt_at <= utcnow()),
+                    )
+                )
+            )
+
+    def _links(self, hub_ids: set[str], qbo_ids: set[str]) -> list[RecordLink]:
+        with self.runtime.database.session() as session:
+            return list(
+                session.scalars(
+                    select(RecordLink).where(
+                        RecordLink.qbo_company_id == self.company_id,
+                        RecordLink.object_type == self.module.OBJECT_TYPE,
+                        RecordLink.hubspot_id.is_not(None),
+                        RecordLink.qbo_id.is_not(None),
+                        or_(RecordLink.hubspot_id.in_(hub_ids or {""}), RecordLink.qbo_id.in_(qbo_ids or {""})),
+                    )
+                )
+            )
+
+    def _read_hubspot(self, ids: set[str], links: list[RecordLink]) -> dict[str, Record]:
+        properties = [*self.module.HUBSPOT_PROPERTIES.values(), self.module.ID_PROPERTY]
+        found = {r["id"]: r for r in self.hubspot.batch_read(self.module.HUBSPOT_OBJECT, sorted(ids), properties)}
+        records = {i: self.module.from_hubspot(r) for i, r in found.items()}
+        for link in links:  # a linked record that no longer reads was archived in HubSpot
+            if link.hubspot_id in ids and link.hubspot_id not in found:
+                records[link.hubspot_id] = Record(HUBSPOT, link.hubspot_id, {}, deleted=True)
+        return records
+
+    def _read_quickbooks(self, ids: set[str]) -> dict[str, Record]:
+        cache = getattr(self, "_qbo_cache", {})
+        missing = sorted(i for i in ids if i not in cache)
+        for start in range(0, len(missing), 100):
+            quoted = ", ".join(f"'{i}'" for i in missing[start : start + 100])
+            statement = f"select * from Customer where Active in (true, false) and Id in ({quoted})"  # noqa: S608
+            for row in self.qbo.query(statement).get("Customer", []):
+                cache[row["Id"]] = row
+        records = {i: self.module.from_quickbooks(cache[i]) for i in ids if i in cache}
+        for entity_id in ids:
+            records.setdefault(entity_id, Record(QUICKBOOKS, entity_id, {}, deleted=True))
+        self._qbo_cache = cache
+        return records
+
+    @staticmethod
+    def _engine_link(link: RecordLink) -> Link:
+        tombstone = HUBSPOT if link.hubspot_deleted_at else QUICKBOOKS if link.qbo_deleted_at else None
+        return Link(link.id, link.hubspot_id, link.qbo_id, base=dict(link.base_values or {}), tombstone=tombstone)
+
+    # --- 3. carrying out the plan -------------------------------------------------------------------------------
+
+    def _carry_out(self, result, hub_records: dict[str, Record], qbo_records: dict[str, Record]) -> None:
+        total = len(result.actions)
+        for done, action in enumerate(result.actions, 1):
+            try:
+                self._apply(action, hub_records, qbo_records)
+            except LockLost:
+                raise
+            except errors.NeedsReconnect:
+                raise
+            except errors.RateLimited:
+                raise  # the job is re-enqueued for later; nothing of this record was half-written
+            except errors.ApiError as error:
+                self._failed(action, _category(error), error.message, error.detail)
+            if self.progress:
+                self.progress(done, total)
+
+    def _apply(self, action: Action, hub_records, qbo_records) -> None:
+        kind = action.kind
+        self.summary.add(kind)
+        if kind == "create":
+            self._create(action)
+        elif kind in ("update", "link"):
+            self._update(action, hub_records, qbo_records)
+        elif kind in ("fail", "exclude", "wait"):
+            self._remember_state(action)
+        elif kind == "tombstone":
+            self._tombstone(action)
+        elif kind == "skip" and action.link_id and action.base_after:
+            self._store_base(action.link_id, action.base_after, None)
+
+    def _create(self, action: Action) -> None:
+        source, target = action.source, action.target_side
+        request_id = str(uuid.uuid4())
+        with self.runtime.database.session() as session:  # the pending write, before anything is sent
+            self.lock.guard(session)
+            link = session.scalar(self._own_row(source))
+            if link is None:
+                link = RecordLink(origin=source.side, **self.scope, **{_id_column(source.side): source.id})
+                session.add(link)
+            link.state, link.pending_write = (
+                "pending",
+                {"request_id": request_id, "target": target, "changes": dict(action.changes)},
+            )
+            session.flush()
+            link_id = link.id
+        self._send_create(link_id, source, target, dict(action.changes), request_id)
+
+    def _send_create(self, link_id: int, source: Record, target: str, changes: dict, request_id: str) -> None:
+        if target == QUICKBOOKS:
+            body = self.module.to_quickbooks(changes, {**source.fields}, creating=True)
+            written = self.qbo.create(self.module.QBO_ENTITY, body, request_id=request_id)
+            target_id, read_back = written["Id"], self.module.from_quickbooks(written)
+            # Put our id property on the HubSpot contact, so that a recreate can never duplicate it.
+            self.hubspot.update(self.module.HUBSPOT_OBJECT, source.id, {self.module.ID_PROPERTY: target_id})
+        else:
+            properties = {**self.module.to_hubspot(changes), self.module.ID_PROPERTY: source.id}
+            written = self.hubspot.upsert(self.module.HUBSPOT_OBJECT, self.module.ID_PROPERTY, source.id, properties)
+            target_id, read_back = written["id"], self.module.from_hubspot(written)
+        with self.runtime.database.session() as session:
+            self.lock.guard(session)
+            link = session.get(RecordLink, link_id)
+            setattr(link, _id_column(target), target_id)
+            self._settled(link, {name: read_back.fields.get(name) for name in self.rules.fields})
+            self._activity(session, link, "created", target, f"created in {target}")
+
+    def _finish_pending_writes(self) -> None:
+        """A crash between storing a pending write and linking its answer: finish it with the same request id."""
+        with self.runtime.database.session() as session:
+            pending = list(
+                session.scalars(
+                    select(RecordLink).where(
+                        RecordLink.qbo_company_id == self.company_id,
+                        RecordLink.object_type == self.module.OBJECT_TYPE,
+                        RecordLink.pending_write.is_not(None),
+                    )
+                )
+            )
+        for link in pending:
+            write = link.pending_write
+            if not write:
+                continue
+            source_side = link.origin
+            source_id = link.hubspot_id if source_side == HUBSPOT else link.qbo_id
+            source = Record(source_side, source_id, write["changes"])
+            try:
+                self._send_create(link.id, source, write["target"], write["changes"], write["request_id"])
+                self.summary.add("resumed")
+            except errors.ApiError as error:
+                self._failed(Action("create", source, link_id=link.id), _category(error), error.message, error.detail)
+
+    def _update(self, action: Action, hub_records, qbo_records) -> None:
+        target, changes = action.target_side, dict(action.changes)
+        target_id = action.target_id
+        if changes:
+            if target == QUICKBOOKS:
+                current = self.qbo.read(self.module.QBO_ENTITY, target_id)  # the SyncToken to write against
+                merged = {**self.module.from_quickbooks(current).fields, **action.base_after}
+                body = self.module.to_quickbooks(changes, merged, creating=False)
+                try:
+                    written = self.qbo.sparse_update(self.module.QBO_ENTITY, target_id, current["SyncToken"], body)
+                except errors.StaleObject:
+                    self.summary.add("stale")  # changed meanwhile: the next run reads and plans again
+                    return
+                read_back = self.module.from_quickbooks(written)
+            else:
+                written = self.hubspot.update(self.module.HUBSPOT_OBJECT, target_id, self.module.to_hubspot(changes))
+                read_back = self.module.from_hubspot(written)
+            base = {**action.base_after, **{name: read_back.fields.get(name) for name in changes}}
+        else:
+            base = dict(action.base_after)
+        if action.kind == "link":
+            with self.runtime.database.session() as session:
+                self.lock.guard(session)
+                link = session.scalar(self._own_row(action.source))
+                if link is None:
+                    link = RecordLink(origin=action.source.side, **self.scope)
+                    session.add(link)
+                setattr(link, _id_column(action.source.side), action.source.id)
+                setattr(link, _id_column(target), target_id)
+                self._settled(link, base)
+                self._activity(session, link, "linked", target, action.reason)
+        else:
+            self._store_base(action.link_id, base, target)
+
+    def _store_base(self, link_id: int, base: dict, target: str | None) -> None:
+        with self.runtime.database.session() as session:
+            self.lock.guard(session)
+            link = session.get(RecordLink, link_id)
+            changed = link.base_values != base or link.state != "syncing"
+            self._settled(link, base)
+            if target is not None:
+                self._activity(session, link, "updated", target, f"updated in {target}")
+            elif changed:
+                session.add(link)
+
+    def _settled(self, link: RecordLink, base: dict) -> None:
+        link.base_values, link.state, link.pending_write = base, "syncing", None
+        link.error_category = link.error_message = link.excluded_reason = None
+        link.attempts, link.next_attempt_at, link.last_synced_at = 0, None, utcnow()
+
+    def _tombstone(self, action: Action) -> None:
+        with self.runtime.database.session() as session:
+            self.lock.guard(session)
+            link = session.get(RecordLink, action.link_id)
+            if action.source.side == HUBSPOT:
+                link.hubspot_deleted_at = utcnow()
+            else:
+                link.qbo_deleted_at = utcnow()
+            self._activity(session, link, "deleted", None, action.reason)
+
+    def _remember_state(self, action: Action) -> None:
+        state = {"fail": "failed", "exclude": "excluded", "wait": "waiting"}[action.kind]
+        with self.runtime.database.session() as session:
+            self.lock.guard(session)
+            link = (
+                session.get(RecordLink, action.link_id)
+                if action.link_id
+                else session.scalar(self._own_row(action.source))
+            )
+            if link is None:
+                link = RecordLink(
+                    origin=action.source.side, **self.scope, **{_id_column(action.source.side): action.source.id}
+                )
+                session.add(link)
+            if link.hubspot_id and link.qbo_id and state == "excluded":
+                return  # a linked record is never excluded
+            link.state = state
+            link.error_category, link.error_message = action.category, action.reason
+            link.excluded_reason = action.reason if state == "excluded" else None
+            if state == "failed":
+                link.attempts += 1
+                link.next_attempt_at = utcnow() + RETRY_BACKOFF[min(link.attempts, len(RETRY_BACKOFF)) - 1]
+            session.flush()
+            self._activity(
+                session,
+                link,
+                {"failed": "failed", "excluded": "excluded", "waiting": "waiting"}[state],
+                None,
+                action.reason,
+                category=action.category,
+            )
+
+    def _failed(self, action: Action, category: str, message: str, detail: str | None) -> None:
+        self.summary.add("failed")
+        self._remember_state(
+            Action(
+                "fail",
+                action.source,
+                link_id=action.link_id,
+                category=category,
+                reason=message + (f" ({detail[:300]})" if detail else ""),
+            )
+        )
+
+    def _own_row(self, record: Record):
+        column = RecordLink.hubspot_id if record.side == HUBSPOT else RecordLink.qbo_id
+        return select(RecordLink).where(
+            RecordLink.qbo_company_id == self.company_id,
+            RecordLink.object_type == self.module.OBJECT_TYPE,
+            column == record.id,
+        )
+
+    def _activity(
+        self, session, link: RecordLink, action: str, target: str | None, message: str, category: str | None = None
+    ) -> None:
+        session.flush()
+        session.add(
+            SyncActivity(
+                record_link_id=link.id,
+                hubspot_id=link.hubspot_id,
+                qbo_id=link.qbo_id,
+                direction={QUICKBOOKS: "to_qbo", HUBSPOT: "to_hubspot"}.get(target),
+                action=action,
+                error_category=category,
+                message=message,
+                **self.scope,
+            )
+        )
+
+
+def _id_column(side: str) -> str:
+    return "hubspot_id" if side == HUBSPOT else "qbo_id"
+
+
+def _category(error: errors.ApiError) -> str:
+    if isinstance(error, errors.Duplicate):
+        return "duplicate display name" if error.side == QUICKBOOKS and error.code == "6240" else "duplicate"
+    if isinstance(error, errors.ValidationFailed):
+        return f"refused by {error.side}"
+    if isinstance(error, errors.NotFound):
+        return "not found"
+    return "temporary failure"
+
+
+def _parse(text: Any) -> datetime | None:
+    if not text:
+        return None
+    value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

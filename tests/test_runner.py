@@ -1,0 +1,193 @@
+"""A contacts ⇄ customers run end to end: the app's runner against both emulators."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from sync.runner import run_object
+from sync.setup import set_up
+from sync.store.models import QboCompany, RecordLink, SyncActivity
+
+
+@pytest.fixture
+def synced(stack, installed):
+    account, _users, _browser, company, _page = installed
+    with stack.db() as session:
+        company_id = session.scalar(select(QboCompany)).id
+    set_up(stack.runtime, company_id, "contacts", "two-way", "hubspot")
+    stack.hubspot.control("POST", "/config", {"rateLimits": False})
+    return account["portalId"], company["realmId"], company_id
+
+
+def hubspot_contacts(stack, portal):
+    records = stack.hubspot.control("GET", f"/accounts/{portal}")  # noqa: F841 - the account exists
+    from sync.store.models import Installation
+    from sync.tokens import TokenManager
+
+    with stack.db() as session:
+        installation_id = session.scalar(select(Installation)).id
+    client = stack.hubspot.sdk(TokenManager(stack.runtime).hubspot_access_token(installation_id))
+    return {
+        c.properties["email"]: c
+        for c in client.crm.contacts.get_all(
+            properties=["email", "firstname", "lastname", "phone", "ledgersync_qbo_customer_id"]
+        )
+    }
+
+
+def qbo_customers(stack, realm):
+    state = stack.qbo.state
+    with state.lock:
+        return {
+            c.get("PrimaryEmailAddr", {}).get("Address"): dict(c)
+            for c in state.companies[realm].table("Customer").values()
+        }
+
+
+def writes_in(log: dict) -> dict:
+    return {
+        k: v
+        for k, v in log["byEndpoint"].items()
+        if k.startswith(("POST", "PATCH", "PUT", "DELETE"))
+        and "search" not in k
+        and "batch/read" not in k
+        and "query" not in k
+    }
+
+
+def test_first_run_creates_both_ways_and_a_second_run_writes_nothing(stack, synced):
+    portal, realm, company_id = synced
+    stack.hubspot.control(
+        "POST",
+        f"/accounts/{portal}/objects/contacts",
+        {"properties": {"email": "ana@example.com", "firstname": "Ana", "lastname": "Silva", "phone": "555"}},
+        expect=201,
+    )
+    stack.qbo.control(
+        "POST",
+        f"/companies/{realm}/seed",
+        {
+            "entity": "Customer",
+            "records": [
+                {
+                    "DisplayName": "Bo Books",
+                    "GivenName": "Bo",
+                    "FamilyName": "Books",
+                    "PrimaryEmailAddr": {"Address": "bo@example.com"},
+                }
+            ],
+        },
+        expect=201,
+    )
+    summary = run_object(stack.runtime, company_id, "contacts")
+    assert summary.counts.get("create") == 2, summary
+    customers = qbo_customers(stack, realm)
+    assert customers["ana@example.com"]["DisplayName"] == "Ana Silva"
+    assert customers["ana@example.com"]["PrimaryPhone"]["FreeFormNumber"] == "555"
+    contacts = hubspot_contacts(stack, portal)
+    assert contacts["bo@example.com"].properties["firstname"] == "Bo"
+    with stack.db() as session:
+        links = session.scalars(select(RecordLink)).all()
+        assert sorted(link.state for link in links) == ["syncing", "syncing"]
+        assert all(link.hubspot_id and link.qbo_id for link in links)
+    stack.hubspot.control("DELETE", "/requests")
+    stack.qbo.control("DELETE", "/requests")
+    again = run_object(stack.runtime, company_id, "contacts")
+    assert "create" not in again.counts and "update" not in again.counts
+    assert writes_in(stack.qbo.control("GET", "/requests")) == {}  # echo: our own writes plan nothing
+    assert writes_in(stack.hubspot.control("GET", "/requests")) == {}
+
+
+def test_edits_on_both_sides_cross_over(stack, synced):
+    portal, realm, company_id = synced
+    created = stack.hubspot.control(
+        "POST",
+        f"/accounts/{portal}/objects/contacts",
+        {"properties": {"email": "cy@example.com", "firstname": "Cy", "lastname": "Lee"}},
+        expect=201,
+    )
+    run_object(stack.runtime, company_id, "contacts")
+    stack.hubspot.control("POST", "/clock", {"advanceSeconds": 5})
+    stack.hubspot.control(
+        "PATCH", f"/accounts/{portal}/objects/contacts/{created['id']}", {"properties": {"phone": "777"}}, expect=200
+    )
+    customer = qbo_customers(stack, realm)["cy@example.com"]
+    stack.qbo.control(
+        "POST",
+        f"/companies/{realm}/customer",
+        {"Id": customer["Id"], "SyncToken": customer["SyncToken"], "sparse": True, "FamilyName": "Lee-Park"},
+    )
+    summary = run_object(stack.runtime, company_id, "contacts")
+    assert summary.counts.get("update") == 2, summary
+    assert qbo_customers(stack, realm)["cy@example.com"]["PrimaryPhone"]["FreeFormNumber"] == "777"
+    assert hubspot_contacts(stack, portal)["cy@example.com"].properties["lastname"] == "Lee-Park"
+
+
+def test_a_crash_after_the_remote_create_leaves_no_duplicate(stack, synced, monkeypatch):
+    portal, realm, company_id = synced
+    stack.hubspot.control(
+        "POST",
+        f"/accounts/{portal}/objects/contacts",
+        {"properties": {"email": "crash@example.com", "firstname": "Cras", "lastname": "Hed"}},
+        expect=201,
+    )
+    from sync import runner
+
+    original = runner.QuickBooksClient.create
+
+    def create_then_die(self, entity, body, request_id=None):
+        original(self, entity, body, request_id=request_id)
+        raise SystemExit("worker killed right after QuickBooks answered")
+
+    monkeypatch.setattr(runner.QuickBooksClient, "create", create_then_die)
+    with pytest.raises(SystemExit):
+        run_object(stack.runtime, company_id, "contacts")
+    with stack.db() as session:
+        (pending,) = session.scalars(select(RecordLink)).all()
+        assert pending.pending_write is not None and pending.qbo_id is None
+    monkeypatch.setattr(runner.QuickBooksClient, "create", original)
+    stack.runtime.jobs.connection.delete(f"ledgersync:run:{company_id}:contacts")  # the dead worker's lock expires
+    summary = run_object(stack.runtime, company_id, "contacts")
+    assert summary.counts.get("resumed") == 1
+    assert len([c for c in qbo_customers(stack, realm) if c == "crash@example.com"]) == 1
+    assert len(qbo_customers(stack, realm)) == 1
+    with stack.db() as session:
+        (link,) = session.scalars(select(RecordLink)).all()
+        assert link.qbo_id and link.pending_write is None and link.state == "syncing"
+
+
+def test_a_display_name_clash_fails_with_its_category(stack, synced):
+    portal, realm, company_id = synced
+    stack.qbo.control("POST", f"/companies/{realm}/vendor", {"DisplayName": "Dana Vendor"})
+    stack.hubspot.control(
+        "POST",
+        f"/accounts/{portal}/objects/contacts",
+        {"properties": {"email": "dana@example.com", "firstname": "Dana", "lastname": "Vendor"}},
+        expect=201,
+    )
+    summary = run_object(stack.runtime, company_id, "contacts")
+    assert summary.counts.get("failed") == 1
+    with stack.db() as session:
+        (link,) = session.scalars(select(RecordLink)).all()
+        assert link.state == "failed" and link.error_category == "duplicate display name"
+        assert link.next_attempt_at is not None
+        assert session.scalar(select(SyncActivity).where(SyncActivity.action == "failed")) is not None
+
+
+def test_cli_setup_run_and_status(stack, installed):
+    portal = installed[0]["portalId"]
+    runner_cli = stack.app.test_cli_runner()
+    result = runner_cli.invoke(args=["sync", "setup", "contacts", "--direction", "two-way", "--winner", "hubspot"])
+    assert result.exit_code == 0, result.output
+    stack.hubspot.control(
+        "POST",
+        f"/accounts/{portal}/objects/contacts",
+        {"properties": {"email": "cli@example.com", "firstname": "Cli"}},
+        expect=201,
+    )
+    result = runner_cli.invoke(args=["sync", "run", "contacts"])
+    assert result.exit_code == 0, result.output
+    assert "create 1" in result.output
+    result = runner_cli.invoke(args=["sync", "status"])
+    assert "contacts   syncing   1" in result.output
