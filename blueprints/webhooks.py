@@ -10,8 +10,11 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, jsonify, request
+from sqlalchemy import select
 
 from blueprints import current_runtime, db_session
+from sync.store.models import WebhookEvent
+from sync.tasks.syncing import enqueue_for_events
 from sync.webhooks import (
     SignatureInvalid,
     parse_hubspot,
@@ -70,5 +73,15 @@ def _store(events):
     session = db_session()
     counts = store_events(session, events)
     session.commit()
+    installations = {
+        i
+        for (i,) in session.execute(
+            select(WebhookEvent.installation_id)
+            .where(WebhookEvent.status == "pending", WebhookEvent.installation_id.is_not(None))
+            .distinct()
+        )
+    }
+    for installation_id in installations:  # a queued run per touched object; the run does the work
+        enqueue_for_events(current_runtime(), installation_id)
     log.info("webhook stored", extra={"path": request.path, **counts})
     return jsonify(counts), 200

@@ -277,6 +277,8 @@ class _Run:
     def _carry_out(self, result, hub_records: dict[str, Record], qbo_records: dict[str, Record]) -> None:
         total = len(result.actions)
         for done, action in enumerate(result.actions, 1):
+            if not self.lock.renew():  # kept while working; lost means someone else runs now
+                raise LockLost("the run lock expired")
             try:
                 self._apply(action, hub_records, qbo_records)
             except LockLost:
@@ -375,7 +377,8 @@ class _Run:
                 try:
                     written = self.qbo.sparse_update(self.module.QBO_ENTITY, target_id, current["SyncToken"], body)
                 except errors.StaleObject:
-                    self.summary.add("stale")  # changed meanwhile: the next run reads and plans again
+                    self.summary.add("stale")
+                    self._replan(action)  # changed meanwhile: read again, plan again, write again
                     return
                 read_back = self.module.from_quickbooks(written)
             else:
@@ -397,6 +400,23 @@ class _Run:
                 self._activity(session, link, "linked", target, action.reason)
         else:
             self._store_base(action.link_id, base, target)
+
+    def _replan(self, action: Action) -> None:
+        """After a 5010: never resend the stale plan; plan this pair again from fresh reads (once)."""
+        if getattr(self, "_replanning", False):
+            raise errors.Transient(QUICKBOOKS, "the record keeps changing while we write it; retrying later")
+        with self.runtime.database.session() as session:
+            link = session.get(RecordLink, action.link_id)
+        hub = self._read_hubspot({link.hubspot_id}, [link])
+        self._qbo_cache = {}
+        qbo = self._read_quickbooks({link.qbo_id})
+        self._replanning = True
+        try:
+            fresh = plan(hub.values(), qbo.values(), [self._engine_link(link)], self.rules)
+            for step in fresh.actions:
+                self._apply(step, hub, qbo)
+        finally:
+            self._replanning = False
 
     def _store_base(self, link_id: int, base: dict, target: str | None) -> None:
         with self.runtime.database.session() as session:

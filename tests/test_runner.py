@@ -21,7 +21,6 @@ def synced(stack, installed):
 
 
 def hubspot_contacts(stack, portal):
-    records = stack.hubspot.control("GET", f"/accounts/{portal}")  # noqa: F841 - the account exists
     from sync.store.models import Installation
     from sync.tokens import TokenManager
 
@@ -31,7 +30,7 @@ def hubspot_contacts(stack, portal):
     return {
         c.properties["email"]: c
         for c in client.crm.contacts.get_all(
-            properties=["email", "firstname", "lastname", "phone", "ledgersync_qbo_customer_id"]
+            properties=["email", "firstname", "lastname", "phone", "company", "ledgersync_qbo_customer_id"]
         )
     }
 
@@ -191,3 +190,122 @@ def test_cli_setup_run_and_status(stack, installed):
     assert "create 1" in result.output
     result = runner_cli.invoke(args=["sync", "status"])
     assert "contacts   syncing   1" in result.output
+
+
+def _drain(stack) -> None:
+    from rq import SimpleWorker
+
+    from sync.jobs import QUEUE_NAMES
+    from sync.runtime import use_runtime
+
+    queues = [stack.runtime.jobs.queue(name) for name in QUEUE_NAMES]
+    with use_runtime(stack.runtime):
+        SimpleWorker(queues, connection=stack.runtime.jobs.connection).work(burst=True)
+
+
+def test_a_webhook_queues_one_run_that_a_worker_carries_out(stack, synced):
+    portal, realm, company_id = synced
+    stack.hubspot.control("POST", "/webhooks/config", {"autoDeliver": False})
+    stack.hubspot.control(
+        "POST",
+        f"/accounts/{portal}/objects/contacts",
+        {"properties": {"email": "hooked@example.com", "firstname": "Hoo", "lastname": "Ked"}},
+        expect=201,
+    )
+    stack.hubspot.control("POST", "/webhooks/faults", {"action": "duplicate"})
+    stack.hubspot.control("POST", "/webhooks/deliver")
+    queue = stack.runtime.jobs.queue("default")
+    assert queue.job_ids == [f"sync-{company_id}-contacts"]  # two deliveries, one queued run
+    _drain(stack)
+    assert "hooked@example.com" in qbo_customers(stack, realm)
+    from sync.store.models import WebhookEvent
+
+    with stack.db() as session:
+        assert {e.status for e in session.scalars(select(WebhookEvent))} == {"processed"}
+
+
+def test_the_sweep_alone_syncs_when_every_webhook_is_lost(stack, synced):
+    from sync.runtime import use_runtime
+    from sync.tasks.syncing import sweep
+
+    portal, realm, _company_id = synced
+    stack.hubspot.control("POST", "/webhooks/config", {"autoDeliver": False})
+    stack.hubspot.control("POST", "/webhooks/faults", {"action": "drop", "count": 5})
+    stack.hubspot.control(
+        "POST",
+        f"/accounts/{portal}/objects/contacts",
+        {"properties": {"email": "lost@example.com", "firstname": "Lo", "lastname": "St"}},
+        expect=201,
+    )
+    stack.hubspot.control("POST", "/webhooks/deliver")
+    with use_runtime(stack.runtime):
+        assert sweep() == 1
+    _drain(stack)
+    assert "lost@example.com" in qbo_customers(stack, realm)
+
+
+def test_two_runs_of_one_object_never_overlap(stack, synced):
+    from sync.locks import RunLock
+
+    _portal, _realm, company_id = synced
+    with stack.db() as session:
+        installation_id = session.get(QboCompany, company_id).installation_id
+    with RunLock(stack.runtime, installation_id, company_id, "contacts"):
+        summary = run_object(stack.runtime, company_id, "contacts")
+    assert summary.skipped_run == "another run is in progress" and not summary.counts
+
+
+def test_a_rate_limited_run_is_rescheduled_not_slept(stack, synced, monkeypatch):
+    from sync.clients import errors
+    from sync.runtime import use_runtime
+    from sync.tasks import syncing
+
+    _portal, _realm, company_id = synced
+
+    def limited(*_args, **_kwargs):
+        raise errors.RateLimited("quickbooks", "realm limit", retry_after=42)
+
+    monkeypatch.setattr(syncing, "run_object", limited)
+    with use_runtime(stack.runtime):
+        answer = syncing.run_sync(company_id, "contacts")
+    assert answer == {"rescheduled_in": 42}
+    scheduled = stack.runtime.jobs.queue("default").scheduled_job_registry.get_job_ids()
+    assert scheduled == [f"sync-{company_id}-contacts-later"]
+
+
+def test_a_stale_synctoken_means_read_again_plan_again(stack, synced, monkeypatch):
+    from sync import runner
+
+    portal, realm, company_id = synced
+    created = stack.hubspot.control(
+        "POST",
+        f"/accounts/{portal}/objects/contacts",
+        {"properties": {"email": "race@example.com", "firstname": "Ra", "lastname": "Ce"}},
+        expect=201,
+    )
+    run_object(stack.runtime, company_id, "contacts")
+    stack.hubspot.control("POST", "/clock", {"advanceSeconds": 5})
+    stack.hubspot.control(
+        "PATCH", f"/accounts/{portal}/objects/contacts/{created['id']}", {"properties": {"phone": "111"}}, expect=200
+    )
+    original_read, raced = runner.QuickBooksClient.read, []
+
+    def read_then_someone_edits(self, entity, entity_id):
+        record = original_read(self, entity, entity_id)
+        if not raced:  # a QuickBooks user saves the customer between our read and our write
+            raced.append(True)
+            stack.qbo.control(
+                "POST",
+                f"/companies/{realm}/customer",
+                {"Id": entity_id, "SyncToken": record["SyncToken"], "sparse": True, "CompanyName": "Race Inc"},
+            )
+        return record
+
+    monkeypatch.setattr(runner.QuickBooksClient, "read", read_then_someone_edits)
+    summary = run_object(stack.runtime, company_id, "contacts")
+    assert summary.counts.get("stale") == 1
+    customer = qbo_customers(stack, realm)["race@example.com"]
+    assert customer["PrimaryPhone"]["FreeFormNumber"] == "111" and customer["CompanyName"] == "Race Inc"
+    # The edit made in QuickBooks meanwhile was not lost: it crossed to HubSpot in the same run.
+    contacts = hubspot_contacts(stack, portal)
+    assert contacts["race@example.com"].properties["company"] == "Race Inc"

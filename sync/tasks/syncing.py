@@ -1,0 +1,105 @@
+"""Sync jobs: thin — ids in; the runner does the work.
+
+`run_sync` runs one object of one company; it is enqueued with a job id per
+company and object, so a burst of webhooks becomes one queued run. A run that
+meets a rate limit is re-enqueued for when capacity returns (never sleeps). The
+clock's `sweep` enqueues a run of every active sync every few minutes — the
+guarantee that a change syncs even when every webhook is lost — and re-enqueues
+webhook events that were stored but not processed (a killed worker, a Redis restart).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from sync.clients import errors
+from sync.runner import MODULES, run_object
+from sync.runtime import Runtime, current_runtime
+from sync.store.models import QboCompany, SyncSettings, WebhookEvent, utcnow
+
+log = logging.getLogger(__name__)
+EVENT_OBJECTS = {"contacts": "contacts", "customer": "contacts"}
+
+
+def run_job_id(company_id: int, object_type: str) -> str:
+    return f"sync-{company_id}-{object_type}"
+
+
+def enqueue_run(runtime: Runtime, company_id: int, object_type: str, delay: float = 0):
+    """Queue one run of this company's object (a run already queued is not queued twice)."""
+    if delay > 0:
+        queue = runtime.jobs.queue("default")
+        return queue.enqueue_in(
+            timedelta(seconds=delay),
+            run_sync,
+            company_id,
+            object_type,
+            job_id=f"{run_job_id(company_id, object_type)}-later",
+        )
+    return runtime.enqueue(run_sync, company_id, object_type, job_id=run_job_id(company_id, object_type))
+
+
+def run_sync(company_id: int, object_type: str) -> dict:
+    runtime = current_runtime()
+    try:
+        summary = run_object(runtime, company_id, object_type)
+    except errors.RateLimited as limited:
+        enqueue_run(runtime, company_id, object_type, delay=limited.retry_after)
+        return {"rescheduled_in": limited.retry_after}
+    except errors.NeedsReconnect as error:
+        return {"stopped": str(error)}
+    return {"counts": summary.counts, "skipped": summary.skipped_run}
+
+
+def enqueue_for_events(runtime: Runtime, installation_id: int) -> int:
+    """After webhooks are stored: queue a run for each object they touch."""
+    with runtime.database.session() as session:
+        pending = session.execute(
+            select(WebhookEvent.object_type, WebhookEvent.qbo_company_id).where(
+                WebhookEvent.installation_id == installation_id, WebhookEvent.status == "pending"
+            )
+        ).all()
+        companies = {
+            c.id
+            for c in session.scalars(
+                select(QboCompany).where(
+                    QboCompany.installation_id == installation_id, QboCompany.status == "connected"
+                )
+            )
+        }
+    queued = set()
+    for object_type, company_id in pending:
+        target = EVENT_OBJECTS.get(object_type or "")
+        if target is None or target not in MODULES:
+            continue
+        for company in [company_id] if company_id else companies:
+            if (company, target) not in queued:
+                enqueue_run(runtime, company, target)
+                queued.add((company, target))
+    return len(queued)
+
+
+def sweep() -> int:
+    """Every active sync runs (the webhook-less guarantee); stale stored events get their run too."""
+    runtime = current_runtime()
+    with runtime.database.session() as session:
+        active = session.execute(
+            select(SyncSettings.qbo_company_id, SyncSettings.object_type)
+            .join(QboCompany, QboCompany.id == SyncSettings.qbo_company_id)
+            .where(SyncSettings.status == "active", QboCompany.status == "connected")
+        ).all()
+        stale = session.scalars(
+            select(WebhookEvent.installation_id)
+            .where(WebhookEvent.status == "pending", WebhookEvent.received_at < utcnow() - timedelta(minutes=2))
+            .distinct()
+        )
+        stale_installations = [i for i in stale if i is not None]
+    for company_id, object_type in active:
+        if object_type in MODULES:
+            enqueue_run(runtime, company_id, object_type)
+    for installation_id in stale_installations:
+        enqueue_for_events(runtime, installation_id)
+    return len(active)
