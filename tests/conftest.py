@@ -326,7 +326,13 @@ class Stack:
 
 
 @pytest.fixture
-def stack(make_settings, redis_url, hubspot_emulator, qbo_emulator):
+def stack_database_url() -> str | None:
+    """The stack's database: a SQLite file unless a test module asks for more (see test_runner)."""
+    return None
+
+
+@pytest.fixture
+def stack(make_settings, redis_url, hubspot_emulator, qbo_emulator, stack_database_url):
     """The real app on a local port, pointed at both emulators; the HubSpot emulator knows our project."""
     import threading
 
@@ -337,6 +343,7 @@ def stack(make_settings, redis_url, hubspot_emulator, qbo_emulator):
     port = free_port()
     url = f"http://localhost:{port}"
     settings = make_settings(
+        **({"database_url": stack_database_url} if stack_database_url else {}),
         redis_url=redis_url,
         app_base_url=url,
         hubspot_api_base_url=hubspot_emulator.url,

@@ -10,6 +10,18 @@ from sync.setup import set_up
 from sync.store.models import QboCompany, RecordLink, SyncActivity
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def stack_database_url(request, tmp_path):
+    """Every runner test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return None
+    from tests.conftest import _empty_postgres
+
+    url = request.getfixturevalue("postgres_server_url")
+    _empty_postgres(url)
+    return url
+
+
 @pytest.fixture
 def synced(stack, installed):
     account, _users, _browser, company, _page = installed
