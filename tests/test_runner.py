@@ -321,3 +321,60 @@ def test_a_stale_synctoken_means_read_again_plan_again(stack, synced, monkeypatc
     # The edit made in QuickBooks meanwhile was not lost: it crossed to HubSpot in the same run.
     contacts = hubspot_contacts(stack, portal)
     assert contacts["race@example.com"].properties["company"] == "Race Inc"
+
+
+@pytest.mark.parametrize("crash_point", ["after the HubSpot id property", "before the link commit"])
+def test_crash_points_after_the_remote_create_resume_without_duplicates(stack, synced, monkeypatch, crash_point):
+    from sync import runner
+
+    portal, realm, company_id = synced
+    stack.hubspot.control(
+        "POST",
+        f"/accounts/{portal}/objects/contacts",
+        {"properties": {"email": "point@example.com", "firstname": "Po", "lastname": "Int"}},
+        expect=201,
+    )
+    if crash_point == "after the HubSpot id property":
+        original = runner.HubSpotClient.update
+
+        def update_then_die(self, object_type, object_id, properties):
+            original(self, object_type, object_id, properties)
+            raise SystemExit(crash_point)
+
+        monkeypatch.setattr(runner.HubSpotClient, "update", update_then_die)
+    else:
+
+        def settle_then_die(self, link, base):
+            raise SystemExit(crash_point)
+
+        monkeypatch.setattr(runner._Run, "_settled", settle_then_die)
+    with pytest.raises(SystemExit):
+        run_object(stack.runtime, company_id, "contacts")
+    monkeypatch.undo()
+    stack.runtime.jobs.connection.delete(f"ledgersync:run:{company_id}:contacts")  # the dead worker's lock
+    summary = run_object(stack.runtime, company_id, "contacts")
+    assert summary.counts.get("resumed") == 1
+    assert list(qbo_customers(stack, realm)) == ["point@example.com"]
+    with stack.db() as session:
+        (link,) = session.scalars(select(RecordLink)).all()
+        assert link.state == "syncing" and link.qbo_id and link.pending_write is None
+
+
+def test_the_search_overlap_catches_a_record_the_index_showed_late(stack, synced):
+    from datetime import timedelta
+
+    from sync.store.models import SyncCursor
+
+    portal, realm, company_id = synced
+    run_object(stack.runtime, company_id, "contacts")
+    with stack.db() as session:  # the watermark ran a minute ahead of what the search index had
+        cursor = session.scalar(select(SyncCursor).where(SyncCursor.side == "hubspot"))
+        cursor.watermark = cursor.watermark + timedelta(minutes=1)
+    stack.hubspot.control(
+        "POST",
+        f"/accounts/{portal}/objects/contacts",
+        {"properties": {"email": "late@example.com", "firstname": "La", "lastname": "Te"}},
+        expect=201,
+    )
+    run_object(stack.runtime, company_id, "contacts")
+    assert "late@example.com" in qbo_customers(stack, realm)
