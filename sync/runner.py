@@ -45,6 +45,7 @@ from sync.tokens import TokenManager
 
 log = logging.getLogger(__name__)
 MODULES = {"contacts": contacts}
+QBO_BATCH, HUBSPOT_BATCH = 30, 100  # the APIs' batch sizes
 RETRY_BACKOFF = (
     timedelta(minutes=1),
     timedelta(minutes=5),
@@ -275,29 +276,40 @@ class _Run:
     # --- 3. carrying out the plan -------------------------------------------------------------------------------
 
     def _carry_out(self, result, hub_records: dict[str, Record], qbo_records: dict[str, Record]) -> None:
-        total = len(result.actions)
-        for done, action in enumerate(result.actions, 1):
-            if not self.lock.renew():  # kept while working; lost means someone else runs now
-                raise LockLost("the run lock expired")
-            try:
-                self._apply(action, hub_records, qbo_records)
-            except LockLost:
-                raise
-            except errors.NeedsReconnect:
-                raise
-            except errors.RateLimited:
-                raise  # the job is re-enqueued for later; nothing of this record was half-written
-            except errors.ApiError as error:
-                self._failed(action, _category(error), error.message, error.detail)
+        total, done = len(result.actions), 0
+        creates = [a for a in result.actions if a.kind == "create"]
+        for target, size in ((QUICKBOOKS, QBO_BATCH), (HUBSPOT, HUBSPOT_BATCH)):
+            group = [a for a in creates if a.target_side == target]
+            for start in range(0, len(group), size):
+                chunk = group[start : start + size]
+                self._guarded(lambda c=chunk, t=target: self._create_batch(c, t), chunk)
+                done += len(chunk)
+                if self.progress:
+                    self.progress(done, total)
+        for action in result.actions:
+            if action.kind == "create":
+                continue
+            self._guarded(lambda a=action: self._apply(a, hub_records, qbo_records), [action])
+            done += 1
             if self.progress:
                 self.progress(done, total)
+
+    def _guarded(self, step, actions: list[Action]) -> None:
+        """Run one step; a failure of the remote is kept on each of its records, anything else stops the run."""
+        if not self.lock.renew():  # kept while working; lost means someone else runs now
+            raise LockLost("the run lock expired")
+        try:
+            step()
+        except (LockLost, errors.NeedsReconnect, errors.RateLimited):
+            raise  # stop: the job is re-enqueued, or the connection needs the user
+        except errors.ApiError as error:
+            for action in actions:
+                self._failed(action, _category(error), error.message, error.detail)
 
     def _apply(self, action: Action, hub_records, qbo_records) -> None:
         kind = action.kind
         self.summary.add(kind)
-        if kind == "create":
-            self._create(action)
-        elif kind in ("update", "link"):
+        if kind in ("update", "link"):
             self._update(action, hub_records, qbo_records)
         elif kind in ("fail", "exclude", "wait"):
             self._remember_state(action)
@@ -306,34 +318,62 @@ class _Run:
         elif kind == "skip" and action.link_id and action.base_after:
             self._store_base(action.link_id, action.base_after, None)
 
-    def _create(self, action: Action) -> None:
-        source, target = action.source, action.target_side
-        request_id = str(uuid.uuid4())
-        with self.runtime.database.session() as session:  # the pending write, before anything is sent
+    def _create_batch(self, actions: list[Action], target: str) -> None:
+        """Creates in one call (QBO ≤ 30, HubSpot ≤ 100), each stored as a pending write before it is sent."""
+        pending: dict[int, tuple[Action, dict]] = {}
+        with self.runtime.database.session() as session:
             self.lock.guard(session)
-            link = session.scalar(self._own_row(source))
-            if link is None:
-                link = RecordLink(origin=source.side, **self.scope, **{_id_column(source.side): source.id})
-                session.add(link)
-            link.state, link.pending_write = (
-                "pending",
-                {"request_id": request_id, "target": target, "changes": dict(action.changes)},
-            )
-            session.flush()
-            link_id = link.id
-        self._send_create(link_id, source, target, dict(action.changes), request_id)
-
-    def _send_create(self, link_id: int, source: Record, target: str, changes: dict, request_id: str) -> None:
+            for action in actions:
+                self.summary.add("create")
+                source = action.source
+                link = session.scalar(self._own_row(source))
+                if link is None:
+                    link = RecordLink(origin=source.side, **self.scope, **{_id_column(source.side): source.id})
+                    session.add(link)
+                write = {"request_id": str(uuid.uuid4()), "target": target, "changes": dict(action.changes)}
+                if target == QUICKBOOKS:
+                    write["body"] = self.module.to_quickbooks(dict(action.changes), dict(source.fields), creating=True)
+                link.state, link.pending_write = "pending", write
+                session.flush()
+                pending[link.id] = (action, write)
         if target == QUICKBOOKS:
-            body = self.module.to_quickbooks(changes, {**source.fields}, creating=True)
-            written = self.qbo.create(self.module.QBO_ENTITY, body, request_id=request_id)
-            target_id, read_back = written["Id"], self.module.from_quickbooks(written)
-            # Put our id property on the HubSpot contact, so that a recreate can never duplicate it.
-            self.hubspot.update(self.module.HUBSPOT_OBJECT, source.id, {self.module.ID_PROPERTY: target_id})
+            answers = self.qbo.batch_create(
+                self.module.QBO_ENTITY, {str(link_id): write["body"] for link_id, (_a, write) in pending.items()}
+            )
+            created = {link_id: answers.get(str(link_id)) for link_id in pending}
+            marks = {
+                pending[i][0].source.id: {self.module.ID_PROPERTY: r["Id"]}
+                for i, r in created.items()
+                if isinstance(r, dict)
+            }
+            if marks:  # our id property on each contact: a recreate can never duplicate it
+                self.hubspot.batch_update(self.module.HUBSPOT_OBJECT, marks)
+            outcomes = {
+                i: (r, self.module.from_quickbooks(r) if isinstance(r, dict) else None) for i, r in created.items()
+            }
         else:
-            properties = {**self.module.to_hubspot(changes), self.module.ID_PROPERTY: source.id}
-            written = self.hubspot.upsert(self.module.HUBSPOT_OBJECT, self.module.ID_PROPERTY, source.id, properties)
-            target_id, read_back = written["id"], self.module.from_hubspot(written)
+            inputs = {
+                a.source.id: {**self.module.to_hubspot(dict(a.changes)), self.module.ID_PROPERTY: a.source.id}
+                for a, _write in pending.values()
+            }
+            answers = self.hubspot.batch_upsert(self.module.HUBSPOT_OBJECT, self.module.ID_PROPERTY, inputs)
+            outcomes = {}
+            for link_id, (action, _write) in pending.items():
+                answer = answers.get(action.source.id, errors.Transient(HUBSPOT, "no answer for this record"))
+                outcomes[link_id] = (answer, self.module.from_hubspot(answer) if isinstance(answer, dict) else None)
+        for link_id, (answer, read_back) in outcomes.items():
+            action = pending[link_id][0]
+            if isinstance(answer, errors.ApiError) or answer is None:
+                error = answer or errors.Transient(target, "no answer for this record")
+                self._failed(
+                    Action("create", action.source, link_id=link_id), _category(error), error.message, error.detail
+                )
+                continue
+            self._linked_after_create(
+                link_id, target, answer["Id"] if target == QUICKBOOKS else answer["id"], read_back
+            )
+
+    def _linked_after_create(self, link_id: int, target: str, target_id: str, read_back: Record) -> None:
         with self.runtime.database.session() as session:
             self.lock.guard(session)
             link = session.get(RecordLink, link_id)
@@ -342,26 +382,49 @@ class _Run:
             self._activity(session, link, "created", target, f"created in {target}")
 
     def _finish_pending_writes(self) -> None:
-        """A crash between storing a pending write and linking its answer: finish it with the same request id."""
+        """A crash between storing a pending write and linking its answer: finish it, never duplicating.
+
+        HubSpot creates are upserts on our property: sending again is safe. A QBO create may have been
+        made by a batch that died before answering: look for it first (DisplayName is unique in QBO),
+        and only if it is not there create it, with the write's own request id.
+        """
         with self.runtime.database.session() as session:
-            pending = list(
-                session.scalars(
+            pending = [
+                link
+                for link in session.scalars(
                     select(RecordLink).where(
                         RecordLink.qbo_company_id == self.company_id,
                         RecordLink.object_type == self.module.OBJECT_TYPE,
                         RecordLink.pending_write.is_not(None),
                     )
                 )
-            )
+                if link.pending_write
+            ]
         for link in pending:
             write = link.pending_write
-            if not write:
-                continue
-            source_side = link.origin
-            source_id = link.hubspot_id if source_side == HUBSPOT else link.qbo_id
-            source = Record(source_side, source_id, write["changes"])
+            source_id = link.hubspot_id if link.origin == HUBSPOT else link.qbo_id
+            source = Record(link.origin, source_id, write["changes"])
             try:
-                self._send_create(link.id, source, write["target"], write["changes"], write["request_id"])
+                if write["target"] == QUICKBOOKS:
+                    name = write["body"]["DisplayName"].replace("'", "\\'")
+                    found = self.qbo.query(
+                        f"select * from {self.module.QBO_ENTITY} where "  # noqa: S608
+                        f"DisplayName = '{name}' and Active in (true, false)"
+                    )
+                    existing = found.get(self.module.QBO_ENTITY, [])
+                    written = (
+                        existing[0]
+                        if existing
+                        else self.qbo.create(self.module.QBO_ENTITY, write["body"], request_id=write["request_id"])
+                    )
+                    self.hubspot.update(self.module.HUBSPOT_OBJECT, source.id, {self.module.ID_PROPERTY: written["Id"]})
+                    self._linked_after_create(link.id, QUICKBOOKS, written["Id"], self.module.from_quickbooks(written))
+                else:
+                    properties = {**self.module.to_hubspot(write["changes"]), self.module.ID_PROPERTY: source.id}
+                    written = self.hubspot.upsert(
+                        self.module.HUBSPOT_OBJECT, self.module.ID_PROPERTY, source.id, properties
+                    )
+                    self._linked_after_create(link.id, HUBSPOT, written["id"], self.module.from_hubspot(written))
                 self.summary.add("resumed")
             except errors.ApiError as error:
                 self._failed(Action("create", source, link_id=link.id), _category(error), error.message, error.detail)

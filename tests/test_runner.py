@@ -145,19 +145,19 @@ def test_a_crash_after_the_remote_create_leaves_no_duplicate(stack, synced, monk
     )
     from sync import runner
 
-    original = runner.QuickBooksClient.create
+    original = runner.QuickBooksClient.batch_create
 
-    def create_then_die(self, entity, body, request_id=None):
-        original(self, entity, body, request_id=request_id)
+    def create_then_die(self, entity, bodies):
+        original(self, entity, bodies)
         raise SystemExit("worker killed right after QuickBooks answered")
 
-    monkeypatch.setattr(runner.QuickBooksClient, "create", create_then_die)
+    monkeypatch.setattr(runner.QuickBooksClient, "batch_create", create_then_die)
     with pytest.raises(SystemExit):
         run_object(stack.runtime, company_id, "contacts")
     with stack.db() as session:
         (pending,) = session.scalars(select(RecordLink)).all()
         assert pending.pending_write is not None and pending.qbo_id is None
-    monkeypatch.setattr(runner.QuickBooksClient, "create", original)
+    monkeypatch.setattr(runner.QuickBooksClient, "batch_create", original)
     stack.runtime.jobs.connection.delete(f"ledgersync:run:{company_id}:contacts")  # the dead worker's lock expires
     summary = run_object(stack.runtime, company_id, "contacts")
     assert summary.counts.get("resumed") == 1
@@ -335,13 +335,13 @@ def test_crash_points_after_the_remote_create_resume_without_duplicates(stack, s
         expect=201,
     )
     if crash_point == "after the HubSpot id property":
-        original = runner.HubSpotClient.update
+        original = runner.HubSpotClient.batch_update
 
-        def update_then_die(self, object_type, object_id, properties):
-            original(self, object_type, object_id, properties)
+        def update_then_die(self, object_type, updates):
+            original(self, object_type, updates)
             raise SystemExit(crash_point)
 
-        monkeypatch.setattr(runner.HubSpotClient, "update", update_then_die)
+        monkeypatch.setattr(runner.HubSpotClient, "batch_update", update_then_die)
     else:
 
         def settle_then_die(self, link, base):
@@ -378,3 +378,61 @@ def test_the_search_overlap_catches_a_record_the_index_showed_late(stack, synced
     )
     run_object(stack.runtime, company_id, "contacts")
     assert "late@example.com" in qbo_customers(stack, realm)
+
+
+def test_creates_go_in_batches_and_a_failure_stays_with_its_record(stack, synced):
+    portal, realm, company_id = synced
+    stack.qbo.control("POST", f"/companies/{realm}/vendor", {"DisplayName": "Person 7"})  # one name is taken
+    stack.hubspot.control(
+        "POST",
+        f"/accounts/{portal}/seed",
+        {
+            "objectType": "contacts",
+            "count": 35,
+            "properties": {"email": "p{n}@example.com", "firstname": "Person", "lastname": "{n}"},
+        },
+        expect=201,
+    )
+    stack.qbo.control("DELETE", "/requests")
+    summary = run_object(stack.runtime, company_id, "contacts")
+    assert summary.counts.get("create") == 35 and summary.counts.get("failed") == 1
+    batches = stack.qbo.control("GET", "/requests")["byEndpoint"]["POST /v3/company/<realm_id>/batch"]
+    assert batches == 2  # 30 + 5
+    assert len(qbo_customers(stack, realm)) == 34
+    with stack.db() as session:
+        failed = session.scalar(select(RecordLink).where(RecordLink.state == "failed"))
+        assert failed.error_category == "duplicate display name" and failed.qbo_id is None
+
+
+def test_a_crash_in_the_middle_of_a_batch_resumes_without_duplicates(stack, synced, monkeypatch):
+    from sync import runner
+
+    portal, realm, company_id = synced
+    stack.hubspot.control(
+        "POST",
+        f"/accounts/{portal}/seed",
+        {
+            "objectType": "contacts",
+            "count": 5,
+            "properties": {"email": "m{n}@example.com", "firstname": "Mid", "lastname": "{n}"},
+        },
+        expect=201,
+    )
+    original, linked = runner._Run._linked_after_create, []
+
+    def link_some_then_die(self, link_id, target, target_id, read_back):
+        if len(linked) == 2:
+            raise SystemExit("worker killed half-way through recording the batch")
+        linked.append(link_id)
+        original(self, link_id, target, target_id, read_back)
+
+    monkeypatch.setattr(runner._Run, "_linked_after_create", link_some_then_die)
+    with pytest.raises(SystemExit):
+        run_object(stack.runtime, company_id, "contacts")
+    monkeypatch.undo()
+    stack.runtime.jobs.connection.delete(f"ledgersync:run:{company_id}:contacts")
+    summary = run_object(stack.runtime, company_id, "contacts")
+    assert summary.counts.get("resumed") == 3
+    assert len(qbo_customers(stack, realm)) == 5
+    with stack.db() as session:
+        assert {link.state for link in session.scalars(select(RecordLink))} == {"syncing"}

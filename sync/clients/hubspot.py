@@ -279,6 +279,52 @@ class HubSpotClient:
             )
         return _plain(answer.results[0])
 
+    def batch_upsert(
+        self, object_type: str, id_property: str, inputs: dict[str, dict[str, str]]
+    ) -> dict[str, dict | errors.ApiError]:
+        """Up to 100 upserts on our unique property: {id value: the record, or that input's error}."""
+        from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInputUpsert, SimplePublicObjectBatchInputUpsert
+
+        answer = self._call(
+            "api",
+            lambda: self.sdk.crm.objects.batch_api.upsert(
+                object_type,
+                BatchInputSimplePublicObjectBatchInputUpsert(
+                    inputs=[
+                        SimplePublicObjectBatchInputUpsert(id=value, id_property=id_property, properties=properties)
+                        for value, properties in inputs.items()
+                    ]
+                ),
+            ),
+        )
+        results: dict[str, dict | errors.ApiError] = {}
+        for record in answer.results:
+            results[str(record.properties.get(id_property))] = _plain(record)
+        for error in getattr(answer, "errors", None) or []:
+            failed = _classify(
+                "hubspot",
+                409 if error.category == "CONFLICT" else 400,
+                json.dumps({"message": error.message, "category": error.category}),
+                None,
+            )
+            for value in (error.context or {}).get("ids", []):
+                results[str(value)] = failed
+        return results
+
+    def batch_update(self, object_type: str, updates: dict[str, dict[str, str]]) -> None:
+        """Up to 100 property updates in one call."""
+        from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInput, SimplePublicObjectBatchInput
+
+        self._call(
+            "api",
+            lambda: self.sdk.crm.objects.batch_api.update(
+                object_type,
+                BatchInputSimplePublicObjectBatchInput(
+                    inputs=[SimplePublicObjectBatchInput(id=i, properties=p) for i, p in updates.items()]
+                ),
+            ),
+        )
+
     def search(self, object_type: str, request: dict[str, Any]) -> dict[str, Any]:
         from hubspot.crm.objects import PublicObjectSearchRequest
 

@@ -213,6 +213,23 @@ class QuickBooksClient:
         params = {"requestid": request_id} if request_id else None
         return self._request("POST", entity.lower(), body, params=params)[entity]
 
+    def batch_create(self, entity: str, bodies: dict[str, dict]) -> dict[str, dict | errors.ApiError]:
+        """Create up to 30 records in one call: {batch id: the record, or the error of that item alone}."""
+        items = [{"bId": batch_id, "operation": "create", entity: body} for batch_id, body in bodies.items()]
+        answer = self._request("POST", "batch", {"BatchItemRequest": items}, kind="batch")
+        results: dict[str, dict | errors.ApiError] = {}
+        for item in answer.get("BatchItemResponse", []):
+            if "Fault" in item:
+                error = item["Fault"]["Error"][0]
+                results[item["bId"]] = _classify(
+                    QuickbooksException(
+                        error.get("Message", ""), int(error.get("code", 10000)), error.get("Detail", "")
+                    )
+                )
+            else:
+                results[item["bId"]] = item[entity]
+        return results
+
     def sparse_update(
         self, entity: str, entity_id: str, sync_token: str, changes: dict, request_id: str | None = None
     ) -> dict:
