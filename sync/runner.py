@@ -286,8 +286,20 @@ class _Run:
                 done += len(chunk)
                 if self.progress:
                     self.progress(done, total)
+        updates = [a for a in result.actions if a.kind == "update" and a.changes]
+        for target, size, write in (
+            (QUICKBOOKS, QBO_BATCH, self._update_batch_qbo),
+            (HUBSPOT, HUBSPOT_BATCH, self._update_batch_hubspot),
+        ):
+            group = [a for a in updates if a.target_side == target]
+            for start in range(0, len(group), size):
+                chunk = group[start : start + size]
+                self._guarded(lambda c=chunk, w=write: w(c), chunk)
+                done += len(chunk)
+                if self.progress:
+                    self.progress(done, total)
         for action in result.actions:
-            if action.kind == "create":
+            if action.kind == "create" or (action.kind == "update" and action.changes):
                 continue
             self._guarded(lambda a=action: self._apply(a, hub_records, qbo_records), [action])
             done += 1
@@ -463,6 +475,50 @@ class _Run:
                 self._activity(session, link, "linked", target, action.reason)
         else:
             self._store_base(action.link_id, base, target)
+
+    def _update_batch_qbo(self, actions: list[Action]) -> None:
+        """Sparse updates, 30 a call, against the SyncTokens this run read; a stale one is planned again."""
+        bodies = {}
+        for action in actions:
+            self.summary.add("update")
+            current = self._qbo_cache.get(action.target_id) or self.qbo.read(self.module.QBO_ENTITY, action.target_id)
+            merged = {**self.module.from_quickbooks(current).fields, **action.base_after}
+            body = self.module.to_quickbooks(dict(action.changes), merged, creating=False)
+            bodies[str(action.link_id)] = {
+                **body,
+                "Id": action.target_id,
+                "SyncToken": current["SyncToken"],
+                "sparse": True,
+            }
+        answers = self.qbo.batch_write(self.module.QBO_ENTITY, "update", bodies)
+        for action in actions:
+            answer = answers.get(str(action.link_id))
+            if isinstance(answer, errors.StaleObject):
+                self.summary.add("stale")
+                self._replan(action)  # changed meanwhile: read again, plan again, write again
+            elif isinstance(answer, dict):
+                self._written(action, self.module.from_quickbooks(answer))
+            else:
+                error = answer or errors.Transient(QUICKBOOKS, "no answer for this record")
+                self._failed(action, _category(error), error.message, error.detail)
+
+    def _update_batch_hubspot(self, actions: list[Action]) -> None:
+        self.summary.counts["update"] = self.summary.counts.get("update", 0) + len(actions)
+        answers = self.hubspot.batch_update(
+            self.module.HUBSPOT_OBJECT, {a.target_id: self.module.to_hubspot(dict(a.changes)) for a in actions}
+        )
+        for action in actions:
+            answer = answers.get(action.target_id)
+            if isinstance(answer, dict):
+                self._written(action, self.module.from_hubspot(answer))
+            else:
+                error = answer or errors.Transient(HUBSPOT, "no answer for this record")
+                self._failed(action, _category(error), error.message, error.detail)
+
+    def _written(self, action: Action, read_back: Record) -> None:
+        """The base of a link after an update: the agreed values, as the target stored what we wrote."""
+        base = {**action.base_after, **{name: read_back.fields.get(name) for name in action.changes}}
+        self._store_base(action.link_id, base, action.target_side)
 
     def _replan(self, action: Action) -> None:
         """After a 5010: never resend the stale plan; plan this pair again from fresh reads (once)."""

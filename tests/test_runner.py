@@ -300,20 +300,20 @@ def test_a_stale_synctoken_means_read_again_plan_again(stack, synced, monkeypatc
     stack.hubspot.control(
         "PATCH", f"/accounts/{portal}/objects/contacts/{created['id']}", {"properties": {"phone": "111"}}, expect=200
     )
-    original_read, raced = runner.QuickBooksClient.read, []
+    original_write, raced = runner.QuickBooksClient.batch_write, []
 
-    def read_then_someone_edits(self, entity, entity_id):
-        record = original_read(self, entity, entity_id)
-        if not raced:  # a QuickBooks user saves the customer between our read and our write
+    def someone_edits_then_write(self, entity, operation, bodies):
+        if operation == "update" and not raced:  # a QuickBooks user saves the customer between our read and write
             raced.append(True)
-            stack.qbo.control(
-                "POST",
-                f"/companies/{realm}/customer",
-                {"Id": entity_id, "SyncToken": record["SyncToken"], "sparse": True, "CompanyName": "Race Inc"},
-            )
-        return record
+            for body in bodies.values():
+                stack.qbo.control(
+                    "POST",
+                    f"/companies/{realm}/customer",
+                    {"Id": body["Id"], "SyncToken": body["SyncToken"], "sparse": True, "CompanyName": "Race Inc"},
+                )
+        return original_write(self, entity, operation, bodies)
 
-    monkeypatch.setattr(runner.QuickBooksClient, "read", read_then_someone_edits)
+    monkeypatch.setattr(runner.QuickBooksClient, "batch_write", someone_edits_then_write)
     summary = run_object(stack.runtime, company_id, "contacts")
     assert summary.counts.get("stale") == 1
     customer = qbo_customers(stack, realm)["race@example.com"]

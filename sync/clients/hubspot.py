@@ -311,11 +311,11 @@ class HubSpotClient:
                 results[str(value)] = failed
         return results
 
-    def batch_update(self, object_type: str, updates: dict[str, dict[str, str]]) -> None:
-        """Up to 100 property updates in one call."""
+    def batch_update(self, object_type: str, updates: dict[str, dict[str, str]]) -> dict[str, dict | errors.ApiError]:
+        """Up to 100 property updates in one call: {id: the record, or that input's error}."""
         from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInput, SimplePublicObjectBatchInput
 
-        self._call(
+        answer = self._call(
             "api",
             lambda: self.sdk.crm.objects.batch_api.update(
                 object_type,
@@ -324,6 +324,17 @@ class HubSpotClient:
                 ),
             ),
         )
+        results: dict[str, dict | errors.ApiError] = {r.id: _plain(r) for r in answer.results}
+        for error in getattr(answer, "errors", None) or []:
+            failed = _classify(
+                "hubspot",
+                404 if error.category == "OBJECT_NOT_FOUND" else 400,
+                json.dumps({"message": error.message, "category": error.category}),
+                None,
+            )
+            for value in (error.context or {}).get("ids", []):
+                results[str(value)] = failed
+        return results
 
     def search(self, object_type: str, request: dict[str, Any]) -> dict[str, Any]:
         from hubspot.crm.objects import PublicObjectSearchRequest

@@ -215,7 +215,11 @@ class QuickBooksClient:
 
     def batch_create(self, entity: str, bodies: dict[str, dict]) -> dict[str, dict | errors.ApiError]:
         """Create up to 30 records in one call: {batch id: the record, or the error of that item alone}."""
-        items = [{"bId": batch_id, "operation": "create", entity: body} for batch_id, body in bodies.items()]
+        return self.batch_write(entity, "create", bodies)
+
+    def batch_write(self, entity: str, operation: str, bodies: dict[str, dict]) -> dict[str, dict | errors.ApiError]:
+        """Up to 30 creates or (sparse) updates in one call; each item answers for itself (HTTP 200 regardless)."""
+        items = [{"bId": batch_id, "operation": operation, entity: body} for batch_id, body in bodies.items()]
         answer = self._request("POST", "batch", {"BatchItemRequest": items}, kind="batch")
         results: dict[str, dict | errors.ApiError] = {}
         for item in answer.get("BatchItemResponse", []):
