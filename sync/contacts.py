@@ -47,6 +47,15 @@ def natural_key(record: Record) -> str | None:
     return email or None
 
 
+HUBSPOT_KEY_PROPERTY = "email"  # unique in HubSpot: a batch read by email finds a match without the search API
+
+
+def quickbooks_key_query(keys: list[str]) -> str:
+    """A query for the customers whose email is one of `keys` (QBO can filter on PrimaryEmailAddr)."""
+    quoted = ", ".join("'" + key.replace("'", "\\'") + "'" for key in keys)
+    return f"select * from Customer where Active in (true, false) and PrimaryEmailAddr in ({quoted})"  # noqa: S608
+
+
 def _blank_to_none(value: Any) -> Any:
     return None if value in ("", None) else value
 

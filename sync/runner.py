@@ -164,6 +164,7 @@ class _Run:
         qbo_ids |= {link.qbo_id for link in links if link.qbo_id}
         hub_records = self._read_hubspot(hub_ids, links)
         qbo_records = self._read_quickbooks(qbo_ids)
+        self._read_key_candidates(hub_records, qbo_records, links)
         self._carry_out(
             plan(hub_records.values(), qbo_records.values(), [self._engine_link(link) for link in links], self.rules),
             hub_records,
@@ -267,6 +268,48 @@ class _Run:
             records.setdefault(entity_id, Record(QUICKBOOKS, entity_id, {}, deleted=True))
         self._qbo_cache = cache
         return records
+
+    def _read_key_candidates(
+        self, hub_records: dict[str, Record], qbo_records: dict[str, Record], links: list[RecordLink]
+    ) -> None:
+        """Add the other side's records that share a key with an unlinked record we read, and their links.
+
+        The planner matches new records by key only among the records it is given: without this,
+        a new contact whose QBO customer did not change in this window would get a second customer.
+        """
+        linked = {HUBSPOT: {link.hubspot_id for link in links}, QUICKBOOKS: {link.qbo_id for link in links}}
+
+        def keys_of(records: dict[str, Record], side: str) -> list[str]:
+            keys = (self.rules.natural_key(r) for i, r in records.items() if i not in linked[side] and not r.deleted)
+            return sorted({key for key in keys if key})
+
+        hub_found = {
+            r["id"]
+            for r in self.hubspot.batch_read(
+                self.module.HUBSPOT_OBJECT,
+                keys_of(qbo_records, QUICKBOOKS),
+                [],
+                id_property=self.module.HUBSPOT_KEY_PROPERTY,
+            )
+        } - set(hub_records)
+        qbo_found: set[str] = set()
+        hub_keys = keys_of(hub_records, HUBSPOT)
+        for start in range(0, len(hub_keys), 100):
+            # QBO compares strings without case (an emulator assumption, see emulators/README.md)
+            for row in self.qbo.query(self.module.quickbooks_key_query(hub_keys[start : start + 100])).get(
+                self.module.QBO_ENTITY, []
+            ):
+                self._qbo_cache[row["Id"]] = row
+                qbo_found.add(row["Id"])
+        qbo_found -= set(qbo_records)
+        if not hub_found and not qbo_found:
+            return
+        extra = [link for link in self._links(hub_found, qbo_found) if link.id not in {k.id for k in links}]
+        links += extra
+        hub_found |= {link.hubspot_id for link in extra if link.hubspot_id} - set(hub_records)
+        qbo_found |= {link.qbo_id for link in extra if link.qbo_id} - set(qbo_records)
+        hub_records.update(self._read_hubspot(hub_found, extra))
+        qbo_records.update(self._read_quickbooks(qbo_found))
 
     @staticmethod
     def _engine_link(link: RecordLink) -> Link:

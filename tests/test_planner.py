@@ -233,6 +233,17 @@ def test_one_way_sync_does_not_start_records_from_the_target_side():
     assert not result.writes() and "do not start syncing" in result.actions[0].reason
 
 
+@pytest.mark.parametrize("direction", ["hubspot_to_qbo", "qbo_to_hubspot"])
+def test_one_way_sync_links_a_new_source_record_to_its_match_on_the_target_side(direction):
+    source_is_hubspot = direction == "hubspot_to_qbo"
+    hub, qbo = hs("h1", name="New", email="dee@example.com"), qb("q1", name="Old", email="DEE@example.com")
+    result = plan([hub], [qbo], [], rules(direction=direction))
+    (link,) = result.of_kind("link")
+    assert link.source.id == ("h1" if source_is_hubspot else "q1")
+    assert link.target_id == ("q1" if source_is_hubspot else "h1")
+    assert not result.of_kind("create") and not result.of_kind("skip")
+
+
 # --- prerequisites -------------------------------------------------------------------------------------------
 
 

@@ -436,3 +436,53 @@ def test_a_crash_in_the_middle_of_a_batch_resumes_without_duplicates(stack, sync
     assert len(qbo_customers(stack, realm)) == 5
     with stack.db() as session:
         assert {link.state for link in session.scalars(select(RecordLink))} == {"syncing"}
+
+
+@pytest.mark.parametrize("new_side", ["hubspot", "quickbooks"])
+def test_a_new_record_links_to_an_unchanged_match_instead_of_creating_a_twin(stack, installed, new_side, monkeypatch):
+    """The match is found by key on the other side even when that record did not change in this window."""
+    import time
+    from datetime import timedelta
+
+    monkeypatch.setattr("sync.cursors.OVERLAP", timedelta(0))  # so the older record is outside the next window
+    account, _users, _browser, company, _page = installed
+    portal, realm = account["portalId"], company["realmId"]
+    with stack.db() as session:
+        company_id = session.scalar(select(QboCompany)).id
+    direction = "hubspot_to_qbo" if new_side == "hubspot" else "qbo_to_hubspot"
+    set_up(stack.runtime, company_id, "contacts", direction, "hubspot")
+    stack.hubspot.control("POST", "/config", {"rateLimits": False})
+    # the older record sits on the side that does not flow, so the first run leaves it alone
+    if new_side == "hubspot":
+        old = {"DisplayName": "Dee Old Name", "PrimaryEmailAddr": {"Address": "dee@example.com"}}
+        stack.qbo.control("POST", f"/companies/{realm}/seed", {"entity": "Customer", "records": [old]}, expect=201)
+    else:
+        stack.hubspot.control(
+            "POST",
+            f"/accounts/{portal}/objects/contacts",
+            {"properties": {"email": "dee@example.com", "firstname": "Old"}},
+            expect=201,
+        )
+    time.sleep(1.1)  # QBO's times have whole seconds
+    first = run_object(stack.runtime, company_id, "contacts")
+    assert "create" not in first.counts, first
+    time.sleep(1.1)
+    if new_side == "hubspot":
+        stack.hubspot.control(
+            "POST",
+            f"/accounts/{portal}/objects/contacts",
+            {"properties": {"email": "Dee@Example.com", "firstname": "Dee", "lastname": "New"}},
+            expect=201,
+        )
+    else:
+        new = {"DisplayName": "Dee New", "GivenName": "Dee", "PrimaryEmailAddr": {"Address": "DEE@example.com"}}
+        stack.qbo.control("POST", f"/companies/{realm}/seed", {"entity": "Customer", "records": [new]}, expect=201)
+    summary = run_object(stack.runtime, company_id, "contacts")
+    assert "create" not in summary.counts, summary
+    assert summary.counts.get("link") == 1, summary
+    customers = [c for c in qbo_customers(stack, realm) if c and c.lower() == "dee@example.com"]
+    contacts = [c for c in hubspot_contacts(stack, portal) if c and c.lower() == "dee@example.com"]
+    assert len(customers) == 1 and len(contacts) == 1
+    with stack.db() as session:
+        link = session.scalar(select(RecordLink))
+        assert link.hubspot_id and link.qbo_id and link.state == "syncing"

@@ -210,8 +210,13 @@ class HubSpotClient:
         )
         return _plain(record)
 
-    def batch_read(self, object_type: str, ids: list[str], properties: list[str]) -> list[dict[str, Any]]:
-        """The records of `ids` that exist (archived or unknown ones are simply absent)."""
+    def batch_read(
+        self, object_type: str, ids: list[str], properties: list[str], id_property: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The records of `ids` that exist (archived or unknown ones are simply absent).
+
+        `id_property` reads by a unique property instead (contacts: "email", matched without case).
+        """
         from hubspot.crm.objects import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
 
         found = []
@@ -225,6 +230,7 @@ class HubSpotClient:
                         inputs=[SimplePublicObjectId(id=i) for i in c],
                         properties=properties,
                         properties_with_history=[],
+                        id_property=id_property,
                     ),
                 ),
             )

@@ -83,7 +83,9 @@ def plan(
         _plan_linked(link, hub, qbo, rules, is_linked, result)
 
     keyed = {side: _index_by_key(records[side].values(), rules) for side in (HUBSPOT, QUICKBOOKS)}
-    for side in (HUBSPOT, QUICKBOOKS):
+    # The side that flows goes first: in a one-way sync a new record must find its match on the
+    # other side before that match is set aside as "does not start syncing".
+    for side in sorted((HUBSPOT, QUICKBOOKS), key=lambda s: not flows(rules.direction, s)):
         for record in records[side].values():
             if (side, record.id) in done:
                 continue
