@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sync.clients.hubspot import HubSpotClient
 from sync.clients.quickbooks import QuickBooksClient
@@ -42,7 +43,8 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _parse(text: str | None) -> datetime | None:
+def parse_time(text: Any) -> datetime | None:
+    """A HubSpot or QBO timestamp (ISO 8601 with any offset, or epoch milliseconds) as an aware datetime."""
     if not text:
         return None
     try:
@@ -74,7 +76,7 @@ def hubspot_changes(
             changes.requests += 1
             for record in page["results"]:
                 changes.records[record["id"]] = record
-                modified = _parse(record["properties"].get(modified_property))
+                modified = parse_time(record["properties"].get(modified_property))
                 if modified and (newest is None or modified > newest):
                     newest = modified
             last = page["results"][-1] if page["results"] else last
@@ -89,7 +91,7 @@ def hubspot_changes(
                 break
             tie_id, floor_ms = None, floor_ms + 1  # the tied records are done: go on after them
             continue
-        last_ms = _ms(_parse(last["properties"].get(modified_property)))
+        last_ms = _ms(parse_time(last["properties"].get(modified_property)))
         if tie_id is not None or last_ms == floor_ms:
             tie_id = last["id"]  # a whole window of one timestamp: walk it by id
         floor_ms = last_ms
@@ -142,7 +144,7 @@ def quickbooks_changes(
             del pending[entity]
             if len(objects) >= CDC_CAP:
                 latest = max(
-                    (_parse(o["MetaData"]["LastUpdatedTime"]) for o in objects if o.get("status") != "Deleted"),
+                    (parse_time(o["MetaData"]["LastUpdatedTime"]) for o in objects if o.get("status") != "Deleted"),
                     default=None,
                 )
                 if latest is not None and latest > moment:

@@ -3,9 +3,11 @@
     run_object(runtime, company_id, "contacts") -> RunSummary
 
 1. Take the fenced run lock (sync.locks); a run already in progress means this one is not needed.
-2. Find what changed: both cursors (sync.cursors), the stored webhook events, and the records
-   whose earlier failure or wait is due again; then read those records whole, and the other
-   side of every link they have.
+2. Find what changed — both cursors (sync.cursors), the stored webhook events, and the records
+   whose earlier failure or wait is due again — and put every id in the backlog (SyncBacklog);
+   the cursors advance in that same commit, since the backlog now holds the work.
+   Then work through the backlog a page (PAGE_SIZE records) at a time: read those records
+   whole, the other side of every link they have, and any unlinked match by key.
 3. Plan (sync.engine) and carry the plan out record by record:
    - a create is stored as a *pending write* (with its request id) before it is sent; QBO
      creates carry that id as `requestid`, so a repeat after a crash gets QBO's first answer;
@@ -17,7 +19,8 @@
      later plans nothing.
    - failures are kept on the record's link row with their category and explanation; the
      record is retried on its next change or by the sweep.
-4. Commit each record's outcome under the lock's fence; advance the cursors only at the end.
+4. Commit each record's outcome under the lock's fence; a page leaves the backlog only after
+   its outcomes are committed, so a killed worker repeats at most one page (safely).
 
 Only contacts ⇄ customers is wired today (sync.contacts); products and invoices add modules.
 """
@@ -25,27 +28,38 @@ Only contacts ⇄ customers is wired today (sync.contacts); products and invoice
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, func, or_, select
 
 from sync import contacts
 from sync.clients import errors
 from sync.clients.hubspot import HubSpotClient
 from sync.clients.quickbooks import QuickBooksClient
-from sync.cursors import hubspot_changes, quickbooks_changes
+from sync.cursors import hubspot_changes, parse_time, quickbooks_changes
 from sync.engine import HUBSPOT, QUICKBOOKS, Action, Link, Record, SyncRules, plan
 from sync.locks import LockLost, RunLock
 from sync.runtime import Runtime
-from sync.store.models import QboCompany, RecordLink, SyncActivity, SyncCursor, SyncSettings, WebhookEvent, utcnow
+from sync.store.models import (
+    QboCompany,
+    RecordLink,
+    SyncActivity,
+    SyncBacklog,
+    SyncCursor,
+    SyncSettings,
+    WebhookEvent,
+    utcnow,
+)
 from sync.tokens import TokenManager
 
 log = logging.getLogger(__name__)
 MODULES = {"contacts": contacts}
 QBO_BATCH, HUBSPOT_BATCH = 30, 100  # the APIs' batch sizes
+PAGE_SIZE = 500  # backlog records planned and written per page (one job's share of the work)
 RETRY_BACKOFF = (
     timedelta(minutes=1),
     timedelta(minutes=5),
@@ -60,6 +74,7 @@ class RunSummary:
     object_type: str
     counts: dict[str, int] = field(default_factory=dict)
     skipped_run: str | None = None  # why the run did nothing (busy, paused, not set up)
+    more_to_do: bool = False  # the backlog still holds records (a job re-enqueues itself)
 
     def add(self, kind: str) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -79,7 +94,15 @@ def rules_for(settings: SyncSettings, module) -> SyncRules:
     )
 
 
-def run_object(runtime: Runtime, company_id: int, object_type: str, progress=None) -> RunSummary:
+def run_object(
+    runtime: Runtime, company_id: int, object_type: str, progress=None, pages: int | None = None
+) -> RunSummary:
+    """Detect changes, then work through the backlog a page at a time: `pages` of them (None: all).
+
+    Jobs run one page and re-enqueue themselves while work remains (`summary.more_to_do`), so a
+    100k-record first sync never holds a worker away from another installation's changes; the
+    CLI and tests run every page.
+    """
     module = MODULES[object_type]
     summary = RunSummary(object_type)
     with runtime.database.session() as session:
@@ -100,7 +123,17 @@ def run_object(runtime: Runtime, company_id: int, object_type: str, progress=Non
         return summary
     try:
         run = _Run(runtime, lock, module, rules, installation_id, company_id, realm_id, portal_id, summary, progress)
-        run.execute()
+        while True:
+            try:
+                run.execute(pages)
+                break
+            except errors.RateLimited as limited:
+                if pages is not None:
+                    raise  # a job: re-enqueued for later, never asleep on a worker
+                # an operator's run to the end (the CLI) waits its turn instead, holding its lock
+                time.sleep(min(limited.retry_after, 30))
+                if not lock.renew():
+                    raise LockLost("the run lock expired while waiting for the rate limit") from limited
     except LockLost:
         summary.skipped_run = "the run lost its lock and stopped"
     finally:
@@ -127,6 +160,8 @@ class _Run:
         self.hubspot = HubSpotClient(runtime.settings, portal_id, tokens.hubspot_access_token(installation_id), limiter)
         access, refresh = tokens.quickbooks_tokens(company_id)
         self.qbo = QuickBooksClient(runtime.settings, realm_id, access, refresh, limiter)
+        self._qbo_cache: dict[str, dict] = {}
+        self._read_versions: dict[tuple[str, str], datetime | None] = {}  # (side, id) → modified time as read
         self.scope = {
             "installation_id": installation_id,
             "qbo_company_id": company_id,
@@ -135,8 +170,7 @@ class _Run:
 
     # --- 2. what changed --------------------------------------------------------------------------------------
 
-    def execute(self) -> None:
-        started = datetime.now(UTC)
+    def execute(self, pages: int | None) -> None:
         self.hubspot.ensure_unique_property(
             self.module.HUBSPOT_OBJECT,
             self.module.ID_PROPERTY,
@@ -144,21 +178,135 @@ class _Run:
             "contactinformation",
         )
         self._finish_pending_writes()
+        self._detect(datetime.now(UTC))
+        total = self._backlog_size()
+        done = 0
+        while pages is None or pages > 0:
+            page = self._backlog_page()
+            if not page:
+                break
+            self._work(page)
+            done += len(page)
+            if self.progress:
+                self.progress(done, max(total, done))
+            pages = None if pages is None else pages - 1
+        self.summary.more_to_do = self._backlog_size() > 0
+
+    def _detect(self, started: datetime) -> None:
+        """Every changed id goes into the backlog; then (same commit) the cursors move and events are done.
+
+        The backlog is in the database, so advancing the cursors here loses nothing: a run that
+        dies afterwards leaves its work in the backlog for the next one.
+        """
         cursors = self._cursors()
         hub_changes = hubspot_changes(
             self.hubspot, self.module.HUBSPOT_OBJECT, self.module.MODIFIED_PROPERTY, cursors[HUBSPOT].watermark, started
         )
         qbo_ids, qbo_watermark = self._quickbooks_changed(cursors[QUICKBOOKS].watermark, started)
-        hub_ids = set(hub_changes.records)
+        hub_ids = set(hub_changes.records) - self._already_synced(
+            HUBSPOT, {i: self._modified(HUBSPOT, r) for i, r in hub_changes.records.items()}
+        )
+        qbo_ids -= self._already_synced(
+            QUICKBOOKS, {i: self._modified(QUICKBOOKS, row) for i, row in self._qbo_cache.items()}
+        )
         events = self._pending_events()
         for event in events:
             (hub_ids if event.source == HUBSPOT else qbo_ids).add(event.object_id)
-        due = self._due_links()
-        for link in due:
+        for link in self._due_links():
             if link.hubspot_id:
                 hub_ids.add(link.hubspot_id)
             if link.qbo_id:
                 qbo_ids.add(link.qbo_id)
+        with self.runtime.database.session() as session:
+            self.lock.guard(session)
+            queued = set(
+                tuple(row)
+                for row in session.execute(
+                    select(SyncBacklog.side, SyncBacklog.record_id).where(
+                        SyncBacklog.qbo_company_id == self.company_id,
+                        SyncBacklog.object_type == self.module.OBJECT_TYPE,
+                    )
+                ).all()
+            )
+            fresh = [(HUBSPOT, i) for i in sorted(hub_ids)] + [(QUICKBOOKS, i) for i in sorted(qbo_ids)]
+            session.add_all(
+                SyncBacklog(side=side, record_id=record_id, **self.scope)
+                for side, record_id in fresh
+                if (side, record_id) not in queued
+            )
+            for side, watermark in ((HUBSPOT, hub_changes.watermark), (QUICKBOOKS, qbo_watermark)):
+                cursor = session.get(SyncCursor, cursors[side].id)
+                cursor.watermark = watermark if isinstance(watermark, datetime) else parse_time(watermark)
+            for event in events:
+                stored = session.get(WebhookEvent, event.id)
+                stored.status, stored.processed_at = "processed", utcnow()
+
+    def _read_back(self, side: str, raw: dict) -> Record:
+        """A record as a write answered it; its version is noted so that the echo is not work again."""
+        record_id = str(raw["Id"] if side == QUICKBOOKS else raw["id"])
+        self._read_versions[(side, record_id)] = self._modified(side, raw)
+        return self.module.from_quickbooks(raw) if side == QUICKBOOKS else self.module.from_hubspot(raw)
+
+    def _modified(self, side: str, raw: dict) -> datetime | None:
+        if side == HUBSPOT:
+            return parse_time(raw["properties"].get(self.module.MODIFIED_PROPERTY))
+        return parse_time((raw.get("MetaData") or {}).get("LastUpdatedTime"))
+
+    def _already_synced(self, side: str, seen: dict[str, datetime | None]) -> set[str]:
+        """Ids whose version was already planned: the overlap window and our own writes' echoes
+        come back again and again; without this they would flood the backlog of a big sync."""
+        column = RecordLink.hubspot_id if side == HUBSPOT else RecordLink.qbo_id
+        known = RecordLink.hubspot_modified_at if side == HUBSPOT else RecordLink.qbo_modified_at
+        ids, done = sorted(i for i, moment in seen.items() if moment), set()
+        with self.runtime.database.session() as session:
+            for start in range(0, len(ids), 500):
+                for record_id, moment in session.execute(
+                    select(column, known).where(
+                        RecordLink.qbo_company_id == self.company_id,
+                        RecordLink.object_type == self.module.OBJECT_TYPE,
+                        RecordLink.state.in_(("syncing", "excluded")),
+                        column.in_(ids[start : start + 500]),
+                    )
+                ):
+                    if moment is not None and _aware(moment) >= seen[record_id]:
+                        done.add(record_id)
+        return done
+
+    def _remember_versions(self, session) -> None:
+        """Note the version of each record this page read or wrote (see `_already_synced`)."""
+        for side, column in ((HUBSPOT, RecordLink.hubspot_id), (QUICKBOOKS, RecordLink.qbo_id)):
+            ordered = sorted(record_id for seen_side, record_id in self._read_versions if seen_side == side)
+            for start in range(0, len(ordered), 500):
+                for link in session.scalars(
+                    select(RecordLink).where(
+                        RecordLink.qbo_company_id == self.company_id,
+                        RecordLink.object_type == self.module.OBJECT_TYPE,
+                        RecordLink.state.in_(("syncing", "excluded")),
+                        column.in_(ordered[start : start + 500]),
+                    )
+                ):
+                    moment = self._read_versions.get((side, link.hubspot_id if side == HUBSPOT else link.qbo_id))
+                    if moment is not None:
+                        setattr(link, f"{'hubspot' if side == HUBSPOT else 'qbo'}_modified_at", moment)
+
+    def _backlog_query(self):
+        return select(SyncBacklog).where(
+            SyncBacklog.qbo_company_id == self.company_id, SyncBacklog.object_type == self.module.OBJECT_TYPE
+        )
+
+    def _backlog_size(self) -> int:
+        with self.runtime.database.session() as session:
+            return session.scalar(select(func.count()).select_from(self._backlog_query().subquery())) or 0
+
+    def _backlog_page(self) -> list[tuple[int, str, str]]:
+        with self.runtime.database.session() as session:
+            rows = session.scalars(self._backlog_query().order_by(SyncBacklog.id).limit(PAGE_SIZE))
+            return [(row.id, row.side, row.record_id) for row in rows]
+
+    def _work(self, page: list[tuple[int, str, str]]) -> None:
+        """Plan and write one page of the backlog, then take it off the backlog (under the fence)."""
+        hub_ids = {record_id for _, side, record_id in page if side == HUBSPOT}
+        qbo_ids = {record_id for _, side, record_id in page if side == QUICKBOOKS}
         links = self._links(hub_ids, qbo_ids)
         hub_ids |= {link.hubspot_id for link in links if link.hubspot_id}
         qbo_ids |= {link.qbo_id for link in links if link.qbo_id}
@@ -172,12 +320,11 @@ class _Run:
         )
         with self.runtime.database.session() as session:
             self.lock.guard(session)
-            for side, watermark in ((HUBSPOT, hub_changes.watermark), (QUICKBOOKS, qbo_watermark)):
-                cursor = session.get(SyncCursor, cursors[side].id)
-                cursor.watermark = watermark if isinstance(watermark, datetime) else _parse(watermark)
-            for event in events:
-                session.get(WebhookEvent, event.id).status = "processed"
-                session.get(WebhookEvent, event.id).processed_at = utcnow()
+            self._remember_versions(session)
+            session.execute(delete(SyncBacklog).where(SyncBacklog.id.in_([row_id for row_id, _, _ in page])))
+        for entity_id in qbo_ids:  # rows of this page are done with; later pages keep theirs
+            self._qbo_cache.pop(entity_id, None)
+        self._read_versions.clear()
 
     def _cursors(self) -> dict[str, SyncCursor]:
         with self.runtime.database.session() as session:
@@ -248,7 +395,9 @@ class _Run:
 
     def _read_hubspot(self, ids: set[str], links: list[RecordLink]) -> dict[str, Record]:
         properties = [*self.module.HUBSPOT_PROPERTIES.values(), self.module.ID_PROPERTY]
+        properties.append(self.module.MODIFIED_PROPERTY)
         found = {r["id"]: r for r in self.hubspot.batch_read(self.module.HUBSPOT_OBJECT, sorted(ids), properties)}
+        self._read_versions.update({(HUBSPOT, i): self._modified(HUBSPOT, r) for i, r in found.items()})
         records = {i: self.module.from_hubspot(r) for i, r in found.items()}
         for link in links:  # a linked record that no longer reads was archived in HubSpot
             if link.hubspot_id in ids and link.hubspot_id not in found:
@@ -264,6 +413,7 @@ class _Run:
             for row in self.qbo.query(statement).get("Customer", []):
                 cache[row["Id"]] = row
         records = {i: self.module.from_quickbooks(cache[i]) for i in ids if i in cache}
+        self._read_versions.update({(QUICKBOOKS, i): self._modified(QUICKBOOKS, cache[i]) for i in ids if i in cache})
         for entity_id in ids:
             records.setdefault(entity_id, Record(QUICKBOOKS, entity_id, {}, deleted=True))
         self._qbo_cache = cache
@@ -319,16 +469,12 @@ class _Run:
     # --- 3. carrying out the plan -------------------------------------------------------------------------------
 
     def _carry_out(self, result, hub_records: dict[str, Record], qbo_records: dict[str, Record]) -> None:
-        total, done = len(result.actions), 0
         creates = [a for a in result.actions if a.kind == "create"]
         for target, size in ((QUICKBOOKS, QBO_BATCH), (HUBSPOT, HUBSPOT_BATCH)):
             group = [a for a in creates if a.target_side == target]
             for start in range(0, len(group), size):
                 chunk = group[start : start + size]
                 self._guarded(lambda c=chunk, t=target: self._create_batch(c, t), chunk)
-                done += len(chunk)
-                if self.progress:
-                    self.progress(done, total)
         updates = [a for a in result.actions if a.kind == "update" and a.changes]
         for target, size, write in (
             (QUICKBOOKS, QBO_BATCH, self._update_batch_qbo),
@@ -338,16 +484,10 @@ class _Run:
             for start in range(0, len(group), size):
                 chunk = group[start : start + size]
                 self._guarded(lambda c=chunk, w=write: w(c), chunk)
-                done += len(chunk)
-                if self.progress:
-                    self.progress(done, total)
         for action in result.actions:
             if action.kind == "create" or (action.kind == "update" and action.changes):
                 continue
             self._guarded(lambda a=action: self._apply(a, hub_records, qbo_records), [action])
-            done += 1
-            if self.progress:
-                self.progress(done, total)
 
     def _guarded(self, step, actions: list[Action]) -> None:
         """Run one step; a failure of the remote is kept on each of its records, anything else stops the run."""
@@ -402,9 +542,11 @@ class _Run:
                 if isinstance(r, dict)
             }
             if marks:  # our id property on each contact: a recreate can never duplicate it
-                self.hubspot.batch_update(self.module.HUBSPOT_OBJECT, marks)
+                for answer in self.hubspot.batch_update(self.module.HUBSPOT_OBJECT, marks).values():
+                    if isinstance(answer, dict):
+                        self._read_back(HUBSPOT, answer)
             outcomes = {
-                i: (r, self.module.from_quickbooks(r) if isinstance(r, dict) else None) for i, r in created.items()
+                i: (r, self._read_back(QUICKBOOKS, r) if isinstance(r, dict) else None) for i, r in created.items()
             }
         else:
             inputs = {
@@ -415,7 +557,7 @@ class _Run:
             outcomes = {}
             for link_id, (action, _write) in pending.items():
                 answer = answers.get(action.source.id, errors.Transient(HUBSPOT, "no answer for this record"))
-                outcomes[link_id] = (answer, self.module.from_hubspot(answer) if isinstance(answer, dict) else None)
+                outcomes[link_id] = (answer, self._read_back(HUBSPOT, answer) if isinstance(answer, dict) else None)
         for link_id, (answer, read_back) in outcomes.items():
             action = pending[link_id][0]
             if isinstance(answer, errors.ApiError) or answer is None:
@@ -472,14 +614,17 @@ class _Run:
                         if existing
                         else self.qbo.create(self.module.QBO_ENTITY, write["body"], request_id=write["request_id"])
                     )
-                    self.hubspot.update(self.module.HUBSPOT_OBJECT, source.id, {self.module.ID_PROPERTY: written["Id"]})
-                    self._linked_after_create(link.id, QUICKBOOKS, written["Id"], self.module.from_quickbooks(written))
+                    marked = self.hubspot.update(
+                        self.module.HUBSPOT_OBJECT, source.id, {self.module.ID_PROPERTY: written["Id"]}
+                    )
+                    self._read_back(HUBSPOT, marked)
+                    self._linked_after_create(link.id, QUICKBOOKS, written["Id"], self._read_back(QUICKBOOKS, written))
                 else:
                     properties = {**self.module.to_hubspot(write["changes"]), self.module.ID_PROPERTY: source.id}
                     written = self.hubspot.upsert(
                         self.module.HUBSPOT_OBJECT, self.module.ID_PROPERTY, source.id, properties
                     )
-                    self._linked_after_create(link.id, HUBSPOT, written["id"], self.module.from_hubspot(written))
+                    self._linked_after_create(link.id, HUBSPOT, written["id"], self._read_back(HUBSPOT, written))
                 self.summary.add("resumed")
             except errors.ApiError as error:
                 self._failed(Action("create", source, link_id=link.id), _category(error), error.message, error.detail)
@@ -498,10 +643,10 @@ class _Run:
                     self.summary.add("stale")
                     self._replan(action)  # changed meanwhile: read again, plan again, write again
                     return
-                read_back = self.module.from_quickbooks(written)
+                read_back = self._read_back(QUICKBOOKS, written)
             else:
                 written = self.hubspot.update(self.module.HUBSPOT_OBJECT, target_id, self.module.to_hubspot(changes))
-                read_back = self.module.from_hubspot(written)
+                read_back = self._read_back(HUBSPOT, written)
             base = {**action.base_after, **{name: read_back.fields.get(name) for name in changes}}
         else:
             base = dict(action.base_after)
@@ -540,7 +685,7 @@ class _Run:
                 self.summary.add("stale")
                 self._replan(action)  # changed meanwhile: read again, plan again, write again
             elif isinstance(answer, dict):
-                self._written(action, self.module.from_quickbooks(answer))
+                self._written(action, self._read_back(QUICKBOOKS, answer))
             else:
                 error = answer or errors.Transient(QUICKBOOKS, "no answer for this record")
                 self._failed(action, _category(error), error.message, error.detail)
@@ -553,7 +698,7 @@ class _Run:
         for action in actions:
             answer = answers.get(action.target_id)
             if isinstance(answer, dict):
-                self._written(action, self.module.from_hubspot(answer))
+                self._written(action, self._read_back(HUBSPOT, answer))
             else:
                 error = answer or errors.Transient(HUBSPOT, "no answer for this record")
                 self._failed(action, _category(error), error.message, error.detail)
@@ -690,8 +835,5 @@ def _category(error: errors.ApiError) -> str:
     return "temporary failure"
 
 
-def _parse(text: Any) -> datetime | None:
-    if not text:
-        return None
-    value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite hands back naive datetimes

@@ -486,3 +486,80 @@ def test_a_new_record_links_to_an_unchanged_match_instead_of_creating_a_twin(sta
     with stack.db() as session:
         link = session.scalar(select(RecordLink))
         assert link.hubspot_id and link.qbo_id and link.state == "syncing"
+
+
+def _seed_people(stack, portal, count: int) -> None:
+    stack.hubspot.control(
+        "POST",
+        f"/accounts/{portal}/seed",
+        {
+            "objectType": "contacts",
+            "count": count,
+            "properties": {"email": "page{n}@example.com", "firstname": "Paged", "lastname": "{n}"},
+        },
+        expect=201,
+    )
+
+
+def _backlog(stack) -> int:
+    from sync.store.models import SyncBacklog
+
+    with stack.db() as session:
+        return len(session.scalars(select(SyncBacklog)).all())
+
+
+def _one_page(stack, company_id: int, pages: int):
+    """What a job does, rate limits included: a job re-enqueued for later here just waits."""
+    import time
+
+    from sync.clients.errors import RateLimited
+
+    while True:
+        try:
+            return run_object(stack.runtime, company_id, "contacts", pages=pages)
+        except RateLimited as limited:
+            time.sleep(limited.retry_after)
+
+
+def test_work_goes_a_page_at_a_time_and_continues_where_it_left_off(stack, synced, monkeypatch):
+    portal, realm, company_id = synced
+    monkeypatch.setattr("sync.runner.PAGE_SIZE", 4)
+    _seed_people(stack, portal, 10)
+    seen = []
+    for _ in range(3):
+        _one_page(stack, company_id, 1)
+        seen.append(len(qbo_customers(stack, realm)))
+    assert seen == [4, 8, 10]  # a page per job, oldest first, each job going on from the last
+    run_object(stack.runtime, company_id, "contacts")  # the rest: at most our own writes' echoes
+    assert _backlog(stack) == 0
+    assert run_object(stack.runtime, company_id, "contacts").counts.get("create") is None
+    # Settled: the overlap window re-finds all 20 records, but none of them is work again.
+    assert _one_page(stack, company_id, 0).more_to_do is False
+    assert _backlog(stack) == 0
+
+
+MARKS: list[int] = []
+WATCHED: dict = {}
+
+
+def mark_customer_count() -> None:
+    """A stand-in for another installation's job: notes how far the big sync had got when it ran."""
+    MARKS.append(len(qbo_customers(WATCHED["stack"], WATCHED["realm"])))
+
+
+def test_a_big_sync_takes_turns_with_other_jobs_on_the_queue(stack, synced, monkeypatch):
+    from sync.tasks.syncing import enqueue_run
+
+    portal, realm, company_id = synced
+    monkeypatch.setattr("sync.runner.PAGE_SIZE", 4)
+    # not a rate-limit test: a limited job would wait in the scheduler, which a burst worker skips
+    monkeypatch.setattr("sync.clients.hubspot.HUBSPOT_LIMITS", {"api": [(1000, 10.0)], "search": [(1000, 1.0)]})
+    monkeypatch.setattr("sync.clients.quickbooks.QBO_LIMITS", {"api": [(1000, 1.0)], "batch": [(1000, 1.0)]})
+    _seed_people(stack, portal, 10)
+    enqueue_run(stack.runtime, company_id, "contacts")
+    MARKS.clear()
+    WATCHED.update(stack=stack, realm=realm)
+    stack.runtime.enqueue(mark_customer_count)
+    _drain(stack)
+    assert MARKS == [4]  # the other job ran after the first page, not after all three
+    assert len(qbo_customers(stack, realm)) == 10 and _backlog(stack) == 0

@@ -330,6 +330,33 @@ class SyncCursor(Base):
     )
 
 
+class SyncBacklog(Base):
+    """A record found changed and not yet synced: the work queue of one object, in the database.
+
+    Detection writes every changed id here (and then may advance its cursor); each job takes a
+    page of the oldest entries and deletes them when their outcomes commit. So a 100k-record
+    first sync is many small jobs that continue where the last one stopped, and a killed worker
+    loses nothing.
+    """
+
+    __tablename__ = "sync_backlog"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    installation_id: Mapped[int] = mapped_column()
+    qbo_company_id: Mapped[int] = mapped_column()
+    object_type: Mapped[str] = mapped_column(String(16))
+    side: Mapped[str] = mapped_column(String(16))
+    record_id: Mapped[str] = mapped_column(String(64))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        *_company_scope("sync_backlog"),
+        UniqueConstraint("qbo_company_id", "object_type", "side", "record_id"),
+        CheckConstraint(_one_of("object_type", OBJECT_TYPES), name="object_type"),
+        CheckConstraint(_one_of("side", SIDES), name="side"),
+    )
+
+
 class WebhookEvent(Base):
     """A webhook event as received, kept until processed (the database is the source of truth).
 

@@ -1,7 +1,9 @@
 """Sync jobs: thin — ids in; the runner does the work.
 
-`run_sync` runs one object of one company; it is enqueued with a job id per
-company and object, so a burst of webhooks becomes one queued run. A run that
+`run_sync` runs one object of one company — one page of its backlog — and, while
+work remains, queues its continuation at the back of the queue, so one installation's
+100k-record first sync takes turns with everyone else's changes. It is enqueued with
+a job id per company and object, so a burst of webhooks becomes one queued run. A run that
 meets a rate limit is re-enqueued for when capacity returns (never sleeps). The
 clock's `sweep` enqueues a run of every active sync every few minutes — the
 guarantee that a change syncs even when every webhook is lost — and re-enqueues
@@ -45,13 +47,27 @@ def enqueue_run(runtime: Runtime, company_id: int, object_type: str, delay: floa
 def run_sync(company_id: int, object_type: str) -> dict:
     runtime = current_runtime()
     try:
-        summary = run_object(runtime, company_id, object_type)
+        # Embedded mode has no queue to take turns on: it runs every page now.
+        pages = None if runtime.jobs.mode == "embedded" else 1
+        summary = run_object(runtime, company_id, object_type, pages=pages)
     except errors.RateLimited as limited:
         enqueue_run(runtime, company_id, object_type, delay=limited.retry_after)
         return {"rescheduled_in": limited.retry_after}
     except errors.NeedsReconnect as error:
         return {"stopped": str(error)}
-    return {"counts": summary.counts, "skipped": summary.skipped_run}
+    if summary.more_to_do:  # at the back of the queue: other installations' runs go in between
+        continue_run(runtime, company_id, object_type)
+    return {"counts": summary.counts, "skipped": summary.skipped_run, "more_to_do": summary.more_to_do}
+
+
+def continue_run(runtime: Runtime, company_id: int, object_type: str):
+    """Queue the next page of a run. Two job ids take turns: a job cannot reuse the id it runs under."""
+    from rq import get_current_job
+
+    first, second = (f"{run_job_id(company_id, object_type)}-{suffix}" for suffix in ("next", "after"))
+    current = get_current_job()
+    job_id = second if current is not None and current.id == first else first
+    return runtime.enqueue(run_sync, company_id, object_type, job_id=job_id)
 
 
 def enqueue_for_events(runtime: Runtime, installation_id: int) -> int:
