@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from sync.runner import MODULES, run_object
 from sync.setup import DIRECTION_NAMES, set_up
-from sync.store.models import QboCompany, RecordLink
+from sync.store.models import QboCompany, RecordLink, SyncBacklog
 
 group = AppGroup("sync", help="Set up, run and inspect syncs.")
 
@@ -68,8 +68,15 @@ def status(portal: int | None) -> None:
         failures = session.scalars(
             select(RecordLink).where(RecordLink.qbo_company_id == company.id, RecordLink.state == "failed").limit(50)
         ).all()
+        queued = session.execute(
+            select(SyncBacklog.object_type, func.count())
+            .where(SyncBacklog.qbo_company_id == company.id)
+            .group_by(SyncBacklog.object_type)
+        ).all()
         for object_type, state, count in sorted(rows):
             click.echo(f"{object_type:10} {state:9} {count}")
+        for object_type, count in sorted(queued):  # found changed, not yet synced (jobs work through it)
+            click.echo(f"{object_type:10} {'queued':9} {count}")
         for link in failures:
             click.echo(
                 f"  failed {link.object_type} hubspot={link.hubspot_id} qbo={link.qbo_id}: "

@@ -47,6 +47,11 @@ def natural_key(record: Record) -> str | None:
     return email or None
 
 
+# Webhook object types that name our records: HubSpot's and QBO's.
+EVENT_TYPES = {"contacts": "hubspot", "customer": "quickbooks"}
+# HubSpot object types whose changes re-plan the associated contacts (a renamed company changes
+# its contacts' customer display names; cross-object triggers, see sync.runner).
+HUBSPOT_TRIGGERS = ("companies",)
 HUBSPOT_KEY_PROPERTY = "email"  # unique in HubSpot: a batch read by email finds a match without the search API
 
 

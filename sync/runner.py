@@ -210,8 +210,13 @@ class _Run:
             QUICKBOOKS, {i: self._modified(QUICKBOOKS, row) for i, row in self._qbo_cache.items()}
         )
         events = self._pending_events()
+        triggers: dict[str, set[str]] = {}
         for event in events:
-            (hub_ids if event.source == HUBSPOT else qbo_ids).add(event.object_id)
+            if event.object_type in self.module.EVENT_TYPES:
+                (hub_ids if event.source == HUBSPOT else qbo_ids).add(event.object_id)
+            elif event.object_id:
+                triggers.setdefault(event.object_type, set()).add(event.object_id)
+        hub_ids |= self._triggered(triggers)
         for link in self._due_links():
             if link.hubspot_id:
                 hub_ids.add(link.hubspot_id)
@@ -354,6 +359,14 @@ class _Run:
         self._qbo_cache = {key.split(":", 1)[1]: row for key, row in changes.records.items()}
         return set(self._qbo_cache) | {key.split(":", 1)[1] for key in changes.deleted}, changes.watermark
 
+    def _triggered(self, changed: dict[str, set[str]]) -> set[str]:
+        """Our records whose plan depends on other records that changed (cross-object triggers)."""
+        found: set[str] = set()
+        for object_type, ids in changed.items():
+            for targets in self.hubspot.associated_ids(object_type, self.module.HUBSPOT_OBJECT, sorted(ids)).values():
+                found.update(targets)
+        return found
+
     def _pending_events(self) -> list[WebhookEvent]:
         with self.runtime.database.session() as session:
             return list(
@@ -361,7 +374,7 @@ class _Run:
                     select(WebhookEvent).where(
                         WebhookEvent.installation_id == self.installation_id,
                         WebhookEvent.status == "pending",
-                        WebhookEvent.object_type.in_(("contacts", "customer")),
+                        WebhookEvent.object_type.in_((*self.module.EVENT_TYPES, *self.module.HUBSPOT_TRIGGERS)),
                     )
                 )
             )

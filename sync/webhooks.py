@@ -112,6 +112,12 @@ class IncomingEvent:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _object_id(event: dict) -> str | None:
+    """associationChange events name their record as fromObjectId (objectId may be absent)."""
+    value = event.get("objectId", event.get("fromObjectId"))
+    return str(value) if value is not None else None
+
+
 def parse_hubspot(body: bytes) -> list[IncomingEvent]:
     events = json.loads(body)
     if not isinstance(events, list):
@@ -130,7 +136,7 @@ def parse_hubspot(body: bytes) -> list[IncomingEvent]:
                 str(event.get("portalId")),
                 kind,
                 object_type,
-                str(event["objectId"]) if event.get("objectId") is not None else None,
+                _object_id(event),
                 datetime.fromtimestamp(occurred / 1000, UTC) if isinstance(occurred, int | float) else None,
                 event,
             )

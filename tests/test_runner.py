@@ -529,6 +529,9 @@ def test_work_goes_a_page_at_a_time_and_continues_where_it_left_off(stack, synce
     for _ in range(3):
         _one_page(stack, company_id, 1)
         seen.append(len(qbo_customers(stack, realm)))
+        if len(seen) == 1:  # the operator sees what is left
+            status = stack.app.test_cli_runner().invoke(args=["sync", "status"]).output
+            assert "contacts   queued    6" in status, status
     assert seen == [4, 8, 10]  # a page per job, oldest first, each job going on from the last
     run_object(stack.runtime, company_id, "contacts")  # the rest: at most our own writes' echoes
     assert _backlog(stack) == 0
@@ -563,3 +566,51 @@ def test_a_big_sync_takes_turns_with_other_jobs_on_the_queue(stack, synced, monk
     _drain(stack)
     assert MARKS == [4]  # the other job ran after the first page, not after all three
     assert len(qbo_customers(stack, realm)) == 10 and _backlog(stack) == 0
+
+
+def test_a_company_change_replans_its_contacts_and_only_those(stack, synced, monkeypatch):
+    """Cross-object trigger: a company's webhook re-plans the contacts associated with it."""
+    portal, realm, company_id = synced
+    stack.hubspot.control("POST", "/webhooks/config", {"autoDeliver": False})
+    firm = stack.hubspot.control(
+        "POST", f"/accounts/{portal}/objects/companies", {"properties": {"name": "Acme"}}, expect=201
+    )
+    to_firm = [
+        {"to": {"id": firm["id"]}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}]}
+    ]
+    member = stack.hubspot.control(
+        "POST",
+        f"/accounts/{portal}/objects/contacts",
+        {"properties": {"email": "member@example.com", "firstname": "Mem"}, "associations": to_firm},
+        expect=201,
+    )
+    stack.hubspot.control(
+        "POST",
+        f"/accounts/{portal}/objects/contacts",
+        {"properties": {"email": "loner@example.com", "firstname": "Lo"}},
+        expect=201,
+    )
+    run_object(stack.runtime, company_id, "contacts")
+    run_object(stack.runtime, company_id, "contacts")  # settled
+    stack.hubspot.control("POST", "/webhooks/deliver")  # what piled up so far (creations, our marks)
+    run_object(stack.runtime, company_id, "contacts")
+    stack.hubspot.control(
+        "PATCH", f"/accounts/{portal}/objects/companies/{firm['id']}", {"properties": {"name": "Acme Ltd"}}
+    )
+    stack.hubspot.control("POST", "/webhooks/deliver")
+    from sync.runner import _Run
+    from sync.store.models import SyncBacklog
+
+    replanned = []
+    work = _Run._work
+
+    def watch(self, page):  # which records the run planned again
+        replanned.extend(record_id for _, side, record_id in page if side == "hubspot")
+        return work(self, page)
+
+    monkeypatch.setattr(_Run, "_work", watch)
+    summary = run_object(stack.runtime, company_id, "contacts")
+    assert replanned == [member["id"]], summary
+    assert "create" not in summary.counts and "update" not in summary.counts
+    with stack.db() as session:
+        assert session.scalars(select(SyncBacklog)).all() == []

@@ -237,6 +237,34 @@ class HubSpotClient:
             found += [_plain(r) for r in answer.results]
         return found
 
+    def associated_ids(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, list[str]]:
+        """For each of `ids`, the ids of its associated `to_type` records (v4 batch read, 1,000 a call).
+
+        A record with none is absent (HubSpot answers it as a per-input error, not a failure).
+        Only the first page of each record's associations is read (HubSpot pages past 500).
+        """
+        from hubspot.crm.associations.v4 import (
+            BatchInputPublicFetchAssociationsBatchRequest,
+            PublicFetchAssociationsBatchRequest,
+        )
+
+        found: dict[str, list[str]] = {}
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            answer = self._call(
+                "api",
+                lambda c=chunk: self.sdk.crm.associations.v4.batch_api.get_page(
+                    from_type,
+                    to_type,
+                    BatchInputPublicFetchAssociationsBatchRequest(
+                        inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in c]
+                    ),
+                ),
+            )
+            for result in answer.results:
+                found[str(result._from.id)] = [str(t.to_object_id) for t in result.to]
+        return found
+
     def ensure_unique_property(self, object_type: str, name: str, label: str, group: str) -> None:
         """Create our unique id property once (needs crm.schemas.<object>.write)."""
         from hubspot.crm.properties import PropertyCreate

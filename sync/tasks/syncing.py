@@ -23,7 +23,8 @@ from sync.runtime import Runtime, current_runtime
 from sync.store.models import QboCompany, SyncSettings, WebhookEvent, utcnow
 
 log = logging.getLogger(__name__)
-EVENT_OBJECTS = {"contacts": "contacts", "customer": "contacts"}
+# webhook object type → the object runs it concerns (a company's change re-plans its contacts)
+EVENT_OBJECTS = {"contacts": "contacts", "customer": "contacts", "companies": "contacts"}
 
 
 def run_job_id(company_id: int, object_type: str) -> str:
