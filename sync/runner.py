@@ -211,11 +211,20 @@ class _Run:
         )
         events = self._pending_events()
         triggers: dict[str, set[str]] = {}
+        announced: dict[str, dict[str, datetime | None]] = {HUBSPOT: {}, QUICKBOOKS: {}}
         for event in events:
-            if event.object_type in self.module.EVENT_TYPES:
-                (hub_ids if event.source == HUBSPOT else qbo_ids).add(event.object_id)
+            if event.object_type in self.module.EVENT_TYPES and event.object_id:
+                moments = announced[event.source]
+                moment = _aware(event.occurred_at) if event.occurred_at else None
+                if event.object_id in moments and (moment is None or moments[event.object_id] is None):
+                    moments[event.object_id] = None  # an event without a time always counts
+                else:
+                    moments[event.object_id] = max(filter(None, (moment, moments.get(event.object_id))), default=None)
             elif event.object_id:
                 triggers.setdefault(event.object_type, set()).add(event.object_id)
+        for side, target in ((HUBSPOT, hub_ids), (QUICKBOOKS, qbo_ids)):
+            # an event about a version we already planned (our own write's, say) is no work
+            target |= set(announced[side]) - self._already_synced(side, announced[side])
         hub_ids |= self._triggered(triggers)
         for link in self._due_links():
             if link.hubspot_id:
