@@ -223,7 +223,9 @@ class _Run:
             elif event.object_id:
                 triggers.setdefault(event.object_type, set()).add(event.object_id)
         for side, target in ((HUBSPOT, hub_ids), (QUICKBOOKS, qbo_ids)):
-            # an event about a version we already planned (our own write's, say) is no work
+            # an event about a version we already planned (our own write's, say) is no work. Best
+            # effort: occurredAt may trail lastmodifieddate by a few ms (one extra, harmless replan);
+            # the cursors compare versions exactly.
             target |= set(announced[side]) - self._already_synced(side, announced[side])
         hub_ids |= self._triggered(triggers)
         for link in self._due_links():

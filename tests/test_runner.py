@@ -105,6 +105,8 @@ def test_first_run_creates_both_ways_and_a_second_run_writes_nothing(stack, sync
     stack.hubspot.control("DELETE", "/requests")
     stack.qbo.control("DELETE", "/requests")
     again = run_object(stack.runtime, company_id, "contacts")
+    # An event's occurredAt can trail the record's version by a millisecond, so an echo may be
+    # planned once more (as a skip); it never writes.
     assert "create" not in again.counts and "update" not in again.counts
     assert writes_in(stack.qbo.control("GET", "/requests")) == {}  # echo: our own writes plan nothing
     assert writes_in(stack.hubspot.control("GET", "/requests")) == {}
