@@ -41,7 +41,7 @@ from sync.clients import errors
 from sync.clients.hubspot import HubSpotClient
 from sync.clients.quickbooks import QuickBooksClient
 from sync.cursors import hubspot_changes, parse_time, quickbooks_changes
-from sync.engine import HUBSPOT, QUICKBOOKS, Action, Link, Record, SyncRules, plan
+from sync.engine import HUBSPOT, QUICKBOOKS, Action, Dependency, Link, Record, SyncRules, plan
 from sync.locks import LockLost, RunLock
 from sync.runtime import Runtime
 from sync.store.models import (
@@ -75,6 +75,7 @@ class RunSummary:
     counts: dict[str, int] = field(default_factory=dict)
     skipped_run: str | None = None  # why the run did nothing (busy, paused, not set up)
     more_to_do: bool = False  # the backlog still holds records (a job re-enqueues itself)
+    released: set[str] = field(default_factory=set)  # other objects whose waiting records a new link freed
 
     def add(self, kind: str) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -161,6 +162,7 @@ class _Run:
         access, refresh = tokens.quickbooks_tokens(company_id)
         self.qbo = QuickBooksClient(runtime.settings, realm_id, access, refresh, limiter)
         self._qbo_cache: dict[str, dict] = {}
+        self._new_links: set[tuple[str, str]] = set()  # (side, id) linked by this page
         self._read_versions: dict[tuple[str, str], datetime | None] = {}  # (side, id) → modified time as read
         self.scope = {
             "installation_id": installation_id,
@@ -263,6 +265,63 @@ class _Run:
         self._read_versions[(side, record_id)] = self._modified(side, raw)
         return self.module.from_quickbooks(raw) if side == QUICKBOOKS else self.module.from_hubspot(raw)
 
+    def _is_linked(self, dependency: Dependency) -> bool:
+        """The planner's question for a record's prerequisites (its customer, its items)."""
+        column = RecordLink.hubspot_id if dependency.side == HUBSPOT else RecordLink.qbo_id
+        with self.runtime.database.session() as session:
+            return (
+                session.scalar(
+                    select(RecordLink.id).where(
+                        RecordLink.qbo_company_id == self.company_id,
+                        RecordLink.object_type == dependency.object_type,
+                        column == dependency.id,
+                        RecordLink.hubspot_id.is_not(None),
+                        RecordLink.qbo_id.is_not(None),
+                    )
+                )
+                is not None
+            )
+
+    def _release_waiting(self, session) -> None:
+        """Records of any object that wait for a record this page linked go back in their backlog."""
+        if not self._new_links:
+            return
+        waiting = session.scalars(
+            select(RecordLink).where(
+                RecordLink.qbo_company_id == self.company_id,
+                RecordLink.state == "waiting",
+                RecordLink.waiting_for.is_not(None),
+            )
+        )
+        for link in waiting:
+            needs = {
+                (d["side"], d["id"]) for d in link.waiting_for or () if d["object_type"] == self.module.OBJECT_TYPE
+            }
+            if not needs & self._new_links:
+                continue
+            side = link.origin
+            record_id = link.hubspot_id if side == HUBSPOT else link.qbo_id
+            queued = session.scalar(
+                select(SyncBacklog.id).where(
+                    SyncBacklog.qbo_company_id == self.company_id,
+                    SyncBacklog.object_type == link.object_type,
+                    SyncBacklog.side == side,
+                    SyncBacklog.record_id == record_id,
+                )
+            )
+            if queued is None:
+                session.add(
+                    SyncBacklog(
+                        installation_id=self.installation_id,
+                        qbo_company_id=self.company_id,
+                        object_type=link.object_type,
+                        side=side,
+                        record_id=record_id,
+                    )
+                )
+            self.summary.released.add(link.object_type)
+        self._new_links.clear()
+
     def _modified(self, side: str, raw: dict) -> datetime | None:
         if side == HUBSPOT:
             return parse_time(raw["properties"].get(self.module.MODIFIED_PROPERTY))
@@ -330,13 +389,20 @@ class _Run:
         qbo_records = self._read_quickbooks(qbo_ids)
         self._read_key_candidates(hub_records, qbo_records, links)
         self._carry_out(
-            plan(hub_records.values(), qbo_records.values(), [self._engine_link(link) for link in links], self.rules),
+            plan(
+                hub_records.values(),
+                qbo_records.values(),
+                [self._engine_link(link) for link in links],
+                self.rules,
+                self._is_linked,
+            ),
             hub_records,
             qbo_records,
         )
         with self.runtime.database.session() as session:
             self.lock.guard(session)
             self._remember_versions(session)
+            self._release_waiting(session)
             session.execute(delete(SyncBacklog).where(SyncBacklog.id.in_([row_id for row_id, _, _ in page])))
         for entity_id in qbo_ids:  # rows of this page are done with; later pages keep theirs
             self._qbo_cache.pop(entity_id, None)
@@ -761,7 +827,9 @@ class _Run:
                 session.add(link)
 
     def _settled(self, link: RecordLink, base: dict) -> None:
-        link.base_values, link.state, link.pending_write = base, "syncing", None
+        link.base_values, link.state, link.pending_write, link.waiting_for = base, "syncing", None, None
+        if link.hubspot_id and link.qbo_id:
+            self._new_links.update({(HUBSPOT, link.hubspot_id), (QUICKBOOKS, link.qbo_id)})
         link.error_category = link.error_message = link.excluded_reason = None
         link.attempts, link.next_attempt_at, link.last_synced_at = 0, None, utcnow()
 
@@ -792,6 +860,11 @@ class _Run:
             if link.hubspot_id and link.qbo_id and state == "excluded":
                 return  # a linked record is never excluded
             link.state = state
+            link.waiting_for = (
+                [{"object_type": d.object_type, "side": d.side, "id": d.id} for d in action.waiting_for]
+                if state == "waiting"
+                else None
+            )
             link.error_category, link.error_message = action.category, action.reason
             link.excluded_reason = action.reason if state == "excluded" else None
             if state == "failed":

@@ -668,3 +668,35 @@ def test_two_workers_on_one_installation_create_each_record_once(stack, synced):
         links = session.scalars(select(RecordLink)).all()
         assert len(links) == 40 and {link.state for link in links} == {"syncing"}
     assert any(r.get("skipped") == "another run is in progress" for r in results), results
+
+
+def test_a_new_link_releases_the_records_of_other_objects_waiting_for_it(stack, synced):
+    """An invoice waiting for its billing contact goes back in the invoices backlog once the contact links."""
+    from sync.store.models import SyncBacklog
+
+    portal, _realm, company_id = synced
+    contact = stack.hubspot.control(
+        "POST",
+        f"/accounts/{portal}/objects/contacts",
+        {"properties": {"email": "payer@example.com", "firstname": "Pay", "lastname": "Er"}},
+        expect=201,
+    )
+    with stack.db() as session:
+        installation_id = session.get(QboCompany, company_id).installation_id
+        for invoice_id, contact_id in (("5001", contact["id"]), ("5002", "999999")):
+            session.add(
+                RecordLink(
+                    installation_id=installation_id,
+                    qbo_company_id=company_id,
+                    object_type="invoices",
+                    origin="hubspot",
+                    hubspot_id=invoice_id,
+                    state="waiting",
+                    waiting_for=[{"object_type": "contacts", "side": "hubspot", "id": contact_id}],
+                )
+            )
+    summary = run_object(stack.runtime, company_id, "contacts")
+    assert summary.counts.get("create") == 1 and summary.released == {"invoices"}
+    with stack.db() as session:
+        queued = {(b.object_type, b.side, b.record_id) for b in session.scalars(select(SyncBacklog))}
+    assert queued == {("invoices", "hubspot", "5001")}  # 5002 still waits for a contact that is not linked

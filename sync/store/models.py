@@ -259,6 +259,9 @@ class RecordLink(Timestamps, Base):
     qbo_sync_token: Mapped[str | None] = mapped_column(String(32))
     # A write stored before it is sent, so that a crash can be resumed without a duplicate.
     pending_write: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    # What a waiting record waits for: [{"object_type", "side", "id"}]; a link of one of them
+    # puts this record back in its object's backlog (sync.runner, cross-object triggers).
+    waiting_for: Mapped[list[dict[str, str]] | None] = mapped_column(JSONDocument)
     error_category: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

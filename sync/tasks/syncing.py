@@ -58,6 +58,9 @@ def run_sync(company_id: int, object_type: str) -> dict:
         return {"stopped": str(error)}
     if summary.more_to_do:  # at the back of the queue: other installations' runs go in between
         continue_run(runtime, company_id, object_type)
+    for released in summary.released - {object_type}:  # records a new link freed (their own backlog)
+        if released in MODULES:
+            enqueue_run(runtime, company_id, released)
     return {"counts": summary.counts, "skipped": summary.skipped_run, "more_to_do": summary.more_to_do}
 
 
