@@ -49,9 +49,10 @@ def natural_key(record: Record) -> str | None:
 
 # Webhook object types that name our records: HubSpot's and QBO's.
 EVENT_TYPES = {"contacts": "hubspot", "customer": "quickbooks"}
-# HubSpot object types whose changes re-plan the associated contacts (a renamed company changes
-# its contacts' customer display names; cross-object triggers, see sync.runner).
-HUBSPOT_TRIGGERS = ("companies",)
+# HubSpot object types whose changes re-plan the associated contacts (cross-object triggers, see
+# sync.runner): a renamed company changes its contacts' display names; an invoice opened, or
+# associated, can make its billing contact eligible.
+HUBSPOT_TRIGGERS = ("companies", "invoices")
 HUBSPOT_KEY_PROPERTY = "email"  # unique in HubSpot: a batch read by email finds a match without the search API
 
 

@@ -570,8 +570,9 @@ def test_a_big_sync_takes_turns_with_other_jobs_on_the_queue(stack, synced, monk
     assert len(qbo_customers(stack, realm)) == 10 and _backlog(stack) == 0
 
 
-def test_a_company_change_replans_its_contacts_and_only_those(stack, synced, monkeypatch):
-    """Cross-object trigger: a company's webhook re-plans the contacts associated with it."""
+@pytest.mark.parametrize("trigger", ["company renamed", "invoice changed"])
+def test_a_related_change_replans_the_associated_contacts_and_only_those(stack, synced, monkeypatch, trigger):
+    """Cross-object triggers: a company's or an invoice's webhook re-plans the contacts associated with it."""
     portal, realm, company_id = synced
     stack.hubspot.control("POST", "/webhooks/config", {"autoDeliver": False})
     firm = stack.hubspot.control(
@@ -592,13 +593,29 @@ def test_a_company_change_replans_its_contacts_and_only_those(stack, synced, mon
         {"properties": {"email": "loner@example.com", "firstname": "Lo"}},
         expect=201,
     )
+    billed = [
+        {"to": {"id": member["id"]}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 177}]}
+    ]
+    invoice = stack.hubspot.control(
+        "POST",
+        f"/accounts/{portal}/objects/invoices",
+        {"properties": {"hs_currency": "USD"}, "associations": billed},
+        expect=201,
+    )
     run_object(stack.runtime, company_id, "contacts")
     run_object(stack.runtime, company_id, "contacts")  # settled
-    stack.hubspot.control("POST", "/webhooks/deliver")  # what piled up so far (creations, our marks)
+    stack.hubspot.control("POST", "/webhooks/deliver")  # what piled up so far (creations, associations)
     run_object(stack.runtime, company_id, "contacts")
-    stack.hubspot.control(
-        "PATCH", f"/accounts/{portal}/objects/companies/{firm['id']}", {"properties": {"name": "Acme Ltd"}}
-    )
+    if trigger == "company renamed":
+        stack.hubspot.control(
+            "PATCH", f"/accounts/{portal}/objects/companies/{firm['id']}", {"properties": {"name": "Acme Ltd"}}
+        )
+    else:  # (opening it needs line items; any subscribed change of the invoice is the same trigger)
+        stack.hubspot.control(
+            "PATCH",
+            f"/accounts/{portal}/objects/invoices/{invoice['id']}",
+            {"properties": {"hs_due_date": "2026-12-31"}},
+        )
     stack.hubspot.control("POST", "/webhooks/deliver")
     from sync.runner import _Run
     from sync.store.models import SyncBacklog

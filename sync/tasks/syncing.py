@@ -23,8 +23,14 @@ from sync.runtime import Runtime, current_runtime
 from sync.store.models import QboCompany, SyncSettings, WebhookEvent, utcnow
 
 log = logging.getLogger(__name__)
-# webhook object type → the object runs it concerns (a company's change re-plans its contacts)
-EVENT_OBJECTS = {"contacts": "contacts", "customer": "contacts", "companies": "contacts"}
+# webhook object type → the object runs it concerns (a company's or an invoice's change re-plans
+# the contacts associated with it: display names, and the filter "billing contact of an open invoice")
+EVENT_OBJECTS = {
+    "contacts": ("contacts",),
+    "customer": ("contacts",),
+    "companies": ("contacts",),
+    "invoices": ("contacts",),
+}
 
 
 def run_job_id(company_id: int, object_type: str) -> str:
@@ -92,13 +98,13 @@ def enqueue_for_events(runtime: Runtime, installation_id: int) -> int:
         }
     queued = set()
     for object_type, company_id in pending:
-        target = EVENT_OBJECTS.get(object_type or "")
-        if target is None or target not in MODULES:
-            continue
-        for company in [company_id] if company_id else companies:
-            if (company, target) not in queued:
-                enqueue_run(runtime, company, target)
-                queued.add((company, target))
+        for target in EVENT_OBJECTS.get(object_type or "", ()):
+            if target not in MODULES:
+                continue
+            for company in [company_id] if company_id else companies:
+                if (company, target) not in queued:
+                    enqueue_run(runtime, company, target)
+                    queued.add((company, target))
     return len(queued)
 
 
