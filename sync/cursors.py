@@ -17,6 +17,7 @@ the sweep's link check catches those). QBO's answer `time` is the next watermark
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -62,8 +63,14 @@ def hubspot_changes(
     run_started: datetime,
     page_size: int = SEARCH_PAGE,
     cap: int = SEARCH_CAP,
+    on_page: Callable[[list[dict], datetime], None] | None = None,
 ) -> Changes:
-    """Every record modified at or after `since` (minus the overlap), past the 10,000-result cap."""
+    """Every record modified at or after `since` (minus the overlap), past the 10,000-result cap.
+
+    `on_page(results, newest)` is called after each page (the walk is in ascending modified
+    order, so `newest` is a safe watermark for what came before): a caller that stores the
+    page and that watermark together can stop at any point — a rate limit, say — and resume.
+    """
     changes = Changes()
     floor_ms = _ms(since - OVERLAP) if since else 0
     tie_id: str | None = None  # set while walking records that share the timestamp floor_ms
@@ -79,6 +86,8 @@ def hubspot_changes(
                 modified = parse_time(record["properties"].get(modified_property))
                 if modified and (newest is None or modified > newest):
                     newest = modified
+            if on_page is not None and page["results"] and newest is not None:
+                on_page(page["results"], min(newest, run_started))
             last = page["results"][-1] if page["results"] else last
             if page["after"] is None:
                 break

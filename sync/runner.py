@@ -201,10 +201,25 @@ class _Run:
         dies afterwards leaves its work in the backlog for the next one.
         """
         cursors = self._cursors()
+
+        def hubspot_page(results: list[dict], watermark: datetime) -> None:
+            """Each search page is stored with its watermark, so a rate-limited run resumes there."""
+            seen = {r["id"]: self._modified(HUBSPOT, r) for r in results}
+            fresh = set(seen) - self._already_synced(HUBSPOT, seen)
+            with self.runtime.database.session() as session:
+                self.lock.guard(session)
+                self._enqueue_ids(session, HUBSPOT, fresh)
+                session.get(SyncCursor, cursors[HUBSPOT].id).watermark = watermark
+
         hub_changes = hubspot_changes(
-            self.hubspot, self.module.HUBSPOT_OBJECT, self.module.MODIFIED_PROPERTY, cursors[HUBSPOT].watermark, started
+            self.hubspot,
+            self.module.HUBSPOT_OBJECT,
+            self.module.MODIFIED_PROPERTY,
+            cursors[HUBSPOT].watermark,
+            started,
+            on_page=hubspot_page,
         )
-        qbo_ids, qbo_watermark = self._quickbooks_changed(cursors[QUICKBOOKS].watermark, started)
+        qbo_ids, qbo_watermark = self._quickbooks_changed(cursors[QUICKBOOKS], started)
         hub_ids = set(hub_changes.records) - self._already_synced(
             HUBSPOT, {i: self._modified(HUBSPOT, r) for i, r in hub_changes.records.items()}
         )
@@ -237,27 +252,32 @@ class _Run:
                 qbo_ids.add(link.qbo_id)
         with self.runtime.database.session() as session:
             self.lock.guard(session)
-            queued = set(
-                tuple(row)
-                for row in session.execute(
-                    select(SyncBacklog.side, SyncBacklog.record_id).where(
-                        SyncBacklog.qbo_company_id == self.company_id,
-                        SyncBacklog.object_type == self.module.OBJECT_TYPE,
-                    )
-                ).all()
-            )
-            fresh = [(HUBSPOT, i) for i in sorted(hub_ids)] + [(QUICKBOOKS, i) for i in sorted(qbo_ids)]
-            session.add_all(
-                SyncBacklog(side=side, record_id=record_id, **self.scope)
-                for side, record_id in fresh
-                if (side, record_id) not in queued
-            )
+            self._enqueue_ids(session, HUBSPOT, hub_ids)
+            self._enqueue_ids(session, QUICKBOOKS, qbo_ids)
             for side, watermark in ((HUBSPOT, hub_changes.watermark), (QUICKBOOKS, qbo_watermark)):
                 cursor = session.get(SyncCursor, cursors[side].id)
                 cursor.watermark = watermark if isinstance(watermark, datetime) else parse_time(watermark)
             for event in events:
                 stored = session.get(WebhookEvent, event.id)
                 stored.status, stored.processed_at = "processed", utcnow()
+
+    def _enqueue_ids(self, session, side: str, ids: set[str]) -> None:
+        """Add ids to this object's backlog (once: an id already waiting there keeps its place)."""
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start : start + 500]
+            queued = set(
+                session.scalars(
+                    select(SyncBacklog.record_id).where(
+                        SyncBacklog.qbo_company_id == self.company_id,
+                        SyncBacklog.object_type == self.module.OBJECT_TYPE,
+                        SyncBacklog.side == side,
+                        SyncBacklog.record_id.in_(chunk),
+                    )
+                )
+            )
+            session.add_all(SyncBacklog(side=side, record_id=i, **self.scope) for i in chunk if i not in queued)
+        session.flush()
 
     def _read_back(self, side: str, raw: dict) -> Record:
         """A record as a write answered it; its version is noted so that the echo is not work again."""
@@ -426,15 +446,41 @@ class _Run:
                 found[side] = cursor
             return found
 
-    def _quickbooks_changed(self, since: datetime | None, started: datetime) -> tuple[set[str], Any]:
+    def _quickbooks_changed(self, cursor: SyncCursor, started: datetime) -> tuple[set[str], Any]:
         entity = self.module.QBO_ENTITY
-        if since is None:  # first run: every customer, active or not
-            rows = self.qbo.query_all(f"select * from {entity} where Active in (true, false)", entity)  # noqa: S608
-            self._qbo_cache = {row["Id"]: row for row in rows}
-            return set(self._qbo_cache), started
-        changes = quickbooks_changes(self.qbo, [entity], since, started)
+        if cursor.watermark is None:
+            return self._quickbooks_listing(cursor, started)
+        changes = quickbooks_changes(self.qbo, [entity], cursor.watermark, started)
         self._qbo_cache = {key.split(":", 1)[1]: row for key, row in changes.records.items()}
         return set(self._qbo_cache) | {key.split(":", 1)[1] for key in changes.deleted}, changes.watermark
+
+    def _quickbooks_listing(self, cursor: SyncCursor, started: datetime) -> tuple[set[str], datetime]:
+        """First run: every customer, active or not, 1,000 a query; each page is stored with its
+        position, so a run stopped by a rate limit goes on from there. Ordered by Id, so records
+        created meanwhile come last; the watermark is when the listing began (CDC covers the rest)."""
+        entity = self.module.QBO_ENTITY
+        position = dict(cursor.position or {})
+        began = parse_time(position.get("listing_began")) or started
+        listed = int(position.get("listed", 0))
+        self._qbo_cache = {}
+        while True:
+            rows = self.qbo.query(
+                f"select * from {entity} where Active in (true, false) "  # noqa: S608
+                f"orderby Id startposition {listed + 1} maxresults 1000"
+            ).get(entity, [])
+            listed += len(rows)
+            for row in rows:
+                self._qbo_cache[row["Id"]] = row
+            with self.runtime.database.session() as session:
+                self.lock.guard(session)
+                self._enqueue_ids(session, QUICKBOOKS, {row["Id"] for row in rows})
+                stored = session.get(SyncCursor, cursor.id)
+                stored.position = {"listed": listed, "listing_began": began.isoformat()}
+            if len(rows) < 1000:
+                break
+        with self.runtime.database.session() as session:
+            session.get(SyncCursor, cursor.id).position = {}
+        return set(self._qbo_cache), began
 
     def _triggered(self, changed: dict[str, set[str]]) -> set[str]:
         """Our records whose plan depends on other records that changed (cross-object triggers)."""

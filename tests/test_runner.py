@@ -717,3 +717,56 @@ def test_a_new_link_releases_the_records_of_other_objects_waiting_for_it(stack, 
     with stack.db() as session:
         queued = {(b.object_type, b.side, b.record_id) for b in session.scalars(select(SyncBacklog))}
     assert queued == {("invoices", "hubspot", "5001")}  # 5002 still waits for a contact that is not linked
+
+
+def test_detection_stopped_by_a_rate_limit_resumes_where_it_stopped(stack, synced, monkeypatch):
+    """A first sync's listing is stored page by page (HubSpot search pages with their watermark, QBO
+    query pages with their position), so a job re-enqueued after a rate limit does not start over."""
+    from sync.clients import errors
+    from sync.clients.hubspot import HubSpotClient
+    from sync.clients.quickbooks import QuickBooksClient
+    from sync.store.models import SyncBacklog, SyncCursor
+
+    portal, realm, company_id = synced
+    _seed_people(stack, portal, 250)  # two search pages of 200
+    customers = [
+        {"DisplayName": f"Listed {n}", "PrimaryEmailAddr": {"Address": f"l{n}@example.com"}} for n in range(1200)
+    ]
+    stack.qbo.control("POST", f"/companies/{realm}/seed", {"entity": "Customer", "records": customers}, expect=201)
+    calls = {"search": 0, "query": []}
+    search, query = HubSpotClient.search, QuickBooksClient.query
+
+    def limited_search(self, object_type, request):
+        calls["search"] += 1
+        if calls["search"] == 2:
+            raise errors.RateLimited("hubspot", "search limit", retry_after=0.1)
+        return search(self, object_type, request)
+
+    def limited_query(self, statement):
+        calls["query"].append(statement)
+        if "startposition 1001" in statement and len([q for q in calls["query"] if "1001" in q]) == 1:
+            raise errors.RateLimited("quickbooks", "realm limit", retry_after=0.1)
+        return query(self, statement)
+
+    monkeypatch.setattr(HubSpotClient, "search", limited_search)
+    with pytest.raises(errors.RateLimited):
+        run_object(stack.runtime, company_id, "contacts", pages=1)
+    with stack.db() as session:
+        hub_cursor = session.scalar(select(SyncCursor).where(SyncCursor.side == "hubspot"))
+        assert hub_cursor.watermark is not None  # the first page's watermark was kept
+        assert len(session.scalars(select(SyncBacklog).where(SyncBacklog.side == "hubspot")).all()) == 200
+    monkeypatch.setattr(HubSpotClient, "search", search)
+    monkeypatch.setattr(QuickBooksClient, "query", limited_query)
+    with pytest.raises(errors.RateLimited):
+        run_object(stack.runtime, company_id, "contacts", pages=1)
+    with stack.db() as session:
+        qbo_cursor = session.scalar(select(SyncCursor).where(SyncCursor.side == "quickbooks"))
+        assert qbo_cursor.position["listed"] == 1000 and qbo_cursor.watermark is None
+    listings_before = [q for q in calls["query"] if "orderby Id" in q]
+    run_object(stack.runtime, company_id, "contacts")
+    listings = [q for q in calls["query"] if "orderby Id" in q][len(listings_before) :]
+    assert listings and "startposition 1001" in listings[0]  # went on from the stored position
+    assert len(qbo_customers(stack, realm)) == 1450 and _backlog(stack) == 0
+    with stack.db() as session:
+        links = session.scalars(select(RecordLink)).all()
+        assert len(links) == 1450 and all(link.hubspot_id and link.qbo_id for link in links)
