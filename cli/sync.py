@@ -28,11 +28,29 @@ def _company(portal: int | None) -> QboCompany:
 @click.argument("object_type", type=click.Choice(sorted(MODULES)))
 @click.option("--direction", type=click.Choice(sorted(DIRECTION_NAMES)), default="two-way", show_default=True)
 @click.option("--winner", type=click.Choice(["hubspot", "quickbooks"]), default="hubspot", show_default=True)
+@click.option(
+    "--company-name/--no-company-name",
+    default=None,
+    help="contacts: name new QBO customers after the contact's primary company (default) or the person",
+)
+@click.option("--name-template", help='contacts: a display-name template, e.g. "{company} ({email})"')
 @click.option("--portal", type=int, help="the HubSpot portal id, when several are installed")
-def setup(object_type: str, direction: str, winner: str, portal: int | None) -> None:
+def setup(
+    object_type: str,
+    direction: str,
+    winner: str,
+    company_name: bool | None,
+    name_template: str | None,
+    portal: int | None,
+) -> None:
     company = _company(portal)
+    options: dict = {}
+    if company_name is not None:
+        options["use_company"] = company_name
+    if name_template is not None:
+        options["template"] = name_template
     try:
-        set_up(current_app.extensions["ledgersync"], company.id, object_type, direction, winner)
+        set_up(current_app.extensions["ledgersync"], company.id, object_type, direction, winner, options=options)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{object_type}: {direction}, {winner} wins conflicts")

@@ -53,6 +53,7 @@ EVENT_TYPES = {"contacts": "hubspot", "customer": "quickbooks"}
 # sync.runner): a renamed company changes its contacts' display names; an invoice opened, or
 # associated, can make its billing contact eligible.
 HUBSPOT_TRIGGERS = ("companies", "invoices")
+USES_PRIMARY_COMPANY = True  # the runner reads each contact's primary company name (display names)
 HUBSPOT_KEY_PROPERTY = "email"  # unique in HubSpot: a batch read by email finds a match without the search API
 
 
@@ -66,9 +67,13 @@ def _blank_to_none(value: Any) -> Any:
     return None if value in ("", None) else value
 
 
-def from_hubspot(record: dict) -> Record:
+def from_hubspot(record: dict, primary_company: str | None = None) -> Record:
+    """`primary_company` is the name of the contact's primary company (for the display name only:
+    it is not a synced field, so the planner never merges it)."""
     properties = record["properties"]
     fields = {name: _blank_to_none(properties.get(prop)) for name, prop in HUBSPOT_PROPERTIES.items()}
+    if primary_company:
+        fields["primary_company"] = primary_company
     return Record(HUBSPOT, str(record["id"]), fields, deleted=bool(record.get("archived")))
 
 
@@ -102,22 +107,64 @@ def to_hubspot(changes: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def display_name(fields: dict[str, Any]) -> str:
-    """The company's name, or first + last name; characters QBO refuses in names are replaced."""
-    name = (
-        fields.get("company_name")
-        or " ".join(part for part in (fields.get("first_name"), fields.get("last_name")) if part)
-        or fields.get("email")
-        or ""
-    )
+TEMPLATE_KEYS = ("company", "first_name", "last_name", "email", "name")
+
+
+def check_template(template: str | None) -> str | None:
+    """A display-name template names only known fields, e.g. "{company} ({email})"; else ValueError."""
+    if not template:
+        return None
+    import string
+
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as error:
+        raise ValueError(f"the display-name template is malformed: {error}") from error
+    unknown = [n for n in names if n not in TEMPLATE_KEYS]
+    if unknown or not names:
+        raise ValueError(
+            "the display-name template may use "
+            + ", ".join("{" + k + "}" for k in TEMPLATE_KEYS)
+            + (f" (not {', '.join(unknown)})" if unknown else ", and must use at least one")
+        )
+    return template
+
+
+def display_name(fields: dict[str, Any], options: dict[str, Any] | None = None) -> str:
+    """The DisplayName of a customer we create (the seed's rule).
+
+    The contact's primary company's name, or first + last name when there is none (or when the
+    setting `use_company` is off); an optional template (e.g. "{company} ({email})") avoids clashes,
+    since DisplayName is unique across QBO customers, vendors and employees. Characters QBO refuses
+    in names are replaced.
+    """
+    options = options or {}
+    person = " ".join(part for part in (fields.get("first_name"), fields.get("last_name")) if part)
+    company = fields.get("primary_company") or fields.get("company_name") or ""
+    name = (company if options.get("use_company", True) else "") or person or fields.get("email") or ""
+    template = options.get("template")
+    if template:
+        values = {
+            "company": company,
+            "first_name": fields.get("first_name") or "",
+            "last_name": fields.get("last_name") or "",
+            "email": fields.get("email") or "",
+            "name": name,
+        }
+        name = template.format(**values)
     return " ".join(str(name).translate(NAME_FORBIDDEN).split())[:500]
 
 
-def to_quickbooks(changes: dict[str, Any], merged: dict[str, Any], creating: bool) -> dict[str, Any]:
-    """A Customer body for canonical changes; `merged` holds every field's agreed value (for whole objects)."""
+def to_quickbooks(
+    changes: dict[str, Any], merged: dict[str, Any], creating: bool, options: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A Customer body for canonical changes; `merged` holds every field's agreed value (for whole objects).
+
+    DisplayName is set on create only: a customer born in QBO is never renamed.
+    """
     body: dict[str, Any] = {}
     if creating:
-        body["DisplayName"] = display_name(merged)
+        body["DisplayName"] = display_name(merged, options)
     simple = {"first_name": "GivenName", "last_name": "FamilyName", "company_name": "CompanyName"}
     for name, key in simple.items():
         if name in changes:

@@ -118,12 +118,14 @@ def run_object(
             return summary
         installation_id, realm_id, portal_id = company.installation_id, company.realm_id, company.installation.hub_id
         rules = rules_for(settings, module)
+        options = dict(settings.options or {})
     lock = RunLock(runtime, installation_id, company_id, object_type)
     if not lock.acquire():
         summary.skipped_run = "another run is in progress"
         return summary
     try:
         run = _Run(runtime, lock, module, rules, installation_id, company_id, realm_id, portal_id, summary, progress)
+        run.options = options
         while True:
             try:
                 run.execute(pages)
@@ -161,6 +163,7 @@ class _Run:
         self.hubspot = HubSpotClient(runtime.settings, portal_id, tokens.hubspot_access_token(installation_id), limiter)
         access, refresh = tokens.quickbooks_tokens(company_id)
         self.qbo = QuickBooksClient(runtime.settings, realm_id, access, refresh, limiter)
+        self.options: dict[str, Any] = {}  # the sync's options (contacts: the display-name rule)
         self._qbo_cache: dict[str, dict] = {}
         self._new_links: set[tuple[str, str]] = set()  # (side, id) linked by this page
         self._read_versions: dict[tuple[str, str], datetime | None] = {}  # (side, id) → modified time as read
@@ -534,11 +537,25 @@ class _Run:
         properties.append(self.module.MODIFIED_PROPERTY)
         found = {r["id"]: r for r in self.hubspot.batch_read(self.module.HUBSPOT_OBJECT, sorted(ids), properties)}
         self._read_versions.update({(HUBSPOT, i): self._modified(HUBSPOT, r) for i, r in found.items()})
-        records = {i: self.module.from_hubspot(r) for i, r in found.items()}
+        companies = (
+            self._primary_company_names(sorted(found)) if getattr(self.module, "USES_PRIMARY_COMPANY", False) else {}
+        )
+        records = {i: self.module.from_hubspot(r, companies.get(i)) for i, r in found.items()}
         for link in links:  # a linked record that no longer reads was archived in HubSpot
             if link.hubspot_id in ids and link.hubspot_id not in found:
                 records[link.hubspot_id] = Record(HUBSPOT, link.hubspot_id, {}, deleted=True)
         return records
+
+    def _primary_company_names(self, contact_ids: list[str]) -> dict[str, str]:
+        """Each contact's primary company's name (the customer display name's first choice)."""
+        if not contact_ids:
+            return {}
+        primary = self.hubspot.primary_associations(self.module.HUBSPOT_OBJECT, "companies", contact_ids)
+        names = {
+            c["id"]: (c["properties"].get("name") or "").strip()
+            for c in self.hubspot.batch_read("companies", sorted(set(primary.values())), ["name"])
+        }
+        return {contact: names[company] for contact, company in primary.items() if names.get(company)}
 
     def _read_quickbooks(self, ids: set[str]) -> dict[str, Record]:
         cache = getattr(self, "_qbo_cache", {})
@@ -663,7 +680,9 @@ class _Run:
                     session.add(link)
                 write = {"request_id": str(uuid.uuid4()), "target": target, "changes": dict(action.changes)}
                 if target == QUICKBOOKS:
-                    write["body"] = self.module.to_quickbooks(dict(action.changes), dict(source.fields), creating=True)
+                    write["body"] = self.module.to_quickbooks(
+                        dict(action.changes), dict(source.fields), creating=True, options=self.options
+                    )
                 link.state, link.pending_write = "pending", write
                 session.flush()
                 pending[link.id] = (action, write)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from sync.runtime import Runtime
@@ -17,7 +19,10 @@ def set_up(
     direction: str = "two_way",
     winner: str = "hubspot",
     delete_policy: str = "keep",
+    options: dict[str, Any] | None = None,
 ) -> SyncSettings:
+    """Set up (or change) a sync. `options` are merged into the stored ones (contacts:
+    {"use_company": bool, "template": "{company} ({email})"} — the display-name rule)."""
     direction = DIRECTION_NAMES.get(direction, direction)
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(DIRECTION_NAMES)}")
@@ -42,5 +47,11 @@ def set_up(
             session.add(settings)
         settings.direction, settings.conflict_winner, settings.delete_policy = direction, winner, delete_policy
         settings.status, settings.paused_reason = "active", None
+        if options:
+            if "template" in options:
+                from sync.contacts import check_template
+
+                options = {**options, "template": check_template(options["template"])}
+            settings.options = {**(settings.options or {}), **options}
         session.flush()
         return settings

@@ -770,3 +770,43 @@ def test_detection_stopped_by_a_rate_limit_resumes_where_it_stopped(stack, synce
     with stack.db() as session:
         links = session.scalars(select(RecordLink)).all()
         assert len(links) == 1450 and all(link.hubspot_id and link.qbo_id for link in links)
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ([], "Acme Ltd"),  # the primary company's name
+        (["--no-company-name"], "Dee Lane"),  # the person
+        (["--name-template", "{company} ({email})"], "Acme Ltd (dee@example.com)"),
+    ],
+)
+def test_a_new_customer_is_named_by_the_display_name_rule(stack, installed, options, expected):
+    portal = installed[0]["portalId"]
+    realm = installed[3]["realmId"]
+    cli = stack.app.test_cli_runner()
+    result = cli.invoke(args=["sync", "setup", "contacts", *options])
+    assert result.exit_code == 0, result.output
+    stack.hubspot.control("POST", "/config", {"rateLimits": False})
+    other = stack.hubspot.control("POST", f"/accounts/{portal}/objects/companies", {"properties": {"name": "Other"}})
+    firm = stack.hubspot.control("POST", f"/accounts/{portal}/objects/companies", {"properties": {"name": "Acme Ltd"}})
+    associations = [
+        {"to": {"id": other["id"]}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 279}]},
+        {"to": {"id": firm["id"]}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}]},
+    ]
+    stack.hubspot.control(
+        "POST",
+        f"/accounts/{portal}/objects/contacts",
+        {
+            "properties": {"email": "dee@example.com", "firstname": "Dee", "lastname": "Lane"},
+            "associations": associations,
+        },
+        expect=201,
+    )
+    result = cli.invoke(args=["sync", "run", "contacts"])
+    assert result.exit_code == 0, result.output
+    assert qbo_customers(stack, realm)["dee@example.com"]["DisplayName"] == expected
+
+
+def test_a_display_name_template_with_unknown_fields_is_refused(stack, installed):
+    result = stack.app.test_cli_runner().invoke(args=["sync", "setup", "contacts", "--name-template", "{nickname}"])
+    assert result.exit_code != 0 and "{company}" in result.output and "nickname" in result.output

@@ -237,6 +237,39 @@ class HubSpotClient:
             found += [_plain(r) for r in answer.results]
         return found
 
+    def primary_associations(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, str]:
+        """For each of `ids`, its primary associated `to_type` record (the "Primary" label, type 1 for
+        contact → company), or its only one when none is marked primary."""
+        from hubspot.crm.associations.v4 import (
+            BatchInputPublicFetchAssociationsBatchRequest,
+            PublicFetchAssociationsBatchRequest,
+        )
+
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            answer = self._call(
+                "api",
+                lambda c=chunk: self.sdk.crm.associations.v4.batch_api.get_page(
+                    from_type,
+                    to_type,
+                    BatchInputPublicFetchAssociationsBatchRequest(
+                        inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in c]
+                    ),
+                ),
+            )
+            for result in answer.results:
+                targets = list(result.to or [])
+                primary = [
+                    t
+                    for t in targets
+                    if any((a.label or "").lower() == "primary" or a.type_id == 1 for a in t.association_types or [])
+                ]
+                chosen = primary[:1] or (targets if len(targets) == 1 else [])
+                if chosen:
+                    found[str(result._from.id)] = str(chosen[0].to_object_id)
+        return found
+
     def associated_ids(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, list[str]]:
         """For each of `ids`, the ids of its associated `to_type` records (v4 batch read, 1,000 a call).
 
