@@ -53,6 +53,14 @@ EVENT_TYPES = {"contacts": "hubspot", "customer": "quickbooks"}
 # sync.runner): a renamed company changes its contacts' display names; an invoice opened, or
 # associated, can make its billing contact eligible.
 HUBSPOT_TRIGGERS = ("companies", "invoices")
+# What to tell the user for a failure category (shown with the error; the reason says what happened).
+ADVICE = {
+    "duplicate display name": (
+        "QuickBooks requires a display name to be unique across customers, vendors and employees, and a"
+        " record there already has this one. Keep one billing contact per company, or set a display-name"
+        ' template that tells them apart, e.g. "{company} ({email})".'
+    ),
+}
 USES_PRIMARY_COMPANY = True  # the runner reads each contact's primary company name (display names)
 HUBSPOT_KEY_PROPERTY = "email"  # unique in HubSpot: a batch read by email finds a match without the search API
 

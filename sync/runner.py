@@ -930,7 +930,8 @@ class _Run:
                 if state == "waiting"
                 else None
             )
-            link.error_category, link.error_message = action.category, action.reason
+            link.error_category = action.category
+            link.error_message = action.reason + (f" What to do: {action.fix}" if action.fix else "")
             link.excluded_reason = action.reason if state == "excluded" else None
             if state == "failed":
                 link.attempts += 1
@@ -954,6 +955,7 @@ class _Run:
                 link_id=action.link_id,
                 category=category,
                 reason=message + (f" ({detail[:300]})" if detail else ""),
+                fix=getattr(self.module, "ADVICE", {}).get(category),
             )
         )
 

@@ -184,6 +184,8 @@ def test_a_display_name_clash_fails_with_its_category(stack, synced):
     with stack.db() as session:
         (link,) = session.scalars(select(RecordLink)).all()
         assert link.state == "failed" and link.error_category == "duplicate display name"
+        assert "Duplicate Name Exists" in link.error_message  # what QBO said
+        assert "one billing contact per company" in link.error_message and "{company} ({email})" in link.error_message
         assert link.next_attempt_at is not None
         assert session.scalar(select(SyncActivity).where(SyncActivity.action == "failed")) is not None
 
