@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -237,66 +237,51 @@ class HubSpotClient:
             found += [_plain(r) for r in answer.results]
         return found
 
+    def _association_results(self, from_type: str, to_type: str, ids: list[str]) -> Iterator[Any]:
+        """v4 batch read of associations, 1,000 ids a call; a record with none is simply absent
+        (HubSpot answers it as a per-input error). Only the first page of each record's
+        associations is read (HubSpot pages past 500)."""
+        from hubspot.crm.associations.v4 import (
+            BatchInputPublicFetchAssociationsBatchRequest,
+            PublicFetchAssociationsBatchRequest,
+        )
+
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            answer = self._call(
+                "api",
+                lambda c=chunk: self.sdk.crm.associations.v4.batch_api.get_page(
+                    from_type,
+                    to_type,
+                    BatchInputPublicFetchAssociationsBatchRequest(
+                        inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in c]
+                    ),
+                ),
+            )
+            yield from answer.results
+
     def primary_associations(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, str]:
         """For each of `ids`, its primary associated `to_type` record (the "Primary" label, type 1 for
         contact → company), or its only one when none is marked primary."""
-        from hubspot.crm.associations.v4 import (
-            BatchInputPublicFetchAssociationsBatchRequest,
-            PublicFetchAssociationsBatchRequest,
-        )
-
         found: dict[str, str] = {}
-        for start in range(0, len(ids), 1000):
-            chunk = ids[start : start + 1000]
-            answer = self._call(
-                "api",
-                lambda c=chunk: self.sdk.crm.associations.v4.batch_api.get_page(
-                    from_type,
-                    to_type,
-                    BatchInputPublicFetchAssociationsBatchRequest(
-                        inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in c]
-                    ),
-                ),
-            )
-            for result in answer.results:
-                targets = list(result.to or [])
-                primary = [
-                    t
-                    for t in targets
-                    if any((a.label or "").lower() == "primary" or a.type_id == 1 for a in t.association_types or [])
-                ]
-                chosen = primary[:1] or (targets if len(targets) == 1 else [])
-                if chosen:
-                    found[str(result._from.id)] = str(chosen[0].to_object_id)
+        for result in self._association_results(from_type, to_type, ids):
+            targets = list(result.to or [])
+            primary = [
+                t
+                for t in targets
+                if any((a.label or "").lower() == "primary" or a.type_id == 1 for a in t.association_types or [])
+            ]
+            chosen = primary[:1] or (targets if len(targets) == 1 else [])
+            if chosen:
+                found[str(result._from.id)] = str(chosen[0].to_object_id)
         return found
 
     def associated_ids(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, list[str]]:
-        """For each of `ids`, the ids of its associated `to_type` records (v4 batch read, 1,000 a call).
-
-        A record with none is absent (HubSpot answers it as a per-input error, not a failure).
-        Only the first page of each record's associations is read (HubSpot pages past 500).
-        """
-        from hubspot.crm.associations.v4 import (
-            BatchInputPublicFetchAssociationsBatchRequest,
-            PublicFetchAssociationsBatchRequest,
-        )
-
-        found: dict[str, list[str]] = {}
-        for start in range(0, len(ids), 1000):
-            chunk = ids[start : start + 1000]
-            answer = self._call(
-                "api",
-                lambda c=chunk: self.sdk.crm.associations.v4.batch_api.get_page(
-                    from_type,
-                    to_type,
-                    BatchInputPublicFetchAssociationsBatchRequest(
-                        inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in c]
-                    ),
-                ),
-            )
-            for result in answer.results:
-                found[str(result._from.id)] = [str(t.to_object_id) for t in result.to]
-        return found
+        """For each of `ids`, the ids of its associated `to_type` records."""
+        return {
+            str(result._from.id): [str(t.to_object_id) for t in result.to or []]
+            for result in self._association_results(from_type, to_type, ids)
+        }
 
     def ensure_unique_property(self, object_type: str, name: str, label: str, group: str) -> None:
         """Create our unique id property once (needs crm.schemas.<object>.write)."""
