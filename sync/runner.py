@@ -223,9 +223,7 @@ class _Run:
             on_page=hubspot_page,
         )
         qbo_ids, qbo_watermark = self._quickbooks_changed(cursors[QUICKBOOKS], started)
-        hub_ids = set(hub_changes.records) - self._already_synced(
-            HUBSPOT, {i: self._modified(HUBSPOT, r) for i, r in hub_changes.records.items()}
-        )
+        hub_ids: set[str] = set()  # the search's finds are in the backlog already (hubspot_page)
         qbo_ids -= self._already_synced(
             QUICKBOOKS, {i: self._modified(QUICKBOOKS, row) for i, row in self._qbo_cache.items()}
         )
