@@ -153,32 +153,9 @@ def archive_pair(from_name: str, from_id: str, to_name: str, to_id: str):
     return no_content()
 
 
-@bp.post("/crm/v4/associations/<from_name>/<to_name>/batch/associate/default")
-def batch_default(from_name: str, to_name: str):
-    from_type, to_type = _types(from_name, to_name, write=True)
-    inputs = batch_inputs(json_body(), BATCH_CREATE_LIMIT)
-    started = state().clock.iso()
-    results, errors = [], []
-    with state().lock:
-        service = crm()
-        for item in inputs:
-            try:
-                results += _default_pair(
-                    service,
-                    from_type,
-                    _record_id(service, from_type, item["from"]["id"]),
-                    to_type,
-                    _record_id(service, to_type, item["to"]["id"]),
-                )
-            except ApiError as error:
-                errors.append(error.standard_error())
-            except (KeyError, TypeError):
-                errors.append(validation("Each input needs from.id and to.id").standard_error())
-    return batch_response(results, errors, started, 200)
-
-
-@bp.post("/crm/v4/associations/<from_name>/<to_name>/batch/create")
-def batch_create(from_name: str, to_name: str):
+def _batch_pairs(from_name: str, to_name: str, write_pair, needs: str, status: int):
+    """A batch of {from, to, …} inputs: each pair written by `write_pair(service, from_type, source,
+    to_type, target, item)` → its results; a bad pair is a per-input error, never the whole batch."""
     from_type, to_type = _types(from_name, to_name, write=True)
     inputs = batch_inputs(json_body(), BATCH_CREATE_LIMIT)
     started = state().clock.iso()
@@ -189,15 +166,29 @@ def batch_create(from_name: str, to_name: str):
             try:
                 source = _record_id(service, from_type, item["from"]["id"])
                 target = _record_id(service, to_type, item["to"]["id"])
-                _associate(
-                    service, from_type, source, to_type, target, _spec_type_ids(from_type, to_type, item.get("types"))
-                )
-                results.append(_labels_between(service, from_type, source, to_type, target))
+                results += write_pair(service, from_type, source, to_type, target, item)
             except ApiError as error:
                 errors.append(error.standard_error())
             except (KeyError, TypeError):
-                errors.append(validation("Each input needs from.id, to.id and types").standard_error())
-    return batch_response(results, errors, started, 201)
+                errors.append(validation(f"Each input needs {needs}").standard_error())
+    return batch_response(results, errors, started, status)
+
+
+@bp.post("/crm/v4/associations/<from_name>/<to_name>/batch/associate/default")
+def batch_default(from_name: str, to_name: str):
+    def write_pair(service, from_type, source, to_type, target, _item):
+        return _default_pair(service, from_type, source, to_type, target)
+
+    return _batch_pairs(from_name, to_name, write_pair, "from.id and to.id", 200)
+
+
+@bp.post("/crm/v4/associations/<from_name>/<to_name>/batch/create")
+def batch_create(from_name: str, to_name: str):
+    def write_pair(service, from_type, source, to_type, target, item):
+        _associate(service, from_type, source, to_type, target, _spec_type_ids(from_type, to_type, item.get("types")))
+        return [_labels_between(service, from_type, source, to_type, target)]
+
+    return _batch_pairs(from_name, to_name, write_pair, "from.id, to.id and types", 201)
 
 
 @bp.post("/crm/v4/associations/<from_name>/<to_name>/batch/read")
