@@ -34,6 +34,12 @@ def _company(portal: int | None) -> QboCompany:
     help="contacts: name new QBO customers after the contact's primary company (default) or the person",
 )
 @click.option("--name-template", help='contacts: a display-name template, e.g. "{company} ({email})"')
+@click.option(
+    "--hubspot-filter",
+    type=click.Choice(["recommended", "none"]),
+    help="which HubSpot records may start syncing: the recommended filter (contacts: billing contacts of"
+    " invoices; the default for a new sync) or none (all)",
+)
 @click.option("--portal", type=int, help="the HubSpot portal id, when several are installed")
 def setup(
     object_type: str,
@@ -41,6 +47,7 @@ def setup(
     winner: str,
     company_name: bool | None,
     name_template: str | None,
+    hubspot_filter: str | None,
     portal: int | None,
 ) -> None:
     company = _company(portal)
@@ -49,11 +56,23 @@ def setup(
         options["use_company"] = company_name
     if name_template is not None:
         options["template"] = name_template
+    filters = None
+    if hubspot_filter is not None:
+        filters = {
+            "hubspot": MODULES[object_type].RECOMMENDED_FILTERS.get("hubspot")
+            if hubspot_filter == "recommended"
+            else None
+        }
+    runtime = current_app.extensions["ledgersync"]
     try:
-        set_up(current_app.extensions["ledgersync"], company.id, object_type, direction, winner, options=options)
+        settings = set_up(runtime, company.id, object_type, direction, winner, options=options, filters=filters)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{object_type}: {direction}, {winner} wins conflicts")
+    labels = getattr(MODULES[object_type], "FILTER_LABELS", {})
+    for side in ("hubspot", "quickbooks"):
+        name = (settings.filters or {}).get(side)
+        click.echo(f"  new {side} records: " + (f"only the {labels.get(name, name)}" if name else "all"))
 
 
 @group.command("run", help="Run the sync of OBJECT now.")

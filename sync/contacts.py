@@ -8,9 +8,10 @@ contact's company name, or first and last name (the seed's rule).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sync.engine import HUBSPOT, QUICKBOOKS, Record
+from sync.engine import HUBSPOT, QUICKBOOKS, Filter, Record
 
 OBJECT_TYPE = "contacts"
 HUBSPOT_OBJECT = "contacts"
@@ -61,6 +62,58 @@ ADVICE = {
         ' template that tells them apart, e.g. "{company} ({email})".'
     ),
 }
+# --- recommended filters ------------------------------------------------------------------------------------
+# Pre-set when the sync is set up (sync.setup), stored in SyncSettings.filters keyed by the source side:
+# QBO → HubSpot takes every customer (no filter); HubSpot → QBO only the contacts someone actually bills.
+BILLING_CONTACT = "billing_contact"
+RECOMMENDED_FILTERS = {HUBSPOT: BILLING_CONTACT}
+FILTER_LABELS = {
+    BILLING_CONTACT: "billing contact of an invoice that is not a draft, created in HubSpot after the set-up date"
+}
+INVOICE_PROPERTIES = ("hs_invoice_status", "hs_createdate")
+
+
+def invoice_counts(invoice: dict, set_up_at: datetime, brought_in_by_sync: bool) -> bool:
+    """Does this HubSpot invoice make its contact a billing contact? Not a draft, created after the
+    sync was set up, and created in HubSpot (an invoice our sync brought in from QBO does not count)."""
+    from sync.cursors import parse_time
+
+    properties = invoice.get("properties") or {}
+    created = parse_time(properties.get("hs_createdate") or properties.get("createdate"))
+    status = (properties.get("hs_invoice_status") or "draft").lower()
+    return status != "draft" and created is not None and created >= set_up_at and not brought_in_by_sync
+
+
+def billing_standing(contact_id: str, invoice_ids: list[str], contacts_of: dict[str, list[str]]) -> dict[str, str]:
+    """Fields for the filter: `billing_invoice` — an invoice (of those that count) whose one contact
+    this is; else `billing_ambiguous` — one that counts but has several contacts (we never guess)."""
+    for invoice_id in sorted(invoice_ids):
+        if contacts_of.get(invoice_id) == [contact_id]:
+            return {"billing_invoice": invoice_id}
+    several = sorted(i for i in invoice_ids if len(contacts_of.get(i, [])) > 1)
+    return {"billing_ambiguous": several[0]} if several else {}
+
+
+def _ambiguous(record: Record) -> tuple[str, str, str | None] | None:
+    invoice_id = record.fields.get("billing_ambiguous")
+    if not invoice_id:
+        return None
+    return (
+        "ambiguous billing contact",
+        f"invoice {invoice_id} has several contacts, so its billing contact is not known (we do not guess)",
+        "Keep one contact on the invoice (the one who pays it); the contact then syncs.",
+    )
+
+
+def sync_filters(stored: dict[str, str] | None) -> dict[str, Filter]:
+    """The engine's filters for the stored filter names (unknown names are refused by sync.setup)."""
+    found = {}
+    for side, name in (stored or {}).items():
+        if name == BILLING_CONTACT:
+            found[side] = Filter(FILTER_LABELS[name], lambda r: bool(r.fields.get("billing_invoice")), _ambiguous)
+    return found
+
+
 USES_PRIMARY_COMPANY = True  # the runner reads each contact's primary company name (display names)
 HUBSPOT_KEY_PROPERTY = "email"  # unique in HubSpot: a batch read by email finds a match without the search API
 
@@ -75,13 +128,15 @@ def _blank_to_none(value: Any) -> Any:
     return None if value in ("", None) else value
 
 
-def from_hubspot(record: dict, primary_company: str | None = None) -> Record:
-    """`primary_company` is the name of the contact's primary company (for the display name only:
-    it is not a synced field, so the planner never merges it)."""
+def from_hubspot(record: dict, primary_company: str | None = None, billing: dict[str, str] | None = None) -> Record:
+    """`primary_company` is the name of the contact's primary company (for the display name) and
+    `billing` its standing as a billing contact (for the filter): neither is a synced field, so the
+    planner never merges them."""
     properties = record["properties"]
     fields = {name: _blank_to_none(properties.get(prop)) for name, prop in HUBSPOT_PROPERTIES.items()}
     if primary_company:
         fields["primary_company"] = primary_company
+    fields.update(billing or {})
     return Record(HUBSPOT, str(record["id"]), fields, deleted=bool(record.get("archived")))
 
 

@@ -90,6 +90,7 @@ def rules_for(settings: SyncSettings, module) -> SyncRules:
         conflict_winner=settings.conflict_winner,
         fields=enabled,
         delete_policy=settings.delete_policy,
+        filters=module.sync_filters(settings.filters),
         natural_key=module.natural_key,
         key_required=True,
     )
@@ -119,13 +120,14 @@ def run_object(
         installation_id, realm_id, portal_id = company.installation_id, company.realm_id, company.installation.hub_id
         rules = rules_for(settings, module)
         options = dict(settings.options or {})
+        filters, set_up_at = dict(settings.filters or {}), _aware(settings.set_up_at)
     lock = RunLock(runtime, installation_id, company_id, object_type)
     if not lock.acquire():
         summary.skipped_run = "another run is in progress"
         return summary
     try:
         run = _Run(runtime, lock, module, rules, installation_id, company_id, realm_id, portal_id, summary, progress)
-        run.options = options
+        run.options, run.filters, run.set_up_at = options, filters, set_up_at
         while True:
             try:
                 run.execute(pages)
@@ -164,6 +166,8 @@ class _Run:
         access, refresh = tokens.quickbooks_tokens(company_id)
         self.qbo = QuickBooksClient(runtime.settings, realm_id, access, refresh, limiter)
         self.options: dict[str, Any] = {}  # the sync's options (contacts: the display-name rule)
+        self.filters: dict[str, str] = {}  # the stored filter names, keyed by source side
+        self.set_up_at = datetime.now(UTC)
         self._qbo_cache: dict[str, dict] = {}
         self._new_links: set[tuple[str, str]] = set()  # (side, id) linked by this page
         self._read_versions: dict[tuple[str, str], datetime | None] = {}  # (side, id) → modified time as read
@@ -538,7 +542,9 @@ class _Run:
         companies = (
             self._primary_company_names(sorted(found)) if getattr(self.module, "USES_PRIMARY_COMPANY", False) else {}
         )
-        records = {i: self.module.from_hubspot(r, companies.get(i)) for i, r in found.items()}
+        unlinked = sorted(set(found) - {link.hubspot_id for link in links})
+        billing = self._billing_standing(unlinked) if self.filters.get(HUBSPOT) == contacts.BILLING_CONTACT else {}
+        records = {i: self.module.from_hubspot(r, companies.get(i), billing.get(i)) for i, r in found.items()}
         for link in links:  # a linked record that no longer reads was archived in HubSpot
             if link.hubspot_id in ids and link.hubspot_id not in found:
                 records[link.hubspot_id] = Record(HUBSPOT, link.hubspot_id, {}, deleted=True)
@@ -554,6 +560,38 @@ class _Run:
             for c in self.hubspot.batch_read("companies", sorted(set(primary.values())), ["name"])
         }
         return {contact: names[company] for contact, company in primary.items() if names.get(company)}
+
+    def _billing_standing(self, contact_ids: list[str]) -> dict[str, dict[str, str]]:
+        """For the billing-contact filter: each new contact's invoices that count (not a draft, created
+        in HubSpot after set-up) and how many contacts each has. Only unlinked contacts are asked
+        about: a linked one keeps syncing whatever the filter says."""
+        if not contact_ids:
+            return {}
+        invoices_of = self.hubspot.associated_ids(self.module.HUBSPOT_OBJECT, "invoices", contact_ids)
+        invoice_ids = sorted({i for ids in invoices_of.values() for i in ids})
+        if not invoice_ids:
+            return {}
+        with self.runtime.database.session() as session:  # invoices our own sync created in HubSpot
+            brought_in = set(
+                session.scalars(
+                    select(RecordLink.hubspot_id).where(
+                        RecordLink.qbo_company_id == self.company_id,
+                        RecordLink.object_type == "invoices",
+                        RecordLink.origin == QUICKBOOKS,
+                        RecordLink.hubspot_id.in_(invoice_ids),
+                    )
+                )
+            )
+        counting = {
+            invoice["id"]
+            for invoice in self.hubspot.batch_read("invoices", invoice_ids, list(contacts.INVOICE_PROPERTIES))
+            if contacts.invoice_counts(invoice, self.set_up_at, invoice["id"] in brought_in)
+        }
+        contacts_of = self.hubspot.associated_ids("invoices", self.module.HUBSPOT_OBJECT, sorted(counting))
+        return {
+            contact_id: contacts.billing_standing(contact_id, [i for i in invoices if i in counting], contacts_of)
+            for contact_id, invoices in invoices_of.items()
+        }
 
     def _read_quickbooks(self, ids: set[str]) -> dict[str, Record]:
         cache = getattr(self, "_qbo_cache", {})
@@ -932,7 +970,7 @@ class _Run:
             link.error_message = action.reason + (f" What to do: {action.fix}" if action.fix else "")
             link.excluded_reason = action.reason if state == "excluded" else None
             if state == "failed":
-                link.attempts += 1
+                link.attempts = (link.attempts or 0) + 1  # a new row has no default before its insert
                 link.next_attempt_at = utcnow() + RETRY_BACKOFF[min(link.attempts, len(RETRY_BACKOFF)) - 1]
             session.flush()
             self._activity(

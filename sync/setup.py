@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from sync.runtime import Runtime
-from sync.store.models import DIRECTIONS, QboCompany, SyncSettings, utcnow
+from sync.store.models import DIRECTIONS, QboCompany, RecordLink, SyncBacklog, SyncSettings, utcnow
 
 DIRECTION_NAMES = {"two-way": "two_way", "hubspot-to-qbo": "hubspot_to_qbo", "qbo-to-hubspot": "qbo_to_hubspot"}
 
@@ -20,9 +20,13 @@ def set_up(
     winner: str = "hubspot",
     delete_policy: str = "keep",
     options: dict[str, Any] | None = None,
+    filters: dict[str, str | None] | None = None,
 ) -> SyncSettings:
     """Set up (or change) a sync. `options` are merged into the stored ones (contacts:
-    {"use_company": bool, "template": "{company} ({email})"} — the display-name rule)."""
+    {"use_company": bool, "template": "{company} ({email})"} — the display-name rule).
+
+    A new sync starts with the object's recommended filters; `filters` ({side: name or None}) changes
+    them ({"hubspot": None}: every HubSpot record may start syncing)."""
     direction = DIRECTION_NAMES.get(direction, direction)
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(DIRECTION_NAMES)}")
@@ -44,7 +48,13 @@ def set_up(
                 object_type=object_type,
                 set_up_at=utcnow(),
             )
+            settings.filters = dict(getattr(_module(object_type), "RECOMMENDED_FILTERS", {}))
             session.add(settings)
+        if filters is not None:
+            before = dict(settings.filters or {})
+            settings.filters = _checked_filters(object_type, {**before, **filters})
+            if settings.filters != before and settings.id is not None:
+                _requeue_excluded(session, settings)
         settings.direction, settings.conflict_winner, settings.delete_policy = direction, winner, delete_policy
         settings.status, settings.paused_reason = "active", None
         if options:
@@ -55,3 +65,52 @@ def set_up(
             settings.options = {**(settings.options or {}), **options}
         session.flush()
         return settings
+
+
+def _module(object_type: str):
+    from sync.runner import MODULES
+
+    return MODULES[object_type]
+
+
+def _checked_filters(object_type: str, filters: dict[str, str | None]) -> dict[str, str]:
+    known = getattr(_module(object_type), "FILTER_LABELS", {})
+    for side, name in filters.items():
+        if side not in ("hubspot", "quickbooks"):
+            raise ValueError("filters are keyed by the side records come from: hubspot or quickbooks")
+        if name is not None and name not in known:
+            raise ValueError(f"unknown filter {name!r} for {object_type} (known: {', '.join(known) or 'none'})")
+    return {side: name for side, name in filters.items() if name}
+
+
+def _requeue_excluded(session, settings: SyncSettings) -> None:
+    """Changed filters: the records they left out are planned again by the next run."""
+    excluded = session.scalars(
+        select(RecordLink).where(
+            RecordLink.qbo_company_id == settings.qbo_company_id,
+            RecordLink.object_type == settings.object_type,
+            RecordLink.state == "excluded",
+        )
+    )
+    queued = {
+        (row.side, row.record_id)
+        for row in session.scalars(
+            select(SyncBacklog).where(
+                SyncBacklog.qbo_company_id == settings.qbo_company_id,
+                SyncBacklog.object_type == settings.object_type,
+            )
+        )
+    }
+    for link in excluded:
+        record_id = link.hubspot_id if link.origin == "hubspot" else link.qbo_id
+        if record_id and (link.origin, record_id) not in queued:
+            session.add(
+                SyncBacklog(
+                    installation_id=settings.installation_id,
+                    qbo_company_id=settings.qbo_company_id,
+                    object_type=settings.object_type,
+                    side=link.origin,
+                    record_id=record_id,
+                )
+            )
+            queued.add((link.origin, record_id))

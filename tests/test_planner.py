@@ -170,6 +170,22 @@ def test_filters_gate_new_records_only():
     assert update.source.id == "h3" and update.changes == {"name": "Linked changed"}  # keeps syncing
 
 
+def test_a_filter_that_cannot_decide_fails_the_record_instead_of_guessing():
+    def ambiguous(record):
+        if record.fields.get("billing") == "several":
+            return ("ambiguous billing contact", "its invoice has several contacts", "Keep one contact.")
+        return None
+
+    sync_rules = rules(
+        filters={HUBSPOT: Filter("billing contacts", lambda r: r.fields.get("billing") == "one", ambiguous)}
+    )
+    result = plan([hs("h1", billing="several"), hs("h2", billing=None), hs("h3", billing="one")], [], [], sync_rules)
+    (failed,) = result.of_kind("fail")
+    assert (failed.source.id, failed.category, failed.fix) == ("h1", "ambiguous billing contact", "Keep one contact.")
+    assert [a.source.id for a in result.of_kind("exclude")] == ["h2"]
+    assert [a.source.id for a in result.of_kind("create")] == ["h3"]
+
+
 def test_no_key_is_excluded_with_the_reason():
     result = plan([hs("h1", name="No Email")], [], [], rules(key_required=True))
     (excluded,) = result.of_kind("exclude")

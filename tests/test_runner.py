@@ -27,18 +27,29 @@ def synced(stack, installed):
     account, _users, _browser, company, _page = installed
     with stack.db() as session:
         company_id = session.scalar(select(QboCompany)).id
-    set_up(stack.runtime, company_id, "contacts", "two-way", "hubspot")
+    set_up(stack.runtime, company_id, "contacts", "two-way", "hubspot", filters={"hubspot": None})
     stack.hubspot.control("POST", "/config", {"rateLimits": False})
     return account["portalId"], company["realmId"], company_id
 
 
-def hubspot_contacts(stack, portal):
+def _hubspot_sdk(stack):
+    """The official SDK with the installation's current access token."""
     from sync.store.models import Installation
     from sync.tokens import TokenManager
 
     with stack.db() as session:
         installation_id = session.scalar(select(Installation)).id
-    client = stack.hubspot.sdk(TokenManager(stack.runtime).hubspot_access_token(installation_id))
+    return stack.hubspot.sdk(TokenManager(stack.runtime).hubspot_access_token(installation_id))
+
+
+def _spec(type_id: int):
+    from hubspot.crm.associations.v4 import AssociationSpec
+
+    return AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=type_id)
+
+
+def hubspot_contacts(stack, portal):
+    client = _hubspot_sdk(stack)
     return {
         c.properties["email"]: c
         for c in client.crm.contacts.get_all(
@@ -195,12 +206,22 @@ def test_cli_setup_run_and_status(stack, installed):
     runner_cli = stack.app.test_cli_runner()
     result = runner_cli.invoke(args=["sync", "setup", "contacts", "--direction", "two-way", "--winner", "hubspot"])
     assert result.exit_code == 0, result.output
+    assert "new hubspot records: only the billing contact" in result.output  # the recommended filter
+    assert "new quickbooks records: all" in result.output
     stack.hubspot.control(
         "POST",
         f"/accounts/{portal}/objects/contacts",
         {"properties": {"email": "cli@example.com", "firstname": "Cli"}},
         expect=201,
     )
+    result = runner_cli.invoke(args=["sync", "run", "contacts"])
+    assert result.exit_code == 0, result.output
+    assert "exclude 1" in result.output and "create" not in result.output
+    # editing the filter puts the records it left out back in line
+    result = runner_cli.invoke(args=["sync", "setup", "contacts", "--hubspot-filter", "none"])
+    assert "new hubspot records: all" in result.output, result.output
+    result = runner_cli.invoke(args=["sync", "status"])
+    assert "contacts   queued    1" in result.output, result.output
     result = runner_cli.invoke(args=["sync", "run", "contacts"])
     assert result.exit_code == 0, result.output
     assert "create 1" in result.output
@@ -454,7 +475,7 @@ def test_a_new_record_links_to_an_unchanged_match_instead_of_creating_a_twin(sta
     with stack.db() as session:
         company_id = session.scalar(select(QboCompany)).id
     direction = "hubspot_to_qbo" if new_side == "hubspot" else "qbo_to_hubspot"
-    set_up(stack.runtime, company_id, "contacts", direction, "hubspot")
+    set_up(stack.runtime, company_id, "contacts", direction, "hubspot", filters={"hubspot": None})
     stack.hubspot.control("POST", "/config", {"rateLimits": False})
     # the older record sits on the side that does not flow, so the first run leaves it alone
     if new_side == "hubspot":
@@ -786,7 +807,7 @@ def test_a_new_customer_is_named_by_the_display_name_rule(stack, installed, opti
     portal = installed[0]["portalId"]
     realm = installed[3]["realmId"]
     cli = stack.app.test_cli_runner()
-    result = cli.invoke(args=["sync", "setup", "contacts", *options])
+    result = cli.invoke(args=["sync", "setup", "contacts", "--hubspot-filter", "none", *options])
     assert result.exit_code == 0, result.output
     stack.hubspot.control("POST", "/config", {"rateLimits": False})
     other = stack.hubspot.control("POST", f"/accounts/{portal}/objects/companies", {"properties": {"name": "Other"}})
@@ -812,3 +833,122 @@ def test_a_new_customer_is_named_by_the_display_name_rule(stack, installed, opti
 def test_a_display_name_template_with_unknown_fields_is_refused(stack, installed):
     result = stack.app.test_cli_runner().invoke(args=["sync", "setup", "contacts", "--name-template", "{nickname}"])
     assert result.exit_code != 0 and "{company}" in result.output and "nickname" in result.output
+
+
+def _association(to_id: str, type_id: int) -> list[dict]:
+    return [{"to": {"id": to_id}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]}]
+
+
+def _hubspot_record(stack, portal, object_type: str, properties: dict, associations=()) -> dict:
+    body = {"properties": properties, "associations": [a for group in associations for a in group]}
+    return stack.hubspot.control("POST", f"/accounts/{portal}/objects/{object_type}", body, expect=201)
+
+
+def _invoice(stack, portal, contact_ids: list[str], opened: bool) -> dict:
+    """An invoice billed to `contact_ids`, with one line item; opened (status "open") or left a draft."""
+    invoice = _hubspot_record(
+        stack, portal, "invoices", {"hs_currency": "USD"}, [_association(c, 177) for c in contact_ids]
+    )
+    _hubspot_record(
+        stack,
+        portal,
+        "line_items",
+        {"name": "Work", "quantity": "1", "price": "10"},
+        [_association(invoice["id"], 410)],
+    )
+    if opened:
+        _open(stack, portal, invoice["id"])
+    return invoice
+
+
+def _open(stack, portal, invoice_id: str) -> None:
+    stack.hubspot.control(
+        "PATCH", f"/accounts/{portal}/objects/invoices/{invoice_id}", {"properties": {"hs_invoice_status": "open"}}
+    )
+
+
+def test_recommended_filters_start_only_billing_contacts_and_every_customer(stack, installed):
+    """HubSpot → QBO: only the one contact of an invoice that is not a draft, created in HubSpot after
+    set-up; several contacts fail as ambiguous; QBO → HubSpot: every customer. Webhooks and a real
+    worker carry a contact in once its invoice is opened."""
+    from sync.store.models import SyncSettings
+
+    portal, realm = installed[0]["portalId"], installed[3]["realmId"]
+    stack.hubspot.control("POST", "/config", {"rateLimits": False})
+    stack.hubspot.control("POST", "/webhooks/config", {"autoDeliver": False})
+    person = {}
+    for name in ("early", "lone", "drafty", "brought", "pair1", "pair2", "billed"):
+        person[name] = _hubspot_record(stack, portal, "contacts", {"email": f"{name}@example.com", "firstname": name})
+    early = _invoice(stack, portal, [person["early"]["id"]], opened=True)  # before the sync was set up
+    with stack.db() as session:
+        company_id = session.scalar(select(QboCompany)).id
+    settings = set_up(stack.runtime, company_id, "contacts", "two-way", "hubspot")
+    assert settings.filters == {"hubspot": "billing_contact"}
+    with stack.db() as session:  # the set-up moment falls after the early invoice
+        row = session.scalar(select(SyncSettings))
+        assert row.set_up_at.replace(tzinfo=None) >= _created(early).replace(tzinfo=None)
+    drafty = _invoice(stack, portal, [person["drafty"]["id"]], opened=False)
+    brought = _invoice(stack, portal, [person["brought"]["id"]], opened=True)
+    with stack.db() as session:  # as if our invoice sync had brought this one in from QBO
+        session.add(
+            RecordLink(
+                installation_id=settings.installation_id,
+                qbo_company_id=company_id,
+                object_type="invoices",
+                origin="quickbooks",
+                hubspot_id=brought["id"],
+                qbo_id="900",
+                state="syncing",
+            )
+        )
+    shared = _invoice(stack, portal, [person["pair1"]["id"]], opened=True)  # opening needs one contact;
+    _hubspot_sdk(stack).crm.associations.v4.basic_api.create(  # a second one can be added afterwards
+        "invoices", shared["id"], "contacts", person["pair2"]["id"], [_spec(177)]
+    )
+    _invoice(stack, portal, [person["billed"]["id"]], opened=True)
+    stack.qbo.control(
+        "POST",
+        f"/companies/{realm}/seed",
+        {
+            "entity": "Customer",
+            "records": [{"DisplayName": "Qbo Born", "PrimaryEmailAddr": {"Address": "born@example.com"}}],
+        },
+        expect=201,
+    )
+
+    summary = run_object(stack.runtime, company_id, "contacts")
+    customers = qbo_customers(stack, realm)
+    assert set(customers) == {"billed@example.com", "born@example.com"}, summary
+    assert "born@example.com" in hubspot_contacts(stack, portal)  # QBO → HubSpot: all
+    with stack.db() as session:
+        states = {
+            link.hubspot_id: (link.state, link.error_category)
+            for link in session.scalars(select(RecordLink).where(RecordLink.object_type == "contacts"))
+        }
+        pair = session.scalar(select(RecordLink).where(RecordLink.hubspot_id == person["pair1"]["id"]))
+        assert "several contacts" in pair.error_message and "What to do" in pair.error_message
+    for name in ("early", "lone", "drafty", "brought"):
+        assert states[person[name]["id"]] == ("excluded", None), name
+    for name in ("pair1", "pair2"):
+        assert states[person[name]["id"]] == ("failed", "ambiguous billing contact"), name
+
+    # the draft is opened: its webhook re-plans its contact, which now starts syncing
+    stack.hubspot.control("POST", "/webhooks/deliver")  # what piled up so far
+    _drain(stack)
+    assert "drafty@example.com" not in qbo_customers(stack, realm)
+    _open(stack, portal, drafty["id"])
+    stack.hubspot.control("POST", "/webhooks/deliver")
+    _drain(stack)
+    assert "drafty@example.com" in qbo_customers(stack, realm)
+    # filters decide what starts syncing: a linked contact keeps syncing without an invoice
+    stack.hubspot.control(
+        "PATCH", f"/accounts/{portal}/objects/contacts/{person['billed']['id']}", {"properties": {"lastname": "Later"}}
+    )
+    run_object(stack.runtime, company_id, "contacts")
+    assert qbo_customers(stack, realm)["billed@example.com"]["FamilyName"] == "Later"
+
+
+def _created(record: dict):
+    from sync.cursors import parse_time
+
+    return parse_time(record["properties"].get("hs_createdate") or record["createdAt"])

@@ -337,6 +337,11 @@ def _plan_new(
         return
     sync_filter = rules.filters.get(side)
     if sync_filter is not None and not sync_filter.accepts(record):
+        failure = sync_filter.failure(record) if sync_filter.failure else None
+        if failure is not None:
+            category, reason, fix = failure
+            result.add(Action("fail", record, category=category, reason=reason, fix=fix, filter_name=sync_filter.name))
+            return
         result.add(
             Action(
                 "exclude",

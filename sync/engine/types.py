@@ -90,6 +90,9 @@ class Filter:
 
     name: str
     accepts: Callable[[Record], bool]
+    # A record the filter cannot decide on without guessing fails instead of being left out:
+    # (category, reason, fix), e.g. a contact whose invoice has several contacts.
+    failure: Callable[[Record], tuple[str, str, str | None] | None] | None = None
 
 
 @dataclass(frozen=True)
