@@ -43,6 +43,7 @@ from sync.clients.quickbooks import QuickBooksClient
 from sync.cursors import hubspot_changes, parse_time, quickbooks_changes
 from sync.engine import HUBSPOT, QUICKBOOKS, Action, Dependency, Link, Record, SyncRules, plan
 from sync.locks import LockLost, RunLock
+from sync.privacy import is_privacy_deletion, purge_person
 from sync.runtime import Runtime
 from sync.store.models import (
     QboCompany,
@@ -171,6 +172,7 @@ class _Run:
         self._qbo_cache: dict[str, dict] = {}
         self._new_links: set[tuple[str, str]] = set()  # (side, id) linked by this page
         self._read_versions: dict[tuple[str, str], datetime | None] = {}  # (side, id) → modified time as read
+        self._merged_into: dict[str, str] = {}  # HubSpot id merged away → its survivor's id (as read)
         self.scope = {
             "installation_id": installation_id,
             "qbo_company_id": company_id,
@@ -234,7 +236,10 @@ class _Run:
         events = self._pending_events()
         triggers: dict[str, set[str]] = {}
         announced: dict[str, dict[str, datetime | None]] = {HUBSPOT: {}, QUICKBOOKS: {}}
+        forgotten: set[str] = set()  # HubSpot privacy deletions: our copies of the person go too
         for event in events:
+            if event.object_type == self.module.HUBSPOT_OBJECT and is_privacy_deletion(event.event_type):
+                forgotten.add(event.object_id)
             if event.object_type in self.module.EVENT_TYPES and event.object_id:
                 moments = announced[event.source]
                 moment = _aware(event.occurred_at) if event.occurred_at else None
@@ -265,6 +270,7 @@ class _Run:
             for event in events:
                 stored = session.get(WebhookEvent, event.id)
                 stored.status, stored.processed_at = "processed", utcnow()
+            purge_person(session, self.installation_id, self.module.OBJECT_TYPE, forgotten)
 
     def _enqueue_ids(self, session, side: str, ids: set[str]) -> None:
         """Add ids to this object's backlog (once: an id already waiting there keeps its place)."""
@@ -411,6 +417,7 @@ class _Run:
         hub_ids |= {link.hubspot_id for link in links if link.hubspot_id}
         qbo_ids |= {link.qbo_id for link in links if link.qbo_id}
         hub_records = self._read_hubspot(hub_ids, links)
+        qbo_ids |= self._merges(hub_records, links)
         qbo_records = self._read_quickbooks(qbo_ids)
         self._read_key_candidates(hub_records, qbo_records, links)
         self._carry_out(
@@ -432,6 +439,26 @@ class _Run:
         for entity_id in qbo_ids:  # rows of this page are done with; later pages keep theirs
             self._qbo_cache.pop(entity_id, None)
         self._read_versions.clear()
+        self._merged_into.clear()
+
+    def _merges(self, hub_records: dict[str, Record], links: list[RecordLink]) -> set[str]:
+        """HubSpot merges among what was read: each linked record merged into a survivor becomes a
+        merged record (the planner moves its link to the survivor) and the survivor's own link, if
+        any, joins the page. Returns the QBO ids those links add."""
+        if not self._merged_into:
+            return set()
+        known = {link.id for link in links}
+        merged_links = [
+            link
+            for link in self._links(set(self._merged_into) | set(self._merged_into.values()), set())
+            if link.id not in known
+        ]
+        links += merged_links
+        for link in links:
+            survivor = self._merged_into.get(link.hubspot_id or "")
+            if survivor is not None:
+                hub_records[link.hubspot_id] = Record(HUBSPOT, link.hubspot_id, {}, merged_into=survivor)
+        return {link.qbo_id for link in merged_links if link.qbo_id}
 
     def _cursors(self) -> dict[str, SyncCursor]:
         with self.runtime.database.session() as session:
@@ -536,8 +563,12 @@ class _Run:
 
     def _read_hubspot(self, ids: set[str], links: list[RecordLink]) -> dict[str, Record]:
         properties = [*self.module.HUBSPOT_PROPERTIES.values(), self.module.ID_PROPERTY]
-        properties.append(self.module.MODIFIED_PROPERTY)
+        properties += [self.module.MODIFIED_PROPERTY, "hs_merged_object_ids"]
         found = {r["id"]: r for r in self.hubspot.batch_read(self.module.HUBSPOT_OBJECT, sorted(ids), properties)}
+        for survivor_id, raw in found.items():  # a merged id reads as its survivor, which lists it
+            for merged_id in (raw["properties"].get("hs_merged_object_ids") or "").split(";"):
+                if merged_id.strip() and merged_id.strip() != survivor_id:
+                    self._merged_into[merged_id.strip()] = survivor_id
         self._read_versions.update({(HUBSPOT, i): self._modified(HUBSPOT, r) for i, r in found.items()})
         companies = (
             self._primary_company_names(sorted(found)) if getattr(self.module, "USES_PRIMARY_COMPANY", False) else {}
@@ -658,6 +689,8 @@ class _Run:
     # --- 3. carrying out the plan -------------------------------------------------------------------------------
 
     def _carry_out(self, result, hub_records: dict[str, Record], qbo_records: dict[str, Record]) -> None:
+        for action in result.of_kind("relink"):  # first: the survivor's writes go through the moved link
+            self._guarded(lambda a=action: self._relink(a), [action])
         creates = [a for a in result.actions if a.kind == "create"]
         for target, size in ((QUICKBOOKS, QBO_BATCH), (HUBSPOT, HUBSPOT_BATCH)):
             group = [a for a in creates if a.target_side == target]
@@ -674,7 +707,7 @@ class _Run:
                 chunk = group[start : start + size]
                 self._guarded(lambda c=chunk, w=write: w(c), chunk)
         for action in result.actions:
-            if action.kind == "create" or (action.kind == "update" and action.changes):
+            if action.kind in ("create", "relink") or (action.kind == "update" and action.changes):
                 continue
             self._guarded(lambda a=action: self._apply(a, hub_records, qbo_records), [action])
 
@@ -933,6 +966,25 @@ class _Run:
             self._new_links.update({(HUBSPOT, link.hubspot_id), (QUICKBOOKS, link.qbo_id)})
         link.error_category = link.error_message = link.excluded_reason = None
         link.attempts, link.next_attempt_at, link.last_synced_at = 0, None, utcnow()
+
+    def _relink(self, action: Action) -> None:
+        """A merge: the link moves to the survivor (a one-sided row the survivor had goes: the link is its row now)."""
+        self.summary.add("relink")
+        column = RecordLink.hubspot_id if action.target_side == HUBSPOT else RecordLink.qbo_id
+        with self.runtime.database.session() as session:
+            self.lock.guard(session)
+            session.execute(
+                delete(RecordLink).where(
+                    RecordLink.qbo_company_id == self.company_id,
+                    RecordLink.object_type == self.module.OBJECT_TYPE,
+                    column == action.target_id,
+                    RecordLink.id != action.link_id,
+                    or_(RecordLink.hubspot_id.is_(None), RecordLink.qbo_id.is_(None)),
+                )
+            )
+            link = session.get(RecordLink, action.link_id)
+            setattr(link, _id_column(action.target_side), action.target_id)
+            self._activity(session, link, "merged", None, action.reason)
 
     def _tombstone(self, action: Action) -> None:
         with self.runtime.database.session() as session:

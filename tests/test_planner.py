@@ -390,13 +390,28 @@ def test_a_merge_moves_the_link_to_the_survivor():
     result = plan([merged, hs("h1", name="A")], [qb("q1", name="A")], [link], rules())
     (relink,) = result.of_kind("relink")
     assert relink.link_id == 1 and relink.target_id == "h1"
+    assert result.of_kind("create") == [] and result.of_kind("fail") == []  # the survivor is not new
+
+
+def test_the_survivor_of_a_merge_syncs_its_values_through_the_link_it_takes_over():
+    link = Link(1, "h2", "q1", base={"name": "Old", "email": "old@example.com"})
+    merged = Record(HUBSPOT, "h2", {}, merged_into="h1")
+    survivor = hs("h1", name="Old", email="new@example.com")
+    qbo = qb("q1", name="Old", email="old@example.com")
+    result = plan([merged, survivor], [qbo], [link], rules(fields=("name", "email")))
+    assert [a.kind for a in result.actions] == ["relink", "update"]
+    (update,) = result.of_kind("update")
+    assert (update.link_id, update.target_side, update.target_id) == (1, QUICKBOOKS, "q1")
+    assert update.changes == {"email": "new@example.com"}
 
 
 def test_two_links_merging_into_one_is_a_planned_conflict():
     links = [Link(1, "h2", "q1", base={}), Link(2, "h1", "q2", base={})]
-    result = plan([Record(HUBSPOT, "h2", {}, merged_into="h1"), hs("h1")], [qb("q1"), qb("q2")], links, rules())
+    merged, survivor = Record(HUBSPOT, "h2", {}, merged_into="h1"), hs("h1", email="h1@example.com")
+    result = plan([merged, survivor], [qb("q1", email="q1@example.com"), qb("q2")], links, rules())
     (failed,) = result.of_kind("fail")
     assert failed.category == "merge conflict" and failed.link_id == 1
+    assert result.of_kind("create") == []  # q1 keeps its (failed) link: it is not a new record
 
 
 def test_an_empty_string_and_a_missing_value_are_the_same_blank():

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from sync.runner import run_object
 from sync.setup import set_up
-from sync.store.models import QboCompany, RecordLink, SyncActivity
+from sync.store.models import QboCompany, RecordLink, SyncActivity, WebhookEvent
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -952,3 +952,81 @@ def _created(record: dict):
     from sync.cursors import parse_time
 
     return parse_time(record["properties"].get("hs_createdate") or record["createdAt"])
+
+
+def test_a_merge_in_hubspot_moves_the_link_to_the_survivor_without_a_new_customer(stack, synced):
+    from hubspot.crm.contacts import PublicMergeInput
+
+    portal, realm, company_id = synced
+    old = _hubspot_record(stack, portal, "contacts", {"email": "old@example.com", "firstname": "Olga", "phone": "1"})
+    run_object(stack.runtime, company_id, "contacts")
+    (customer,) = qbo_customers(stack, realm).values()
+    newer = _hubspot_record(stack, portal, "contacts", {"email": "olga@example.com", "firstname": "Olga"})
+    _hubspot_sdk(stack).crm.contacts.basic_api.merge(
+        PublicMergeInput(primary_object_id=newer["id"], object_id_to_merge=old["id"])
+    )
+    summary = run_object(stack.runtime, company_id, "contacts")
+    assert summary.counts.get("relink") == 1 and "create" not in summary.counts, summary
+    (after,) = qbo_customers(stack, realm).values()  # the same customer, now with the survivor's email
+    assert after["Id"] == customer["Id"] and after["PrimaryEmailAddr"]["Address"] == "olga@example.com"
+    with stack.db() as session:
+        (link,) = session.scalars(select(RecordLink)).all()
+        assert (link.hubspot_id, link.qbo_id, link.state) == (newer["id"], customer["Id"], "syncing")
+        assert "merged" in {a.action for a in session.scalars(select(SyncActivity))}
+    assert run_object(stack.runtime, company_id, "contacts").counts.get("update") is None  # settled
+
+
+def test_merging_two_linked_contacts_is_a_conflict_not_a_guess(stack, synced):
+    from hubspot.crm.contacts import PublicMergeInput
+
+    portal, realm, company_id = synced
+    one = _hubspot_record(stack, portal, "contacts", {"email": "one@example.com", "firstname": "One"})
+    two = _hubspot_record(stack, portal, "contacts", {"email": "two@example.com", "firstname": "Two"})
+    run_object(stack.runtime, company_id, "contacts")
+    _hubspot_sdk(stack).crm.contacts.basic_api.merge(
+        PublicMergeInput(primary_object_id=two["id"], object_id_to_merge=one["id"])
+    )
+    run_object(stack.runtime, company_id, "contacts")
+    assert len(qbo_customers(stack, realm)) == 2  # nothing deleted or merged in QBO behind the user's back
+    with stack.db() as session:
+        failed = session.scalar(select(RecordLink).where(RecordLink.hubspot_id == one["id"]))
+        assert failed.state == "failed" and failed.error_category == "merge conflict"
+
+
+def test_a_privacy_deletion_tombstones_the_link_and_purges_our_copies(stack, synced):
+    from hubspot.crm.contacts import PublicGdprDeleteInput
+
+    portal, realm, company_id = synced
+    person = _hubspot_record(stack, portal, "contacts", {"email": "gone@example.com", "firstname": "Gwen"})
+    stack.hubspot.control("POST", "/webhooks/deliver")
+    _drain(stack)
+    stack.hubspot.control(
+        "PATCH", f"/accounts/{portal}/objects/contacts/{person['id']}", {"properties": {"lastname": "Private"}}
+    )
+    stack.hubspot.control("POST", "/webhooks/deliver")
+    _drain(stack)
+    assert qbo_customers(stack, realm)["gone@example.com"]["FamilyName"] == "Private"
+    _hubspot_sdk(stack).crm.contacts.basic_api.purge(PublicGdprDeleteInput(object_id=person["id"]))
+    stack.hubspot.control("POST", "/webhooks/deliver")
+    _drain(stack)
+    with stack.db() as session:
+        (link,) = session.scalars(select(RecordLink)).all()
+        assert link.hubspot_deleted_at is not None and link.base_values == {}
+        stored = " ".join(
+            [str(e.payload) for e in session.scalars(select(WebhookEvent))]
+            + [f"{a.message} {a.details}" for a in session.scalars(select(SyncActivity))]
+            + [str(link.base_values), str(link.error_message)]
+        )
+        assert "Private" not in stored and "Gwen" not in stored and "gone@example.com" not in stored
+        kinds = {e.event_type for e in session.scalars(select(WebhookEvent))}
+        assert "contact.privacyDeletion" in kinds and "contact.propertyChange" in kinds
+    # the books keep their customer (keep policy), and a later edit there never recreates the person
+    customer = qbo_customers(stack, realm)["gone@example.com"]
+    stack.qbo.control(
+        "POST",
+        f"/companies/{realm}/customer",
+        {"Id": customer["Id"], "SyncToken": customer["SyncToken"], "sparse": True, "FamilyName": "Edited"},
+        expect=200,
+    )
+    run_object(stack.runtime, company_id, "contacts")
+    assert "gone@example.com" not in hubspot_contacts(stack, portal)

@@ -31,6 +31,7 @@ coming back as a change, plan nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from sync.engine.types import (
@@ -70,8 +71,15 @@ def plan(
     for side in (HUBSPOT, QUICKBOOKS):
         for record in records[side].values():
             if record.merged_into is not None:
-                _plan_merge(record, by_id, result)
+                merged_link = by_id[side].get(record.id)
+                moved = _plan_merge(record, by_id, result)
                 done.add((side, record.id))
+                if merged_link is not None and moved is None:  # a conflict: its partner is not new either
+                    done.add((other(side), merged_link.id_on(other(side))))
+                if moved is not None:  # the survivor is planned against the link it takes over
+                    links = [moved if link.id == moved.id else link for link in links]
+                    by_id[side].pop(record.id, None)
+                    by_id[side][record.merged_into] = moved
 
     for link in links:
         hub, qbo = records[HUBSPOT].get(link.hubspot_id or ""), records[QUICKBOOKS].get(link.qbo_id or "")
@@ -97,7 +105,8 @@ def plan(
 # --- merges ---------------------------------------------------------------------------------------------
 
 
-def _plan_merge(record: Record, by_id, result: Plan) -> None:
+def _plan_merge(record: Record, by_id, result: Plan) -> Link | None:
+    """A relink returns the link as it is once moved to the survivor."""
     merged_link = by_id[record.side].get(record.id)
     survivor_link = by_id[record.side].get(record.merged_into)
     if merged_link is None:
@@ -125,6 +134,9 @@ def _plan_merge(record: Record, by_id, result: Plan) -> None:
                 reason=f"merged into {record.merged_into}: the link follows",
             )
         )
+        ids = {"hubspot_id": record.merged_into} if record.side == HUBSPOT else {"qbo_id": record.merged_into}
+        return replace(merged_link, **ids)
+    return None
 
 
 # --- linked pairs -----------------------------------------------------------------------------------------
