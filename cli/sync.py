@@ -35,6 +35,12 @@ def _company(portal: int | None) -> QboCompany:
 )
 @click.option("--name-template", help='contacts: a display-name template, e.g. "{company} ({email})"')
 @click.option(
+    "--rename/--no-rename",
+    default=None,
+    help="contacts: rename the customers Ledgersync created when the contact's company or name changes"
+    " (off by default; customers born in QBO are never renamed)",
+)
+@click.option(
     "--hubspot-filter",
     type=click.Choice(["recommended", "none"]),
     help="which HubSpot records may start syncing: the recommended filter (contacts: billing contacts of"
@@ -47,6 +53,7 @@ def setup(
     winner: str,
     company_name: bool | None,
     name_template: str | None,
+    rename: bool | None,
     hubspot_filter: str | None,
     portal: int | None,
 ) -> None:
@@ -56,6 +63,8 @@ def setup(
         options["use_company"] = company_name
     if name_template is not None:
         options["template"] = name_template
+    if rename is not None:
+        options["rename"] = rename
     filters = None
     if hubspot_filter is not None:
         filters = {

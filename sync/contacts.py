@@ -151,6 +151,7 @@ def from_quickbooks(customer: dict) -> Record:
         "phone": (customer.get("PrimaryPhone") or {}).get("FreeFormNumber"),
         "company_name": customer.get("CompanyName"),
         **{name: address.get(key) for name, key in ADDRESS_FIELDS.items()},
+        "display_name": customer.get("DisplayName"),  # not a synced field: for the rename rule only
     }
     # An inactive customer is QBO's "deleted" for names (they cannot be deleted).
     return Record(
@@ -218,6 +219,19 @@ def display_name(fields: dict[str, Any], options: dict[str, Any] | None = None) 
     return " ".join(str(name).translate(NAME_FORBIDDEN).split())[:500]
 
 
+def rename_to(contact: Record, customer: Record, created_by_sync: bool, options: dict[str, Any]) -> str | None:
+    """The DisplayName a linked customer should now have, or None to leave it alone.
+
+    Only customers our sync created, and only when the setting `rename` is on: the name then follows
+    the contact's company (or name) as the display-name rule would name it today. A customer born in
+    QBO is never renamed; the user named it there.
+    """
+    if not created_by_sync or not options.get("rename") or contact.deleted or customer.deleted:
+        return None
+    wanted = display_name(contact.fields, options)
+    return wanted if wanted and wanted != customer.fields.get("display_name") else None
+
+
 def to_quickbooks(
     changes: dict[str, Any], merged: dict[str, Any], creating: bool, options: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -228,6 +242,8 @@ def to_quickbooks(
     body: dict[str, Any] = {}
     if creating:
         body["DisplayName"] = display_name(merged, options)
+    elif changes.get("display_name"):  # a rename (see `rename_to`)
+        body["DisplayName"] = changes["display_name"]
     simple = {"first_name": "GivenName", "last_name": "FamilyName", "company_name": "CompanyName"}
     for name, key in simple.items():
         if name in changes:

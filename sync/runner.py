@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -420,17 +420,14 @@ class _Run:
         qbo_ids |= self._merges(hub_records, links)
         qbo_records = self._read_quickbooks(qbo_ids)
         self._read_key_candidates(hub_records, qbo_records, links)
-        self._carry_out(
-            plan(
-                hub_records.values(),
-                qbo_records.values(),
-                [self._engine_link(link) for link in links],
-                self.rules,
-                self._is_linked,
-            ),
-            hub_records,
-            qbo_records,
+        result = plan(
+            hub_records.values(),
+            qbo_records.values(),
+            [self._engine_link(link) for link in links],
+            self.rules,
+            self._is_linked,
         )
+        self._carry_out(self._with_renames(result, links, hub_records, qbo_records), hub_records, qbo_records)
         with self.runtime.database.session() as session:
             self.lock.guard(session)
             self._remember_versions(session)
@@ -681,6 +678,41 @@ class _Run:
         hub_records.update(self._read_hubspot(hub_found, extra))
         qbo_records.update(self._read_quickbooks(qbo_found))
 
+    def _with_renames(self, result, links: list[RecordLink], hub_records, qbo_records):
+        """Add the display-name renames the object's rule asks for (contacts: customers we created,
+        when the setting allows) to the plan: into the pair's planned QBO update, or as one of its own."""
+        rename_to = getattr(self.module, "rename_to", None)
+        if rename_to is None or not self.options.get("rename"):
+            return result
+        planned = {a.link_id: a for a in result.actions if a.kind == "update" and a.target_side == QUICKBOOKS}
+        busy = {a.link_id for a in result.actions if a.kind in ("fail", "wait", "tombstone", "delete", "relink")}
+        for link in links:
+            contact, customer = hub_records.get(link.hubspot_id), qbo_records.get(link.qbo_id)
+            if contact is None or customer is None or link.id in busy or link.hubspot_deleted_at or link.qbo_deleted_at:
+                continue
+            name = rename_to(contact, customer, link.created_side == QUICKBOOKS, self.options)
+            if name is None:
+                continue
+            action = planned.get(link.id)
+            if action is not None:
+                result.actions[result.actions.index(action)] = replace(
+                    action, changes={**action.changes, "display_name": name}
+                )
+            else:
+                result.add(
+                    Action(
+                        "update",
+                        contact,
+                        target_side=QUICKBOOKS,
+                        target_id=link.qbo_id,
+                        link_id=link.id,
+                        changes={"display_name": name},
+                        base_after=dict(link.base_values or {}),
+                        reason="the display-name rule renames a customer we created",
+                    )
+                )
+        return result
+
     @staticmethod
     def _engine_link(link: RecordLink) -> Link:
         tombstone = HUBSPOT if link.hubspot_deleted_at else QUICKBOOKS if link.qbo_deleted_at else None
@@ -799,6 +831,7 @@ class _Run:
             self.lock.guard(session)
             link = session.get(RecordLink, link_id)
             setattr(link, _id_column(target), target_id)
+            link.created_side = target
             self._settled(link, {name: read_back.fields.get(name) for name in self.rules.fields})
             self._activity(session, link, "created", target, f"created in {target}")
 
@@ -871,7 +904,10 @@ class _Run:
             else:
                 written = self.hubspot.update(self.module.HUBSPOT_OBJECT, target_id, self.module.to_hubspot(changes))
                 read_back = self._read_back(HUBSPOT, written)
-            base = {**action.base_after, **{name: read_back.fields.get(name) for name in changes}}
+            base = {
+                **action.base_after,
+                **{name: read_back.fields.get(name) for name in changes if name in self.rules.fields},
+            }
         else:
             base = dict(action.base_after)
         if action.kind == "link":
@@ -929,7 +965,8 @@ class _Run:
 
     def _written(self, action: Action, read_back: Record) -> None:
         """The base of a link after an update: the agreed values, as the target stored what we wrote."""
-        base = {**action.base_after, **{name: read_back.fields.get(name) for name in action.changes}}
+        synced = [name for name in action.changes if name in self.rules.fields]  # not a rename's display_name
+        base = {**action.base_after, **{name: read_back.fields.get(name) for name in synced}}
         self._store_base(action.link_id, base, action.target_side)
 
     def _replan(self, action: Action) -> None:

@@ -23,7 +23,8 @@ def set_up(
     filters: dict[str, str | None] | None = None,
 ) -> SyncSettings:
     """Set up (or change) a sync. `options` are merged into the stored ones (contacts:
-    {"use_company": bool, "template": "{company} ({email})"} — the display-name rule).
+    {"use_company": bool, "template": "{company} ({email})", "rename": bool} — the display-name rule;
+    `rename` lets it rename the customers our sync created when the contact's company or name changes).
 
     A new sync starts with the object's recommended filters; `filters` ({side: name or None}) changes
     them ({"hubspot": None}: every HubSpot record may start syncing)."""

@@ -1030,3 +1030,44 @@ def test_a_privacy_deletion_tombstones_the_link_and_purges_our_copies(stack, syn
     )
     run_object(stack.runtime, company_id, "contacts")
     assert "gone@example.com" not in hubspot_contacts(stack, portal)
+
+
+@pytest.mark.parametrize("rename", [True, False], ids=["rename on", "rename off"])
+def test_a_company_rename_reaches_qbo_only_where_the_setting_allows(stack, synced, rename):
+    """Customers we created follow their company's name when `rename` is on; one born in QBO never does."""
+    portal, realm, company_id = synced
+    set_up(stack.runtime, company_id, "contacts", "two-way", "hubspot", options={"rename": rename})
+    firm = _hubspot_record(stack, portal, "companies", {"name": "Acme"})
+    ours = _hubspot_record(
+        stack, portal, "contacts", {"email": "ours@example.com", "firstname": "Ann"}, [_association(firm["id"], 1)]
+    )
+    stack.qbo.control(
+        "POST",
+        f"/companies/{realm}/seed",
+        {
+            "entity": "Customer",
+            "records": [{"DisplayName": "Bo Books", "PrimaryEmailAddr": {"Address": "bo@example.com"}}],
+        },
+        expect=201,
+    )
+    stack.hubspot.control("POST", "/webhooks/deliver")
+    _drain(stack)
+    assert qbo_customers(stack, realm)["ours@example.com"]["DisplayName"] == "Acme"
+    born = hubspot_contacts(stack, portal)["bo@example.com"]  # created in HubSpot from QBO
+    _hubspot_sdk(stack).crm.associations.v4.basic_api.create("contacts", born.id, "companies", firm["id"], [_spec(1)])
+    stack.hubspot.control("POST", "/webhooks/deliver")
+    _drain(stack)
+    stack.hubspot.control(
+        "PATCH", f"/accounts/{portal}/objects/companies/{firm['id']}", {"properties": {"name": "Acme Ltd"}}
+    )
+    stack.hubspot.control("POST", "/webhooks/deliver")
+    _drain(stack)
+    customers = qbo_customers(stack, realm)
+    assert customers["ours@example.com"]["DisplayName"] == ("Acme Ltd" if rename else "Acme")
+    assert customers["bo@example.com"]["DisplayName"] == "Bo Books"  # born in QBO: never renamed
+    assert ours["id"] in {c.id for c in hubspot_contacts(stack, portal).values()}
+    stack.qbo.control("DELETE", "/requests")
+    stack.hubspot.control("DELETE", "/requests")
+    run_object(stack.runtime, company_id, "contacts")  # settled: the rename's echo is not a write
+    assert writes_in(stack.qbo.control("GET", "/requests")) == {}
+    assert writes_in(stack.hubspot.control("GET", "/requests")) == {}

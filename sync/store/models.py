@@ -252,6 +252,9 @@ class RecordLink(Timestamps, Base):
     hubspot_id: Mapped[str | None] = mapped_column(String(64))
     qbo_id: Mapped[str | None] = mapped_column(String(64))
     origin: Mapped[str] = mapped_column(String(16))
+    # The side on which our sync created the record ("quickbooks": a customer we made, which the
+    # display-name rule may rename; None: both were there before they were linked).
+    created_side: Mapped[str | None] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16), default="syncing")
     base_values: Mapped[dict[str, Any]] = mapped_column(default=dict)
     hubspot_modified_at: Mapped[datetime | None]
