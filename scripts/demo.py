@@ -8,9 +8,18 @@ QBO_EMULATOR_PORT, 8102) unless QBO_API_BASE_URL names a real one, then the web 
 worker and the clock; it waits until the app is healthy and a worker has run a
 job, and prints the URLs.
 
-The processes are a plain dict below: later parts of the demo (demo data) are
-more entries in it. The demo runs each emulator as a separate process, as the
-real service would be; it imports nothing from them.
+The processes are a plain dict below. The demo runs each emulator as a separate
+process, as the real service would be; it imports nothing from them.
+
+With both emulators, the demo then tells its story (scripts/demo_data.py): demo
+data on both sides, the app installed and QuickBooks connected through the real
+OAuth redirects, contacts ⇄ customers set up two-way, the initial sync (some
+records fail, each with its explanation), and a change typed into each side timed
+until it arrives on the other. `instance/demo.json` (mode 0600) then holds the
+URLs, the portal and realm ids and a current access token for each side, so the
+official SDKs can be pointed at the running demo. Unless DATABASE_URL is set, the
+demo keeps its own SQLite file (instance/demo.db), fresh at every start, since the
+emulators start empty too.
 """
 
 from __future__ import annotations
@@ -33,6 +42,11 @@ from sync.runtime import Runtime  # noqa: E402
 from sync.settings import ConfigError, Settings  # noqa: E402
 from sync.store import migrate  # noqa: E402
 from sync.tasks.maintenance import ping  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import demo_data  # noqa: E402
+
+from sync import demo_file as sync_demo_file  # noqa: E402
 
 BIN = Path(sys.executable).parent
 # The QBO emulator's default app (production keys) and webhook verifier token.
@@ -110,6 +124,15 @@ def main() -> int:
     env = dict(os.environ, APP_PORT=str(port))
     env.setdefault("APP_BASE_URL", f"http://localhost:{port}")
     env.setdefault("LOG_FORMAT", "text")
+    demo_file = settings.instance_path / "demo.json"
+    env["LEDGERSYNC_DEMO_FILE"] = str(demo_file)  # every token refresh rewrites it (sync.demo_file)
+    if "DATABASE_URL" not in os.environ:  # the emulators start empty: so does the demo's database
+        database = settings.instance_path / "demo.db"
+        database.parent.mkdir(parents=True, exist_ok=True)
+        database.unlink(missing_ok=True)
+        env["DATABASE_URL"] = f"sqlite:///{database}"
+        settings = settings.with_overrides(database_url=env["DATABASE_URL"])
+    demo_file.unlink(missing_ok=True)
 
     embedded_redis = None
     if not settings.redis_url:
@@ -205,12 +228,24 @@ def main() -> int:
             f"{health['redis']['workers']} worker(s); worker pid {pong['pid']} ran a job"
         )
         say(f"Ledgersync is running at {env['APP_BASE_URL']}/  (health: {env['APP_BASE_URL']}/healthz)")
+        story = None
+        if set(emulators) == {"HubSpot emulator", "QuickBooks Online emulator"} and not stopping:
+            story = tell_the_story(
+                Runtime(Settings.from_env(env, load_dotenv_file=False)), env, emulators, demo_file, lambda: stopping
+            )
         say("press Ctrl-C to stop everything")
+        next_token_check = time.monotonic() + 60
         while not stopping:
             for name, process in processes.items():
                 if process.poll() is not None:
                     say(f"{name} exited with code {process.returncode}; stopping the demo")
                     stopping, exit_code = True, 1
+            if story is not None and time.monotonic() > next_token_check:
+                next_token_check = time.monotonic() + 60
+                try:
+                    demo_data.keep_tokens_fresh(*story)
+                except Exception as error:  # noqa: BLE001 - the demo goes on; the next check tries again
+                    say(f"could not refresh the demo's tokens: {error}")
             time.sleep(0.5)
     finally:
         say("stopping")
@@ -220,6 +255,30 @@ def main() -> int:
             embedded_redis.shutdown(nosave=True)
         say("stopped")
     return exit_code
+
+
+def tell_the_story(runtime: Runtime, env: dict, emulators: dict, demo_file: Path, stopping) -> tuple | None:
+    """Demo data, install and connect, set up, initial sync, instance/demo.json, and a change each way."""
+    demo = demo_data.Demo(
+        app_url=env["APP_BASE_URL"],
+        hubspot_url=emulators["HubSpot emulator"],
+        qbo_url=emulators["QuickBooks Online emulator"],
+    )
+    demo_data.install_and_connect(runtime, demo)
+    demo_data.seed_people(demo)
+    demo_data.set_up_contacts(runtime, demo)
+    demo_data.issue_invoices(runtime, demo)
+    demo_data.initial_sync(runtime, demo)
+    sync_demo_file.write(demo_file, demo_data.demo_file_content(runtime, demo))
+    say(f"wrote {demo_file} (URLs, portal and realm ids, current access tokens; mode 0600)")
+    if not stopping():
+        demo_data.watch_changes(runtime, demo)
+    say(
+        "try it: edit a contact in HubSpot or a customer in QuickBooks (the emulators' control APIs, or the "
+        f"official SDKs with the tokens in {demo_file.name}); the sync's state and failures: "
+        f"DATABASE_URL={env['DATABASE_URL']} .venv/bin/flask --app app sync status"
+    )
+    return runtime, demo
 
 
 if __name__ == "__main__":

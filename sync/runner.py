@@ -818,9 +818,11 @@ class _Run:
             action = pending[link_id][0]
             if isinstance(answer, errors.ApiError) or answer is None:
                 error = answer or errors.Transient(target, "no answer for this record")
-                self._failed(
-                    Action("create", action.source, link_id=link_id), _category(error), error.message, error.detail
-                )
+                category, message = _category(error), error.message
+                if category == "duplicate display name":  # say which name, and the contact's email
+                    name = pending[link_id][1]["body"].get("DisplayName")
+                    message = f"“{name}” is already the name of a QuickBooks customer, vendor or employee: {message}"
+                self._failed(Action("create", action.source, link_id=link_id), category, message, error.detail)
                 continue
             self._linked_after_create(
                 link_id, target, answer["Id"] if target == QUICKBOOKS else answer["id"], read_back

@@ -71,6 +71,8 @@ class Settings:
     app_base_url: str = "http://localhost:8000"
     log_level: str = "INFO"
     log_format: str = "json"
+    # `make demo` only: a file that always holds the current access tokens (sync.demo_file)
+    demo_file: Path | None = None
 
     hubspot_app_id: str = ""
     hubspot_client_id: str = ""
@@ -163,6 +165,7 @@ class Settings:
             app_base_url=get("APP_BASE_URL", "http://localhost:8000").rstrip("/"),
             log_level=get("LOG_LEVEL", "INFO").upper(),
             log_format=log_format,
+            demo_file=Path(get("LEDGERSYNC_DEMO_FILE")).resolve() if get("LEDGERSYNC_DEMO_FILE") else None,
             hubspot_app_id=get("HUBSPOT_APP_ID"),
             hubspot_client_id=get("HUBSPOT_CLIENT_ID"),
             hubspot_client_secret=get("HUBSPOT_CLIENT_SECRET"),

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from sync import demo_file
 from sync.clients import errors
 from sync.clients.hubspot import HubSpotOAuth, TokenSet
 from sync.clients.quickbooks import QuickBooksOAuth
@@ -120,6 +121,7 @@ class TokenManager:
             if changed == 0:
                 raise errors.Transient(provider, "the token changed while we refreshed it; try again")
             log.info("token refreshed", extra={"provider": provider, "owner": owner_id, "version": version + 1})
+            demo_file.update_access_token(self.runtime.settings.demo_file, provider, fresh.access_token)
             return fresh.access_token
         finally:
             try:

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -119,7 +120,7 @@ def test_procfile_release_web_worker_and_clock_run(process_env):
             stop(process)
 
 
-def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path):
+def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path, monkeypatch):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     hubspot_port, qbo_port = free_port(), free_port()
@@ -152,7 +153,16 @@ def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path):
         status, body = get_json(f"http://127.0.0.1:{port}/healthz")
         assert status == 200 and body["database"]["dialect"] == "sqlite"
         assert body["redis"]["workers"] >= 1
-        assert (tmp_path / "instance" / "ledgersync.db").exists()
+        assert (tmp_path / "instance" / "demo.db").exists()  # its own database, fresh like the emulators
+        while not any("press Ctrl-C to stop everything" in line for line in output):  # the story, told
+            assert time.monotonic() < deadline + 120 and demo.poll() is None, "".join(output)
+            output.append(demo.stdout.readline())
+        told = "".join(output)
+        assert "initial sync done: excluded 1, failed 4, syncing 5" in told, told
+        assert told.count("[duplicate display name]") == 2 and told.count("[ambiguous billing contact]") == 2
+        assert "HubSpot → QBO: a change arrived in" in told and "QBO → HubSpot: a change arrived in" in told, told
+        monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the emulators speak plain http on localhost
+        _use_the_running_demo_with_the_official_sdks(tmp_path / "instance" / "demo.json")
         assert any(f"HubSpot emulator is running at http://localhost:{hubspot_port}/" in line for line in output)
         account = json.loads(
             urllib.request.urlopen(
@@ -205,3 +215,39 @@ def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path):
         for pid in leftovers:
             os.kill(int(pid), signal.SIGKILL)
         assert leftovers == [], "gunicorn outlived the demo"
+
+
+def _use_the_running_demo_with_the_official_sdks(demo_file) -> None:
+    """What instance/demo.json is for: a script edits a contact with HubSpot's SDK and watches the
+    change arrive in QuickBooks through python-quickbooks, with nothing but the file's contents."""
+    from hubspot import HubSpot
+    from hubspot.crm.contacts import SimplePublicObjectInput
+    from intuitlib.client import AuthClient
+    from quickbooks import QuickBooks
+    from quickbooks.objects.customer import Customer
+
+    assert stat.S_IMODE(demo_file.stat().st_mode) == 0o600
+    demo = json.loads(demo_file.read_text())
+    assert "refresh" not in demo_file.read_text().lower()  # access tokens only
+    hubspot = HubSpot(access_token=demo["hubspot"]["access_token"], host=demo["hubspot"]["base_url"])
+    cara = hubspot.crm.contacts.basic_api.get_by_id("cara@northwind.example", id_property="email")
+    hubspot.crm.contacts.basic_api.update(cara.id, SimplePublicObjectInput(properties={"phone": "+1 415 555 0142"}))
+    qbo = demo["quickbooks"]
+    discovery = f"{qbo['base_url']}/.well-known/openid_configuration/"
+    auth = AuthClient(
+        "unused",
+        "unused",
+        "http://localhost/unused",
+        discovery,
+        access_token=qbo["access_token"],
+        realm_id=qbo["realm_id"],
+    )
+    client = QuickBooks(auth_client=auth, company_id=qbo["realm_id"], minorversion=75)
+    client.api_url_v3 = f"{qbo['base_url']}/v3"
+    deadline = time.monotonic() + 60  # "within a minute"
+    while True:
+        (customer,) = Customer.filter(DisplayName="Northwind Traders", qb=client)
+        if customer.PrimaryPhone and customer.PrimaryPhone.FreeFormNumber == "+1 415 555 0142":
+            break
+        assert time.monotonic() < deadline, "the HubSpot edit did not reach QuickBooks within a minute"
+        time.sleep(0.5)

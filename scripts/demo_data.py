@@ -1,0 +1,349 @@
+"""The demo's story, told against the running emulators: data, install, connect, set up, sync, watch.
+
+Called by scripts/demo.py once every process is healthy. Everything goes over HTTP as it would
+in production: the emulators' control APIs stand in for a person using HubSpot and QuickBooks (a
+portal and its admin, a company, records typed in), the OAuth installs follow the real redirects,
+and the syncs run in the RQ worker, woken by the emulators' webhooks.
+
+The data is chosen so that every rule shows (see `flask sync status` afterwards):
+- Ana's email is already on a QBO customer: they are linked, not duplicated.
+- Cara bills for Northwind Traders: a customer named after her primary company is created.
+- Ben bills for Globex, but "Globex" is already a QBO customer (born there, with another email):
+  display names are unique in QBO, so Ben fails with "duplicate display name" and its advice.
+- Dan Vendor bills as himself, and "Dan Vendor" is a QBO vendor: the same failure.
+- Eve has no invoice: the recommended filter leaves her out (excluded).
+- Fay and Gus are both contacts of one invoice: "ambiguous billing contact" (no guessing).
+- Hana, Ivan and Globex's accounts-payable customer exist only in QBO: created in HubSpot.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from sqlalchemy import func, select
+
+from sync.clients import errors
+from sync.clients.hubspot import HubSpotClient
+from sync.clients.quickbooks import QuickBooksClient
+from sync.clients.ratelimit import RateLimiter
+from sync.runner import run_object
+from sync.runtime import Runtime
+from sync.setup import set_up
+from sync.store.models import Installation, QboCompany, RecordLink
+from sync.tokens import TokenManager
+
+PRIMARY_COMPANY, INVOICE_CONTACT, LINE_ITEM_INVOICE = 1, 177, 410  # HubSpot association type ids
+
+COMPANIES = {"northwind": "Northwind Traders", "globex": "Globex"}
+CONTACTS = [  # (key, first, last, email, phone, primary company key)
+    ("ana", "Ana", "Silva", "ana@northwind.example", "+1 415 555 0101", "northwind"),
+    ("cara", "Cara", "Diaz", "cara@northwind.example", "+1 415 555 0102", "northwind"),
+    ("ben", "Ben", "Ode", "ben@globex.example", "+1 212 555 0103", "globex"),
+    ("dan", "Dan", "Vendor", "dan@example.com", "+1 312 555 0104", None),
+    ("eve", "Eve", "Park", "eve@example.com", "+1 617 555 0105", None),
+    ("fay", "Fay", "Wong", "fay@example.com", "+1 206 555 0106", None),
+    ("gus", "Gus", "Moreau", "gus@example.com", "+1 206 555 0107", None),
+]
+QBO_CUSTOMERS = [
+    {"DisplayName": "Ana Silva", "GivenName": "Ana", "FamilyName": "Silva",
+     "PrimaryEmailAddr": {"Address": "ana@northwind.example"}},
+    {"DisplayName": "Globex", "CompanyName": "Globex", "PrimaryEmailAddr": {"Address": "ap@globex.example"}},
+    {"DisplayName": "Hana Ito", "GivenName": "Hana", "FamilyName": "Ito",
+     "PrimaryEmailAddr": {"Address": "hana@example.com"}, "PrimaryPhone": {"FreeFormNumber": "+1 503 555 0108"}},
+    {"DisplayName": "Ivan Petrov", "GivenName": "Ivan", "FamilyName": "Petrov",
+     "PrimaryEmailAddr": {"Address": "ivan@example.com"}},
+]  # fmt: skip
+QBO_VENDORS = [{"DisplayName": "Dan Vendor", "PrimaryEmailAddr": {"Address": "billing@danvendor.example"}}]
+
+
+@dataclass
+class Demo:
+    app_url: str
+    hubspot_url: str
+    qbo_url: str
+    portal_id: int = 0
+    realm_id: str = ""
+    installation_id: int = 0
+    company_id: int = 0
+    contacts: dict[str, str] | None = None  # key → HubSpot id
+
+
+def say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+def _control(base: str, method: str, path: str, body: Any = None, expect: int | None = None) -> Any:
+    answer = requests.request(method, f"{base}/_emulator{path}", json=body, timeout=15)
+    if (expect and answer.status_code != expect) or answer.status_code >= 400:
+        raise SystemExit(f"[demo] {method} {path} answered {answer.status_code}: {answer.text[:300]}")
+    return answer.json() if answer.content else None
+
+
+def install_and_connect(runtime: Runtime, demo: Demo) -> None:
+    """A portal admin installs the app and connects a US QuickBooks company, through the real redirects."""
+    account = _control(
+        demo.hubspot_url,
+        "POST",
+        "/accounts",
+        {"installApp": False, "adminEmail": "owner@northwind.example", "tier": "professional"},
+        201,
+    )
+    demo.portal_id = account["portalId"]
+    admin = next(u for u in account["users"] if u.get("superAdmin"))
+    _control(demo.hubspot_url, "POST", "/oauth/auto-approve", {"userId": admin["userId"]}, 200)
+    browser = requests.Session()  # follows the 302s: app → HubSpot consent → app callback
+    page = browser.get(f"{demo.app_url}/oauth/hubspot/install", timeout=30)
+    if page.status_code != 200 or not page.url.endswith("/connection"):
+        raise SystemExit(f"[demo] the HubSpot install did not finish ({page.status_code} at {page.url})")
+    company = _control(
+        demo.qbo_url, "POST", "/companies", {"country": "US", "name": "Northwind Books", "connect": False}, 201
+    )
+    demo.realm_id = company["realmId"]
+    _control(demo.qbo_url, "POST", "/oauth/auto-approve", {"realmId": demo.realm_id}, 200)
+    page = browser.get(f"{demo.app_url}/oauth/quickbooks/connect", timeout=30)
+    if page.status_code != 200:
+        raise SystemExit(f"[demo] connecting QuickBooks did not finish ({page.status_code} at {page.url})")
+    with runtime.database.session() as session:
+        installation = session.scalar(select(Installation).where(Installation.hub_id == demo.portal_id))
+        qbo = session.scalar(select(QboCompany).where(QboCompany.realm_id == demo.realm_id))
+        if qbo is None or qbo.status != "connected":
+            raise SystemExit("[demo] the QuickBooks company is not connected")
+        demo.installation_id, demo.company_id = installation.id, qbo.id
+    say(f"installed in HubSpot portal {demo.portal_id}; QuickBooks company {demo.realm_id} connected")
+
+
+def seed_people(demo: Demo) -> None:
+    """What both businesses' systems already hold before the sync is set up."""
+    for entity, records in (("Customer", QBO_CUSTOMERS), ("Vendor", QBO_VENDORS)):
+        _control(demo.qbo_url, "POST", f"/companies/{demo.realm_id}/seed", {"entity": entity, "records": records}, 201)
+    companies = {}
+    for key, name in COMPANIES.items():
+        body = {"properties": {"name": name, "domain": f"{key}.example"}}
+        companies[key] = _control(demo.hubspot_url, "POST", f"/accounts/{demo.portal_id}/objects/companies", body)["id"]
+    demo.contacts = {}
+    for key, first, last, email, phone, company in CONTACTS:
+        body = {
+            "properties": {"firstname": first, "lastname": last, "email": email, "phone": phone},
+            "associations": [_association(companies[company], PRIMARY_COMPANY)] if company else [],
+        }
+        demo.contacts[key] = _control(demo.hubspot_url, "POST", f"/accounts/{demo.portal_id}/objects/contacts", body)[
+            "id"
+        ]
+    say(f"demo data: {len(CONTACTS)} HubSpot contacts, {len(QBO_CUSTOMERS)} QBO customers and a QBO vendor")
+
+
+def _association(to_id: str, type_id: int) -> dict:
+    return {
+        "to": {"id": str(to_id)},
+        "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}],
+    }
+
+
+def issue_invoices(runtime: Runtime, demo: Demo) -> None:
+    """Invoices sent after the sync was set up: what makes a contact a billing contact."""
+    for key in ("ana", "cara", "ben", "dan", "fay"):
+        _invoice(demo, [demo.contacts[key]], amount=120 + len(key))
+    # Gus is added to Fay's invoice afterwards (HubSpot opens an invoice with exactly one contact).
+    shared = _invoices_of(runtime, demo, demo.contacts["fay"])[0]
+    hubspot = _hubspot_sdk(runtime, demo)
+    from hubspot.crm.associations.v4 import AssociationSpec
+
+    hubspot.crm.associations.v4.basic_api.create(
+        "invoices",
+        shared,
+        "contacts",
+        demo.contacts["gus"],
+        [AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=INVOICE_CONTACT)],
+    )
+    say("invoices issued in HubSpot to Ana, Cara, Ben, Dan, and to Fay and Gus together")
+
+
+def _invoice(demo: Demo, contact_ids: list[str], amount: int) -> str:
+    base = f"/accounts/{demo.portal_id}/objects"
+    invoice = _control(
+        demo.hubspot_url,
+        "POST",
+        f"{base}/invoices",
+        {"properties": {"hs_currency": "USD"}, "associations": [_association(c, INVOICE_CONTACT) for c in contact_ids]},
+    )
+    _control(
+        demo.hubspot_url,
+        "POST",
+        f"{base}/line_items",
+        {
+            "properties": {"name": "Design work", "quantity": "1", "price": str(amount)},
+            "associations": [_association(invoice["id"], LINE_ITEM_INVOICE)],
+        },
+    )
+    _control(
+        demo.hubspot_url, "PATCH", f"{base}/invoices/{invoice['id']}", {"properties": {"hs_invoice_status": "open"}}
+    )
+    return invoice["id"]
+
+
+def _invoices_of(runtime: Runtime, demo: Demo, contact_id: str) -> list[str]:
+    return _hubspot(runtime, demo).associated_ids("contacts", "invoices", [contact_id]).get(contact_id, [])
+
+
+def _hubspot(runtime: Runtime, demo: Demo) -> HubSpotClient:
+    token = TokenManager(runtime).hubspot_access_token(demo.installation_id)
+    return HubSpotClient(runtime.settings, demo.portal_id, token, RateLimiter(runtime.jobs.connection))
+
+
+def _hubspot_sdk(runtime: Runtime, demo: Demo):
+    from hubspot import HubSpot
+
+    token = TokenManager(runtime).hubspot_access_token(demo.installation_id)
+    return HubSpot(access_token=token, host=demo.hubspot_url)
+
+
+def _qbo(runtime: Runtime, demo: Demo) -> QuickBooksClient:
+    access, refresh = TokenManager(runtime).quickbooks_tokens(demo.company_id)
+    return QuickBooksClient(runtime.settings, demo.realm_id, access, refresh, RateLimiter(runtime.jobs.connection))
+
+
+def set_up_contacts(runtime: Runtime, demo: Demo) -> None:
+    settings = set_up(runtime, demo.company_id, "contacts", "two_way", "hubspot")
+    say(
+        "contacts ⇄ customers set up: two-way, HubSpot wins conflicts; recommended filters "
+        f"(HubSpot → QBO: {settings.filters.get('hubspot')}, QBO → HubSpot: all)"
+    )
+
+
+def initial_sync(runtime: Runtime, demo: Demo) -> None:
+    """Run the first sync to the end here (as `flask sync run` does), with a progress figure; if a
+    worker woken by the seeding webhooks holds the run, wait for it and go again."""
+    deadline = time.monotonic() + 180
+    while True:
+
+        def progress(done: int, total: int) -> None:
+            print(f"\r[demo] initial sync: {done}/{total} records ({100 * done // max(total, 1)}%)", end="", flush=True)
+
+        summary = run_object(runtime, demo.company_id, "contacts", progress)
+        print(flush=True)
+        if summary.skipped_run is None:
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"[demo] the initial sync could not run: {summary.skipped_run}")
+        time.sleep(1)
+    with runtime.database.session() as session:
+        counts = dict(
+            session.execute(
+                select(RecordLink.state, func.count())
+                .where(RecordLink.qbo_company_id == demo.company_id, RecordLink.object_type == "contacts")
+                .group_by(RecordLink.state)
+            ).all()
+        )
+        failures = session.scalars(
+            select(RecordLink).where(RecordLink.qbo_company_id == demo.company_id, RecordLink.state == "failed")
+        ).all()
+        say("initial sync done: " + ", ".join(f"{state} {count}" for state, count in sorted(counts.items())))
+        emails = {demo.contacts[key]: email for key, _first, _last, email, _phone, _company in CONTACTS}
+        for link in failures:
+            who = emails.get(link.hubspot_id, f"hubspot {link.hubspot_id}")
+            say(f"  failed: {who}: [{link.error_category}] {link.error_message}")
+
+
+def watch_changes(runtime: Runtime, demo: Demo, limit: float = 60) -> dict[str, float | None]:
+    """A change typed into each side, timed until it shows on the other side (webhooks → worker)."""
+    timings: dict[str, float | None] = {}
+    phone = "+1 415 555 0199"
+    _control(
+        demo.hubspot_url,
+        "PATCH",
+        f"/accounts/{demo.portal_id}/objects/contacts/{demo.contacts['ana']}",
+        {"properties": {"phone": phone}},
+    )
+    started = time.monotonic()
+    qbo_id = _linked_qbo_id(runtime, demo, demo.contacts["ana"])
+    timings["HubSpot → QBO"] = _until(
+        lambda: (_qbo(runtime, demo).read("Customer", qbo_id).get("PrimaryPhone") or {}).get("FreeFormNumber") == phone,
+        started,
+        limit,
+    )
+    hana = _patiently(lambda: _qbo(runtime, demo).query("select * from Customer where DisplayName = 'Hana Ito'"))[
+        "Customer"
+    ][0]
+    _control(
+        demo.qbo_url,
+        "POST",
+        f"/companies/{demo.realm_id}/customer",
+        {"Id": hana["Id"], "SyncToken": hana["SyncToken"], "sparse": True, "FamilyName": "Ito-Sato"},
+    )
+    started = time.monotonic()
+    timings["QBO → HubSpot"] = _until(
+        lambda: any(
+            c["properties"].get("lastname") == "Ito-Sato"
+            for c in _hubspot(runtime, demo).batch_read("contacts", ["hana@example.com"], ["lastname"], "email")
+        ),
+        started,
+        limit,
+    )
+    for direction, seconds in timings.items():
+        say(
+            f"{direction}: a change arrived in {seconds:.1f} s"
+            if seconds is not None
+            else f"{direction}: the change had not arrived after {limit:g} s (see the worker's log)"
+        )
+    return timings
+
+
+def _patiently(call, limit: float = 60):
+    """The demo shares the realm's rate limits with the worker: wait its turn rather than fail."""
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            return call()
+        except errors.RateLimited as limited:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(min(max(limited.retry_after, 0.2), 5))
+
+
+def _linked_qbo_id(runtime: Runtime, demo: Demo, hubspot_id: str) -> str:
+    with runtime.database.session() as session:
+        return session.scalar(
+            select(RecordLink.qbo_id).where(
+                RecordLink.qbo_company_id == demo.company_id, RecordLink.hubspot_id == hubspot_id
+            )
+        )
+
+
+def _until(check, started: float, limit: float) -> float | None:
+    while time.monotonic() - started < limit:
+        try:
+            if check():
+                return time.monotonic() - started
+        except errors.RateLimited:
+            pass  # the worker is busy with this realm: look again in a moment
+        except errors.ApiError as error:
+            say(f"(still waiting: {error.message})")
+        time.sleep(1)
+    return None
+
+
+def demo_file_content(runtime: Runtime, demo: Demo) -> dict:
+    tokens = TokenManager(runtime)
+    return {
+        "app_url": demo.app_url,
+        "hubspot": {
+            "base_url": demo.hubspot_url,
+            "portal_id": demo.portal_id,
+            "access_token": tokens.hubspot_access_token(demo.installation_id),
+        },
+        "quickbooks": {
+            "base_url": demo.qbo_url,
+            "realm_id": demo.realm_id,
+            "access_token": tokens.quickbooks_tokens(demo.company_id)[0],
+        },
+    }
+
+
+def keep_tokens_fresh(runtime: Runtime, demo: Demo) -> None:
+    """Asking for the tokens refreshes them shortly before they expire; each refresh rewrites demo.json."""
+    tokens = TokenManager(runtime)
+    tokens.hubspot_access_token(demo.installation_id)
+    tokens.quickbooks_tokens(demo.company_id)
