@@ -134,6 +134,9 @@ def from_hubspot(record: dict, primary_company: str | None = None, billing: dict
     planner never merges them."""
     properties = record["properties"]
     fields = {name: _blank_to_none(properties.get(prop)) for name, prop in HUBSPOT_PROPERTIES.items()}
+    for name in ("first_name", "last_name"):  # QBO refuses ":", tabs and newlines in name parts: the
+        if fields[name]:  # canonical value is the cleaned one, so both sides agree and nothing echoes
+            fields[name] = _blank_to_none(clean_name(fields[name]))
     if primary_company:
         fields["primary_company"] = primary_company
     fields.update(billing or {})
@@ -194,6 +197,11 @@ def check_template(template: str | None) -> str | None:
     return template
 
 
+def clean_name(text: str) -> str:
+    """A name as QBO accepts it: ":" becomes "-", tabs and newlines spaces, runs of spaces one."""
+    return " ".join(str(text).translate(NAME_FORBIDDEN).split())
+
+
 def display_name(fields: dict[str, Any], options: dict[str, Any] | None = None) -> str:
     """The DisplayName of a customer we create (the seed's rule).
 
@@ -216,7 +224,7 @@ def display_name(fields: dict[str, Any], options: dict[str, Any] | None = None) 
             "name": name,
         }
         name = template.format(**values)
-    return " ".join(str(name).translate(NAME_FORBIDDEN).split())[:500]
+    return clean_name(name)[:500]  # QBO's limit
 
 
 def rename_to(contact: Record, customer: Record, created_by_sync: bool, options: dict[str, Any]) -> str | None:

@@ -172,6 +172,9 @@ class _Run:
         self._qbo_cache: dict[str, dict] = {}
         self._new_links: set[tuple[str, str]] = set()  # (side, id) linked by this page
         self._read_versions: dict[tuple[str, str], datetime | None] = {}  # (side, id) → modified time as read
+        # QBO's LastUpdatedTime has whole seconds: an edit in the same second as our write would look
+        # already synced. Its SyncToken, which every write increments, tells versions apart exactly.
+        self._read_tokens: dict[str, str] = {}  # QBO id → SyncToken as read
         self._merged_into: dict[str, str] = {}  # HubSpot id merged away → its survivor's id (as read)
         self.scope = {
             "installation_id": installation_id,
@@ -230,9 +233,7 @@ class _Run:
         )
         qbo_ids, qbo_watermark = self._quickbooks_changed(cursors[QUICKBOOKS], started)
         hub_ids: set[str] = set()  # the search's finds are in the backlog already (hubspot_page)
-        qbo_ids -= self._already_synced(
-            QUICKBOOKS, {i: self._modified(QUICKBOOKS, row) for i, row in self._qbo_cache.items()}
-        )
+        qbo_ids -= self._same_sync_token({i: row.get("SyncToken") for i, row in self._qbo_cache.items()})
         events = self._pending_events()
         triggers: dict[str, set[str]] = {}
         announced: dict[str, dict[str, datetime | None]] = {HUBSPOT: {}, QUICKBOOKS: {}}
@@ -294,6 +295,8 @@ class _Run:
         """A record as a write answered it; its version is noted so that the echo is not work again."""
         record_id = str(raw["Id"] if side == QUICKBOOKS else raw["id"])
         self._read_versions[(side, record_id)] = self._modified(side, raw)
+        if side == QUICKBOOKS and raw.get("SyncToken") is not None:
+            self._read_tokens[record_id] = str(raw["SyncToken"])
         return self.module.from_quickbooks(raw) if side == QUICKBOOKS else self.module.from_hubspot(raw)
 
     def _is_linked(self, dependency: Dependency) -> bool:
@@ -378,6 +381,23 @@ class _Run:
                         done.add(record_id)
         return done
 
+    def _same_sync_token(self, seen: dict[str, Any]) -> set[str]:
+        """QBO ids whose SyncToken is the one already planned (see `_read_tokens`)."""
+        ids, done = sorted(i for i, token in seen.items() if token is not None), set()
+        with self.runtime.database.session() as session:
+            for start in range(0, len(ids), 500):
+                for record_id, token in session.execute(
+                    select(RecordLink.qbo_id, RecordLink.qbo_sync_token).where(
+                        RecordLink.qbo_company_id == self.company_id,
+                        RecordLink.object_type == self.module.OBJECT_TYPE,
+                        RecordLink.state.in_(("syncing", "excluded")),
+                        RecordLink.qbo_id.in_(ids[start : start + 500]),
+                    )
+                ):
+                    if token is not None and str(token) == str(seen[record_id]):
+                        done.add(record_id)
+        return done
+
     def _remember_versions(self, session) -> None:
         """Note the version of each record this page read or wrote (see `_already_synced`)."""
         for side, column in ((HUBSPOT, RecordLink.hubspot_id), (QUICKBOOKS, RecordLink.qbo_id)):
@@ -394,6 +414,8 @@ class _Run:
                     moment = self._read_versions.get((side, link.hubspot_id if side == HUBSPOT else link.qbo_id))
                     if moment is not None:
                         setattr(link, f"{'hubspot' if side == HUBSPOT else 'qbo'}_modified_at", moment)
+                    if side == QUICKBOOKS and link.qbo_id in self._read_tokens:
+                        link.qbo_sync_token = self._read_tokens[link.qbo_id]
 
     def _backlog_query(self):
         return select(SyncBacklog).where(
@@ -436,6 +458,7 @@ class _Run:
         for entity_id in qbo_ids:  # rows of this page are done with; later pages keep theirs
             self._qbo_cache.pop(entity_id, None)
         self._read_versions.clear()
+        self._read_tokens.clear()
         self._merged_into.clear()
 
     def _merges(self, hub_records: dict[str, Record], links: list[RecordLink]) -> set[str]:
@@ -631,6 +654,7 @@ class _Run:
                 cache[row["Id"]] = row
         records = {i: self.module.from_quickbooks(cache[i]) for i in ids if i in cache}
         self._read_versions.update({(QUICKBOOKS, i): self._modified(QUICKBOOKS, cache[i]) for i in ids if i in cache})
+        self._read_tokens.update({i: str(cache[i]["SyncToken"]) for i in ids if cache.get(i, {}).get("SyncToken")})
         for entity_id in ids:
             records.setdefault(entity_id, Record(QUICKBOOKS, entity_id, {}, deleted=True))
         self._qbo_cache = cache

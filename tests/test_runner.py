@@ -1071,3 +1071,90 @@ def test_a_company_rename_reaches_qbo_only_where_the_setting_allows(stack, synce
     run_object(stack.runtime, company_id, "contacts")  # settled: the rename's echo is not a write
     assert writes_in(stack.qbo.control("GET", "/requests")) == {}
     assert writes_in(stack.hubspot.control("GET", "/requests")) == {}
+
+
+def test_characters_qbo_refuses_in_names_are_cleaned_and_do_not_echo(stack, synced):
+    portal, realm, company_id = synced
+    firm = _hubspot_record(stack, portal, "companies", {"name": "Acme: West\tCoast"})
+    _hubspot_record(
+        stack,
+        portal,
+        "contacts",
+        {"email": "jo@example.com", "firstname": "Jo:Ann", "lastname": "Lee\nSmith"},
+        [_association(firm["id"], 1)],
+    )
+    summary = run_object(stack.runtime, company_id, "contacts")
+    assert summary.counts.get("create") == 1 and "failed" not in summary.counts, summary
+    customer = qbo_customers(stack, realm)["jo@example.com"]
+    assert (customer["DisplayName"], customer["GivenName"], customer["FamilyName"]) == (
+        "Acme- West Coast",
+        "Jo-Ann",
+        "Lee Smith",
+    )
+    stack.qbo.control("DELETE", "/requests")
+    stack.hubspot.control("DELETE", "/requests")
+    run_object(stack.runtime, company_id, "contacts")
+    assert writes_in(stack.qbo.control("GET", "/requests")) == {}
+    assert writes_in(stack.hubspot.control("GET", "/requests")) == {}
+
+
+@pytest.mark.parametrize("winner", ["hubspot", "quickbooks"])
+def test_a_conflict_is_settled_by_the_winner_on_both_sides(stack, synced, winner):
+    portal, realm, company_id = synced
+    set_up(stack.runtime, company_id, "contacts", "two-way", winner)
+    person = _hubspot_record(stack, portal, "contacts", {"email": "kim@example.com", "firstname": "Kim", "phone": "1"})
+    run_object(stack.runtime, company_id, "contacts")
+    stack.hubspot.control("POST", "/clock", {"advanceSeconds": 5})
+    stack.hubspot.control(
+        "PATCH", f"/accounts/{portal}/objects/contacts/{person['id']}", {"properties": {"phone": "111"}}
+    )
+    customer = qbo_customers(stack, realm)["kim@example.com"]
+    stack.qbo.control(
+        "POST",
+        f"/companies/{realm}/customer",
+        {
+            "Id": customer["Id"],
+            "SyncToken": customer["SyncToken"],
+            "sparse": True,
+            "PrimaryPhone": {"FreeFormNumber": "222"},
+        },
+        expect=200,
+    )
+    run_object(stack.runtime, company_id, "contacts")
+    expected = "111" if winner == "hubspot" else "222"
+    assert qbo_customers(stack, realm)["kim@example.com"]["PrimaryPhone"]["FreeFormNumber"] == expected
+    assert hubspot_contacts(stack, portal)["kim@example.com"].properties["phone"] == expected
+    stack.qbo.control("DELETE", "/requests")
+    stack.hubspot.control("DELETE", "/requests")
+    run_object(stack.runtime, company_id, "contacts")  # settled: nothing bounces back
+    assert writes_in(stack.qbo.control("GET", "/requests")) == {}
+    assert writes_in(stack.hubspot.control("GET", "/requests")) == {}
+
+
+def test_an_email_change_on_either_side_keeps_the_pair_together(stack, synced):
+    """The email is the matching key only for new records: a linked pair follows its link."""
+    portal, realm, company_id = synced
+    person = _hubspot_record(stack, portal, "contacts", {"email": "lou@example.com", "firstname": "Lou"})
+    run_object(stack.runtime, company_id, "contacts")
+    (customer,) = qbo_customers(stack, realm).values()
+    stack.hubspot.control(
+        "PATCH", f"/accounts/{portal}/objects/contacts/{person['id']}", {"properties": {"email": "lou@new.example"}}
+    )
+    run_object(stack.runtime, company_id, "contacts")
+    (after,) = qbo_customers(stack, realm).values()  # the same customer, no second one
+    assert after["Id"] == customer["Id"] and after["PrimaryEmailAddr"]["Address"] == "lou@new.example"
+    stack.qbo.control(
+        "POST",
+        f"/companies/{realm}/customer",
+        {
+            "Id": after["Id"],
+            "SyncToken": after["SyncToken"],
+            "sparse": True,
+            "PrimaryEmailAddr": {"Address": "lou@qbo.example"},
+        },
+        expect=200,
+    )
+    run_object(stack.runtime, company_id, "contacts")
+    contacts = hubspot_contacts(stack, portal)
+    assert set(contacts) == {"lou@qbo.example"} and contacts["lou@qbo.example"].id == person["id"]
+    assert len(qbo_customers(stack, realm)) == 1
