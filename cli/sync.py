@@ -29,6 +29,12 @@ def _company(portal: int | None) -> QboCompany:
 @click.option("--direction", type=click.Choice(sorted(DIRECTION_NAMES)), default="two-way", show_default=True)
 @click.option("--winner", type=click.Choice(["hubspot", "quickbooks"]), default="hubspot", show_default=True)
 @click.option(
+    "--deletes",
+    type=click.Choice(["keep", "propagate"]),
+    default=None,
+    help="a record deleted on one side: keep the other (default) or delete it too (QBO: made inactive)",
+)
+@click.option(
     "--company-name/--no-company-name",
     default=None,
     help="contacts: name new QBO customers after the contact's primary company (default) or the person",
@@ -46,15 +52,24 @@ def _company(portal: int | None) -> QboCompany:
     help="which HubSpot records may start syncing: the recommended filter (contacts: billing contacts of"
     " invoices; the default for a new sync) or none (all)",
 )
+@click.option(
+    "--field",
+    "field_toggles",
+    multiple=True,
+    metavar="NAME=on|off",
+    help="turn a default mapping on or off, e.g. --field phone=off (repeatable)",
+)
 @click.option("--portal", type=int, help="the HubSpot portal id, when several are installed")
 def setup(
     object_type: str,
     direction: str,
     winner: str,
+    deletes: str | None,
     company_name: bool | None,
     name_template: str | None,
     rename: bool | None,
     hubspot_filter: str | None,
+    field_toggles: tuple[str, ...],
     portal: int | None,
 ) -> None:
     company = _company(portal)
@@ -72,12 +87,30 @@ def setup(
             if hubspot_filter == "recommended"
             else None
         }
+    fields = {}
+    for toggle in field_toggles:
+        name, _, state = toggle.partition("=")
+        if state not in ("on", "off"):
+            raise click.BadParameter(f"{toggle!r}: write NAME=on or NAME=off", param_hint="--field")
+        fields[name.strip()] = state == "on"
     runtime = current_app.extensions["ledgersync"]
     try:
-        settings = set_up(runtime, company.id, object_type, direction, winner, options=options, filters=filters)
+        settings = set_up(
+            runtime,
+            company.id,
+            object_type,
+            direction,
+            winner,
+            deletes,
+            options=options,
+            filters=filters,
+            fields=fields,
+        )
     except ValueError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"{object_type}: {direction}, {winner} wins conflicts")
+    click.echo(f"{object_type}: {direction}, {winner} wins conflicts, deletes: {settings.delete_policy}")
+    off = [name for name, mapping in (settings.field_mappings or {}).items() if not mapping.get("enabled", True)]
+    click.echo("  fields off: " + (", ".join(sorted(off)) if off else "none"))
     labels = getattr(MODULES[object_type], "FILTER_LABELS", {})
     for side in ("hubspot", "quickbooks"):
         name = (settings.filters or {}).get(side)

@@ -165,6 +165,10 @@ def from_quickbooks(customer: dict) -> Record:
     )
 
 
+# A propagated delete: QBO customers cannot be deleted, only made inactive (QBO's own "delete").
+QBO_DELETE_BODY = {"Active": False}
+
+
 def to_hubspot(changes: dict[str, Any]) -> dict[str, str]:
     """HubSpot properties for canonical changes (a cleared field is an empty string)."""
     return {

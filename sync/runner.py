@@ -788,6 +788,8 @@ class _Run:
             self._remember_state(action)
         elif kind == "tombstone":
             self._tombstone(action)
+        elif kind == "delete":
+            self._delete(action)
         elif kind == "skip" and action.link_id and action.base_after:
             self._store_base(action.link_id, action.base_after, None)
 
@@ -1049,7 +1051,20 @@ class _Run:
             setattr(link, _id_column(action.target_side), action.target_id)
             self._activity(session, link, "merged", None, action.reason)
 
-    def _tombstone(self, action: Action) -> None:
+    def _delete(self, action: Action) -> None:
+        """The propagate policy: delete the other side too (QBO: made inactive), then tombstone the link."""
+        if action.target_side == QUICKBOOKS:
+            current = self.qbo.read(self.module.QBO_ENTITY, action.target_id)
+            if current.get("Active") is not False:
+                written = self.qbo.sparse_update(
+                    self.module.QBO_ENTITY, action.target_id, current["SyncToken"], self.module.QBO_DELETE_BODY
+                )
+                self._read_back(QUICKBOOKS, written)
+        else:
+            self.hubspot.archive(self.module.HUBSPOT_OBJECT, action.target_id)
+        self._tombstone(action, deleted_in=action.target_side)
+
+    def _tombstone(self, action: Action, deleted_in: str | None = None) -> None:
         with self.runtime.database.session() as session:
             self.lock.guard(session)
             link = session.get(RecordLink, action.link_id)
@@ -1057,7 +1072,11 @@ class _Run:
                 link.hubspot_deleted_at = utcnow()
             else:
                 link.qbo_deleted_at = utcnow()
-            self._activity(session, link, "deleted", None, action.reason)
+            if deleted_in == HUBSPOT:
+                link.hubspot_deleted_at = utcnow()
+            elif deleted_in == QUICKBOOKS:
+                link.qbo_deleted_at = utcnow()
+            self._activity(session, link, "deleted", deleted_in, action.reason)
 
     def _remember_state(self, action: Action) -> None:
         state = {"fail": "failed", "exclude": "excluded", "wait": "waiting"}[action.kind]

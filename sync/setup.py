@@ -18,21 +18,25 @@ def set_up(
     object_type: str,
     direction: str = "two_way",
     winner: str = "hubspot",
-    delete_policy: str = "keep",
+    delete_policy: str | None = None,
     options: dict[str, Any] | None = None,
     filters: dict[str, str | None] | None = None,
+    fields: dict[str, bool] | None = None,
 ) -> SyncSettings:
     """Set up (or change) a sync. `options` are merged into the stored ones (contacts:
     {"use_company": bool, "template": "{company} ({email})", "rename": bool} — the display-name rule;
     `rename` lets it rename the customers our sync created when the contact's company or name changes).
 
-    A new sync starts with the object's recommended filters; `filters` ({side: name or None}) changes
+    `fields` turns default mappings on or off ({"phone": False}); a field turned off is left alone
+    on both sides. A new sync starts with the object's recommended filters; `filters` ({side: name or None}) changes
     them ({"hubspot": None}: every HubSpot record may start syncing)."""
     direction = DIRECTION_NAMES.get(direction, direction)
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(DIRECTION_NAMES)}")
     if winner not in ("hubspot", "quickbooks"):
         raise ValueError("the conflict winner is hubspot or quickbooks")
+    if delete_policy not in (None, "keep", "propagate"):
+        raise ValueError("deletes are kept or propagated")
     with runtime.database.session() as session:
         company = session.get(QboCompany, company_id)
         if company is None or company.status != "connected":
@@ -51,12 +55,22 @@ def set_up(
             )
             settings.filters = dict(getattr(_module(object_type), "RECOMMENDED_FILTERS", {}))
             session.add(settings)
+        if fields:
+            known = _module(object_type).DEFAULT_FIELDS
+            unknown = sorted(set(fields) - set(known))
+            if unknown:
+                raise ValueError(f"unknown field {', '.join(unknown)} (the mappings are: {', '.join(known)})")
+            mappings = dict(settings.field_mappings or {})
+            for name, enabled in fields.items():
+                mappings[name] = {**mappings.get(name, {}), "enabled": bool(enabled)}
+            settings.field_mappings = mappings
         if filters is not None:
             before = dict(settings.filters or {})
             settings.filters = _checked_filters(object_type, {**before, **filters})
             if settings.filters != before and settings.id is not None:
                 _requeue_excluded(session, settings)
-        settings.direction, settings.conflict_winner, settings.delete_policy = direction, winner, delete_policy
+        settings.direction, settings.conflict_winner = direction, winner
+        settings.delete_policy = delete_policy or settings.delete_policy or "keep"  # None: as it was
         settings.status, settings.paused_reason = "active", None
         if options:
             if "template" in options:

@@ -1158,3 +1158,65 @@ def test_an_email_change_on_either_side_keeps_the_pair_together(stack, synced):
     contacts = hubspot_contacts(stack, portal)
     assert set(contacts) == {"lou@qbo.example"} and contacts["lou@qbo.example"].id == person["id"]
     assert len(qbo_customers(stack, realm)) == 1
+
+
+@pytest.mark.parametrize("policy", ["keep", "propagate"])
+@pytest.mark.parametrize("deleted_in", ["hubspot", "quickbooks"])
+def test_a_delete_is_kept_or_propagated_and_never_recreated(stack, synced, policy, deleted_in):
+    portal, realm, company_id = synced
+    set_up(stack.runtime, company_id, "contacts", "two-way", "hubspot", policy)
+    person = _hubspot_record(stack, portal, "contacts", {"email": "del@example.com", "firstname": "Del"})
+    run_object(stack.runtime, company_id, "contacts")
+    customer = qbo_customers(stack, realm)["del@example.com"]
+    if deleted_in == "hubspot":
+        stack.hubspot.control("DELETE", f"/accounts/{portal}/objects/contacts/{person['id']}", expect=204)
+    else:
+        stack.qbo.control(
+            "POST",
+            f"/companies/{realm}/customer",
+            {"Id": customer["Id"], "SyncToken": customer["SyncToken"], "sparse": True, "Active": False},
+            expect=200,
+        )
+    run_object(stack.runtime, company_id, "contacts")
+    still_in_hubspot = "del@example.com" in hubspot_contacts(stack, portal)
+    active_in_qbo = qbo_customers(stack, realm)["del@example.com"].get("Active", True)
+    if policy == "propagate":
+        assert not still_in_hubspot and active_in_qbo is False
+    else:
+        assert still_in_hubspot == (deleted_in == "quickbooks") and active_in_qbo == (deleted_in == "hubspot")
+    with stack.db() as session:
+        (link,) = session.scalars(select(RecordLink)).all()
+        assert (link.hubspot_deleted_at if deleted_in == "hubspot" else link.qbo_deleted_at) is not None
+    # an edit of the survivor (keep) never recreates the deleted side
+    if still_in_hubspot:
+        stack.hubspot.control(
+            "PATCH", f"/accounts/{portal}/objects/contacts/{person['id']}", {"properties": {"lastname": "Later"}}
+        )
+    run_object(stack.runtime, company_id, "contacts")
+    assert len(qbo_customers(stack, realm)) == 1
+    assert list(hubspot_contacts(stack, portal)) == (["del@example.com"] if still_in_hubspot else [])
+
+
+def test_a_mapping_turned_off_is_left_alone_on_both_sides(stack, installed):
+    portal, realm = installed[0]["portalId"], installed[3]["realmId"]
+    stack.hubspot.control("POST", "/config", {"rateLimits": False})
+    cli = stack.app.test_cli_runner()
+    result = cli.invoke(args=["sync", "setup", "contacts", "--hubspot-filter", "none", "--field", "phone=off"])
+    assert result.exit_code == 0 and "fields off: phone" in result.output, result.output
+    bad = cli.invoke(args=["sync", "setup", "contacts", "--field", "shoe_size=off"])
+    assert bad.exit_code != 0 and "unknown field shoe_size" in bad.output and "phone" in bad.output
+    person = _hubspot_record(stack, portal, "contacts", {"email": "pat@example.com", "firstname": "Pat", "phone": "5"})
+    assert cli.invoke(args=["sync", "run", "contacts"]).exit_code == 0
+    customer = qbo_customers(stack, realm)["pat@example.com"]
+    assert customer["GivenName"] == "Pat" and "PrimaryPhone" not in customer
+    stack.hubspot.control("POST", "/clock", {"advanceSeconds": 5})
+    stack.hubspot.control(
+        "PATCH",
+        f"/accounts/{portal}/objects/contacts/{person['id']}",
+        {"properties": {"phone": "6", "firstname": "Patty"}},
+    )
+    assert cli.invoke(args=["sync", "run", "contacts"]).exit_code == 0
+    customer = qbo_customers(stack, realm)["pat@example.com"]
+    assert customer["GivenName"] == "Patty" and "PrimaryPhone" not in customer
+    result = cli.invoke(args=["sync", "setup", "contacts", "--field", "phone=on"])
+    assert "fields off: none" in result.output, result.output

@@ -210,6 +210,11 @@ class HubSpotClient:
         )
         return _plain(record)
 
+    def archive(self, object_type: str, object_id: str) -> None:
+        """Archive (HubSpot's delete; restorable for 90 days). An id already gone is no error."""
+        with contextlib.suppress(errors.NotFound):
+            self._call("api", lambda: self.sdk.crm.objects.basic_api.archive(object_type, object_id))
+
     def batch_read(
         self, object_type: str, ids: list[str], properties: list[str], id_property: str | None = None
     ) -> list[dict[str, Any]]:
