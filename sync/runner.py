@@ -256,6 +256,7 @@ class _Run:
             # the cursors compare versions exactly.
             target |= set(announced[side]) - self._already_synced(side, announced[side])
         hub_ids |= self._triggered(triggers)
+        hub_ids |= self._swept_billing_contacts(cursors[HUBSPOT].watermark, started)
         for link in self._due_links():
             if link.hubspot_id:
                 hub_ids.add(link.hubspot_id)
@@ -533,6 +534,29 @@ class _Run:
         with self.runtime.database.session() as session:
             session.get(SyncCursor, cursor.id).position = {}
         return set(self._qbo_cache), began
+
+    def _swept_billing_contacts(self, since: datetime | None, started: datetime) -> set[str]:
+        """With the billing-contact filter, the unlinked contacts of invoices changed since the last run:
+        a contact becomes eligible when its invoice is opened, and the invoice's webhook may be lost.
+        (The first run reads every contact anyway; linked contacts need no eligibility.)"""
+        if since is None or self.filters.get(HUBSPOT) != contacts.BILLING_CONTACT:
+            return set()
+        changed = hubspot_changes(self.hubspot, "invoices", "hs_lastmodifieddate", since, started)
+        if not changed.records:
+            return set()
+        found = self._triggered({"invoices": set(changed.records)})
+        with self.runtime.database.session() as session:
+            linked = set(
+                session.scalars(
+                    select(RecordLink.hubspot_id).where(
+                        RecordLink.qbo_company_id == self.company_id,
+                        RecordLink.object_type == self.module.OBJECT_TYPE,
+                        RecordLink.hubspot_id.in_(sorted(found) or [""]),
+                        RecordLink.qbo_id.is_not(None),
+                    )
+                )
+            )
+        return found - linked
 
     def _triggered(self, changed: dict[str, set[str]]) -> set[str]:
         """Our records whose plan depends on other records that changed (cross-object triggers)."""

@@ -1165,11 +1165,14 @@ def test_an_email_change_on_either_side_keeps_the_pair_together(stack, synced):
 def test_a_delete_is_kept_or_propagated_and_never_recreated(stack, synced, policy, deleted_in):
     portal, realm, company_id = synced
     set_up(stack.runtime, company_id, "contacts", "two-way", "hubspot", policy)
+    stack.hubspot.control("POST", "/webhooks/config", {"autoDeliver": False})
     person = _hubspot_record(stack, portal, "contacts", {"email": "del@example.com", "firstname": "Del"})
     run_object(stack.runtime, company_id, "contacts")
     customer = qbo_customers(stack, realm)["del@example.com"]
     if deleted_in == "hubspot":
         stack.hubspot.control("DELETE", f"/accounts/{portal}/objects/contacts/{person['id']}", expect=204)
+        # an archived contact leaves HubSpot's search: its deletion webhook is how the run learns of it
+        stack.hubspot.control("POST", "/webhooks/deliver")
     else:
         stack.qbo.control(
             "POST",
@@ -1220,3 +1223,21 @@ def test_a_mapping_turned_off_is_left_alone_on_both_sides(stack, installed):
     assert customer["GivenName"] == "Patty" and "PrimaryPhone" not in customer
     result = cli.invoke(args=["sync", "setup", "contacts", "--field", "phone=on"])
     assert "fields off: none" in result.output, result.output
+
+
+def test_an_invoice_opened_while_every_webhook_is_lost_is_found_by_the_sweep(stack, installed):
+    portal, realm = installed[0]["portalId"], installed[3]["realmId"]
+    stack.hubspot.control("POST", "/config", {"rateLimits": False})
+    stack.hubspot.control("POST", "/webhooks/config", {"autoDeliver": False})
+    stack.hubspot.control("POST", "/webhooks/faults", {"action": "drop", "count": 1000})
+    with stack.db() as session:
+        company_id = session.scalar(select(QboCompany)).id
+    set_up(stack.runtime, company_id, "contacts", "two-way", "hubspot")  # the recommended filters
+    person = _hubspot_record(stack, portal, "contacts", {"email": "late@example.com", "firstname": "Late"})
+    invoice = _invoice(stack, portal, [person["id"]], opened=False)
+    run_object(stack.runtime, company_id, "contacts")
+    assert "late@example.com" not in qbo_customers(stack, realm)  # a draft does not count
+    run_object(stack.runtime, company_id, "contacts")  # a later run: the contact is not new any more
+    _open(stack, portal, invoice["id"])
+    run_object(stack.runtime, company_id, "contacts")  # what the 5-minute sweep runs
+    assert "late@example.com" in qbo_customers(stack, realm)
