@@ -129,7 +129,8 @@ def main() -> int:
     if "DATABASE_URL" not in os.environ:  # the emulators start empty: so does the demo's database
         database = settings.instance_path / "demo.db"
         database.parent.mkdir(parents=True, exist_ok=True)
-        database.unlink(missing_ok=True)
+        for leftover in (database, *(database.with_name(database.name + end) for end in ("-wal", "-shm", "-journal"))):
+            leftover.unlink(missing_ok=True)  # a stale WAL beside a new file would corrupt it
         env["DATABASE_URL"] = f"sqlite:///{database}"
         settings = settings.with_overrides(database_url=env["DATABASE_URL"])
     demo_file.unlink(missing_ok=True)
@@ -268,7 +269,9 @@ def tell_the_story(runtime: Runtime, env: dict, emulators: dict, demo_file: Path
     demo_data.seed_people(demo)
     demo_data.set_up_contacts(runtime, demo)
     demo_data.issue_invoices(runtime, demo)
-    demo_data.initial_sync(runtime, demo)
+    demo_data.initial_sync(runtime, demo, stopping)
+    if stopping():
+        return None
     sync_demo_file.write(demo_file, demo_data.demo_file_content(runtime, demo))
     say(f"wrote {demo_file} (URLs, portal and realm ids, current access tokens; mode 0600)")
     if not stopping():

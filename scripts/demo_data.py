@@ -29,12 +29,13 @@ from sync.clients import errors
 from sync.clients.hubspot import HubSpotClient
 from sync.clients.quickbooks import QuickBooksClient
 from sync.clients.ratelimit import RateLimiter
-from sync.runner import run_object
 from sync.runtime import Runtime
 from sync.setup import set_up
-from sync.store.models import Installation, QboCompany, RecordLink
+from sync.store.models import Installation, QboCompany, RecordLink, SyncBacklog, WebhookEvent
+from sync.tasks.syncing import EVENT_OBJECTS, enqueue_run, run_job_id
 from sync.tokens import TokenManager
 
+CONTACT_EVENTS = sorted(kind for kind, objects in EVENT_OBJECTS.items() if "contacts" in objects)
 PRIMARY_COMPANY, INVOICE_CONTACT, LINE_ITEM_INVOICE = 1, 177, 410  # HubSpot association type ids
 
 COMPANIES = {"northwind": "Northwind Traders", "globex": "Globex"}
@@ -213,22 +214,50 @@ def set_up_contacts(runtime: Runtime, demo: Demo) -> None:
     )
 
 
-def initial_sync(runtime: Runtime, demo: Demo) -> None:
-    """Run the first sync to the end here (as `flask sync run` does), with a progress figure; if a
-    worker woken by the seeding webhooks holds the run, wait for it and go again."""
-    deadline = time.monotonic() + 180
-    while True:
-
-        def progress(done: int, total: int) -> None:
-            print(f"\r[demo] initial sync: {done}/{total} records ({100 * done // max(total, 1)}%)", end="", flush=True)
-
-        summary = run_object(runtime, demo.company_id, "contacts", progress)
-        print(flush=True)
-        if summary.skipped_run is None:
+def initial_sync(runtime: Runtime, demo: Demo, stopping=lambda: False, limit: float = 300) -> None:
+    """Queue the first sync for the RQ worker, as production does, and show its progress until it
+    settles: nothing left in the backlog, no run queued or running, no webhook event unprocessed."""
+    enqueue_run(runtime, demo.company_id, "contacts")
+    job_ids = [run_job_id(demo.company_id, "contacts") + suffix for suffix in ("", "-next", "-after", "-later")]
+    started = time.monotonic()
+    settled_since, shown = None, None
+    while not stopping():
+        with runtime.database.session() as session:
+            queued = session.scalar(
+                select(func.count()).select_from(SyncBacklog).where(SyncBacklog.qbo_company_id == demo.company_id)
+            )
+            seen = session.scalar(
+                select(func.count()).select_from(RecordLink).where(RecordLink.qbo_company_id == demo.company_id)
+            )
+            unprocessed = session.scalar(
+                select(func.count())
+                .select_from(WebhookEvent)
+                .where(
+                    WebhookEvent.installation_id == demo.installation_id,
+                    WebhookEvent.status == "pending",
+                    WebhookEvent.object_type.in_(CONTACT_EVENTS),  # line items wait for the invoice sync
+                )
+            )
+        busy = any(_job_status(runtime, job_id) in ("queued", "started", "deferred", "scheduled") for job_id in job_ids)
+        total = seen + queued
+        if (seen, total) != shown:  # a progress figure, on one line
+            shown = (seen, total)
+            print(
+                f"\r[demo] initial sync (in the worker): {seen}/{total} records ({100 * seen // max(total, 1)}%)",
+                end="",
+                flush=True,
+            )
+        if busy or queued or unprocessed:
+            settled_since = None
+        elif settled_since is None:
+            settled_since = time.monotonic()
+        elif time.monotonic() - settled_since > 2:
             break
-        if time.monotonic() > deadline:
-            raise SystemExit(f"[demo] the initial sync could not run: {summary.skipped_run}")
-        time.sleep(1)
+        if time.monotonic() - started > limit:
+            print(flush=True)
+            raise SystemExit(f"[demo] the initial sync did not settle within {limit:g} s (see the worker's log)")
+        time.sleep(0.5)
+    print(flush=True)
     with runtime.database.session() as session:
         counts = dict(
             session.execute(
@@ -245,6 +274,16 @@ def initial_sync(runtime: Runtime, demo: Demo) -> None:
         for link in failures:
             who = emails.get(link.hubspot_id, f"hubspot {link.hubspot_id}")
             say(f"  failed: {who}: [{link.error_category}] {link.error_message}")
+
+
+def _job_status(runtime: Runtime, job_id: str) -> str | None:
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    try:
+        return str(Job.fetch(job_id, connection=runtime.jobs.connection).get_status())
+    except NoSuchJobError:
+        return None
 
 
 def watch_changes(runtime: Runtime, demo: Demo, limit: float = 60) -> dict[str, float | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -208,6 +209,12 @@ def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path, monkeypatch):
     finally:
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
+            # its children run in sessions of their own: a demo killed mid-way cannot stop them
+            for pid in re.findall(r"started [\w-]+ \(pid (\d+)\)", "".join(output)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(int(pid), signal.SIGKILL)
+            for socket in re.findall(r"embedded Redis at (\S+)", "".join(output)):
+                subprocess.run(["pkill", "-f", socket], check=False)
         # Nothing the demo started may outlive it.
         leftovers = subprocess.run(
             ["pgrep", "-f", f"127.0.0.1:{port}"], capture_output=True, text=True, check=False
