@@ -33,6 +33,7 @@ test: services
 ## make bench: speed and memory, measured (never asserted in tests); results in .bench/
 bench: install-dev
 	$(PY) benchmarks/hubspot_emulator.py
+	$(PY) benchmarks/contacts_sync.py
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -127,7 +127,19 @@ def run_object(
         summary.skipped_run = "another run is in progress"
         return summary
     try:
-        run = _Run(runtime, lock, module, rules, installation_id, company_id, realm_id, portal_id, summary, progress)
+        run = _Run(
+            runtime,
+            lock,
+            module,
+            rules,
+            installation_id,
+            company_id,
+            realm_id,
+            portal_id,
+            summary,
+            progress,
+            patient=pages is None,
+        )
         run.options, run.filters, run.set_up_at = options, filters, set_up_at
         while True:
             try:
@@ -149,7 +161,18 @@ def run_object(
 
 class _Run:
     def __init__(
-        self, runtime, lock, module, rules, installation_id, company_id, realm_id, portal_id, summary, progress
+        self,
+        runtime,
+        lock,
+        module,
+        rules,
+        installation_id,
+        company_id,
+        realm_id,
+        portal_id,
+        summary,
+        progress,
+        patient: bool = False,
     ) -> None:
         self.runtime, self.lock, self.module, self.rules = runtime, lock, module, rules
         self.installation_id, self.company_id, self.realm_id, self.portal_id = (
@@ -162,7 +185,8 @@ class _Run:
         tokens = TokenManager(runtime)
         from sync.clients.ratelimit import RateLimiter
 
-        limiter = RateLimiter(runtime.jobs.connection)
+        # a job waits out a short window (then re-queues); an operator's run to the end waits it all out
+        limiter = RateLimiter(runtime.jobs.connection, max_wait=20.0 if patient else 1.0)  # well inside the lock TTL
         self.hubspot = HubSpotClient(runtime.settings, portal_id, tokens.hubspot_access_token(installation_id), limiter)
         access, refresh = tokens.quickbooks_tokens(company_id)
         self.qbo = QuickBooksClient(runtime.settings, realm_id, access, refresh, limiter)
@@ -295,6 +319,10 @@ class _Run:
     def _read_back(self, side: str, raw: dict) -> Record:
         """A record as a write answered it; its version is noted so that the echo is not work again."""
         record_id = str(raw["Id"] if side == QUICKBOOKS else raw["id"])
+        if side == QUICKBOOKS and record_id in self._qbo_cache:
+            # the listing's copy is now stale: a later page that plans this record must see our write,
+            # or it would take the fields we just filled for fields cleared in QBO
+            self._qbo_cache[record_id] = raw
         self._read_versions[(side, record_id)] = self._modified(side, raw)
         if side == QUICKBOOKS and raw.get("SyncToken") is not None:
             self._read_tokens[record_id] = str(raw["SyncToken"])

@@ -1241,3 +1241,57 @@ def test_an_invoice_opened_while_every_webhook_is_lost_is_found_by_the_sweep(sta
     _open(stack, portal, invoice["id"])
     run_object(stack.runtime, company_id, "contacts")  # what the 5-minute sweep runs
     assert "late@example.com" in qbo_customers(stack, realm)
+
+
+def test_a_pair_linked_by_email_settles_in_one_run(stack, synced):
+    """The first run links and fills the blanks; the next run has nothing to write."""
+    portal, realm, company_id = synced
+    _hubspot_record(stack, portal, "contacts", {"email": "p1@example.com", "firstname": "First", "lastname": "Last"})
+    stack.qbo.control(
+        "POST",
+        f"/companies/{realm}/seed",
+        {
+            "entity": "Customer",
+            "records": [{"DisplayName": "Customer 1", "PrimaryEmailAddr": {"Address": "p1@example.com"}}],
+        },
+        expect=201,
+    )
+    first = run_object(stack.runtime, company_id, "contacts")
+    assert first.counts.get("link") == 1 and "create" not in first.counts, first
+    customer = qbo_customers(stack, realm)["p1@example.com"]
+    assert (customer["GivenName"], customer["FamilyName"], customer["DisplayName"]) == ("First", "Last", "Customer 1")
+    stack.qbo.control("DELETE", "/requests")
+    stack.hubspot.control("DELETE", "/requests")
+    second = run_object(stack.runtime, company_id, "contacts")
+    assert second.counts == {}, second
+    assert writes_in(stack.qbo.control("GET", "/requests")) == {}
+    assert writes_in(stack.hubspot.control("GET", "/requests")) == {}
+
+
+def test_a_record_written_in_one_page_is_not_planned_from_its_stale_listing_in_a_later_page(stack, synced, monkeypatch):
+    """The first QBO listing is kept for the pages that plan it; a page that writes a customer
+    must replace that copy, or a later page sees the names it just filled as cleared in QBO
+    (and would clear them in HubSpot)."""
+    from sync import runner
+
+    portal, realm, company_id = synced
+    monkeypatch.setattr(runner, "PAGE_SIZE", 1)  # the contact, then the customer, each a page
+    _hubspot_record(stack, portal, "contacts", {"email": "pg@example.com", "firstname": "Paige", "lastname": "Gray"})
+    stack.qbo.control(
+        "POST",
+        f"/companies/{realm}/seed",
+        {
+            "entity": "Customer",
+            "records": [{"DisplayName": "Paige's Shop", "PrimaryEmailAddr": {"Address": "pg@example.com"}}],
+        },
+        expect=201,
+    )
+    run_object(stack.runtime, company_id, "contacts")
+    contact = hubspot_contacts(stack, portal)["pg@example.com"].properties
+    customer = qbo_customers(stack, realm)["pg@example.com"]
+    assert (contact["firstname"], contact["lastname"]) == ("Paige", "Gray")
+    assert (customer["GivenName"], customer["FamilyName"]) == ("Paige", "Gray")
+    stack.qbo.control("DELETE", "/requests")
+    stack.hubspot.control("DELETE", "/requests")
+    assert run_object(stack.runtime, company_id, "contacts").counts == {}
+    assert writes_in(stack.hubspot.control("GET", "/requests")) == {}

@@ -159,7 +159,7 @@ class HubSpotClient:
 
     def _call(self, kind: str, call: Callable[[], T]) -> T:
         if self.limiter is not None:
-            wait = self.limiter.try_acquire(f"hubspot:{self.portal_id}:{kind}", HUBSPOT_LIMITS[kind])
+            wait = self.limiter.acquire(f"hubspot:{self.portal_id}:{kind}", HUBSPOT_LIMITS[kind])
             if wait > 0:
                 raise errors.RateLimited("hubspot", f"portal {self.portal_id} {kind} limit", retry_after=wait)
             self.limiter.count("hubspot", str(self.portal_id), kind)

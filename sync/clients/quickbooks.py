@@ -155,7 +155,7 @@ class QuickBooksClient:
         url = f"{self.qb.api_url}/company/{self.realm_id}/{path}"
         if self.limiter is None:
             return self._send(method, url, body, params, content_type)
-        wait = self.limiter.try_acquire(f"qbo:{self.realm_id}", QBO_LIMITS[kind])
+        wait = self.limiter.acquire(f"qbo:{self.realm_id}", QBO_LIMITS[kind])
         if wait > 0:
             raise errors.RateLimited("quickbooks", f"realm {self.realm_id} limit", retry_after=wait)
         self.limiter.count("quickbooks", self.realm_id, kind)

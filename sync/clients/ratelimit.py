@@ -3,12 +3,14 @@
 Each limit is a sliding window kept as a sorted set of request times; one Lua
 script checks every window of a key and, only if all have room, records the
 request in all of them — atomically, with Redis's clock. A caller that gets a
-wait back does not sleep: it raises RateLimited and its job is re-enqueued.
+wait back longer than the limiter's `max_wait` does not sleep: it raises RateLimited and its job is
+re-enqueued.
 Requests are also counted per account for the health panel and benchmarks.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,9 +44,23 @@ QBO_CONCURRENCY = 10
 
 
 class RateLimiter:
-    def __init__(self, redis: Redis, prefix: str = "ledgersync:rate") -> None:
-        self.redis, self.prefix = redis, prefix
+    def __init__(self, redis: Redis, prefix: str = "ledgersync:rate", max_wait: float = 0.0) -> None:
+        """`max_wait`: how long a caller may be held for its turn before RateLimited is raised instead.
+        0 (the default) never holds anyone. A job uses about a second (a 10-a-second window frees in
+        under one: cheaper than re-queueing the job and planning its page again); the CLI, which runs
+        to the end anyway, waits longer (within its run lock's TTL)."""
+        self.redis, self.prefix, self.max_wait = redis, prefix, max_wait
         self._script = redis.register_script(_ACQUIRE)
+
+    def acquire(self, account: str, limits: list[tuple[int, float]]) -> float:
+        """Like `try_acquire`, but waits for the turn when that takes no more than `max_wait` in all."""
+        waited = 0.0
+        while True:
+            wait = self.try_acquire(account, limits)
+            if wait <= 0 or waited + wait > self.max_wait:
+                return wait
+            time.sleep(wait)
+            waited += wait
 
     def try_acquire(self, account: str, limits: list[tuple[int, float]]) -> float:
         """0 if a request may go now (and it is counted), else the seconds to wait."""
