@@ -805,7 +805,7 @@ class _Run:
             for start in range(0, len(group), size):
                 chunk = group[start : start + size]
                 self._guarded(lambda c=chunk, t=target: self._create_batch(c, t), chunk)
-        updates = [a for a in result.actions if a.kind == "update" and a.changes]
+        updates = [a for a in result.actions if a.kind in ("update", "link") and a.changes]  # batched alike
         for target, size, write in (
             (QUICKBOOKS, QBO_BATCH, self._update_batch_qbo),
             (HUBSPOT, HUBSPOT_BATCH, self._update_batch_hubspot),
@@ -815,7 +815,7 @@ class _Run:
                 chunk = group[start : start + size]
                 self._guarded(lambda c=chunk, w=write: w(c), chunk)
         for action in result.actions:
-            if action.kind in ("create", "relink") or (action.kind == "update" and action.changes):
+            if action.kind in ("create", "relink") or (action.kind in ("update", "link") and action.changes):
                 continue
             self._guarded(lambda a=action: self._apply(a, hub_records, qbo_records), [action])
 
@@ -991,37 +991,56 @@ class _Run:
         else:
             base = dict(action.base_after)
         if action.kind == "link":
-            with self.runtime.database.session() as session:
-                self.lock.guard(session)
-                link = session.scalar(self._own_row(action.source))
-                if link is None:
-                    link = RecordLink(origin=action.source.side, **self.scope)
-                    session.add(link)
-                setattr(link, _id_column(action.source.side), action.source.id)
-                setattr(link, _id_column(target), target_id)
-                self._settled(link, base)
-                self._activity(session, link, "linked", target, action.reason)
+            self._link_row(action, base)
         else:
             self._store_base(action.link_id, base, target)
+
+    def _link_row(self, action: Action, base: dict) -> None:
+        """A first link between two records: the source's row takes the target's id (a one-sided row
+        the target had — a failure or exclusion of its own — goes: this link is its row now)."""
+        target, target_id = action.target_side, action.target_id
+        column = RecordLink.hubspot_id if target == HUBSPOT else RecordLink.qbo_id
+        with self.runtime.database.session() as session:
+            self.lock.guard(session)
+            link = session.scalar(self._own_row(action.source))
+            session.execute(
+                delete(RecordLink).where(
+                    RecordLink.qbo_company_id == self.company_id,
+                    RecordLink.object_type == self.module.OBJECT_TYPE,
+                    column == target_id,
+                    RecordLink.id != (link.id if link is not None else -1),
+                    or_(RecordLink.hubspot_id.is_(None), RecordLink.qbo_id.is_(None)),
+                )
+            )
+            if link is None:
+                link = RecordLink(origin=action.source.side, **self.scope)
+                session.add(link)
+            setattr(link, _id_column(action.source.side), action.source.id)
+            setattr(link, _id_column(target), target_id)
+            self._settled(link, base)
+            self._activity(session, link, "linked", target, action.reason)
 
     def _update_batch_qbo(self, actions: list[Action]) -> None:
         """Sparse updates, 30 a call, against the SyncTokens this run read; a stale one is planned again."""
         bodies = {}
-        for action in actions:
-            self.summary.add("update")
+        for index, action in enumerate(actions):  # keyed by position: a first link has no link id yet
+            self.summary.add(action.kind)
             current = self._qbo_cache.get(action.target_id) or self.qbo.read(self.module.QBO_ENTITY, action.target_id)
             merged = {**self.module.from_quickbooks(current).fields, **action.base_after}
             body = self.module.to_quickbooks(dict(action.changes), merged, creating=False)
-            bodies[str(action.link_id)] = {
+            bodies[str(index)] = {
                 **body,
                 "Id": action.target_id,
                 "SyncToken": current["SyncToken"],
                 "sparse": True,
             }
         answers = self.qbo.batch_write(self.module.QBO_ENTITY, "update", bodies)
-        for action in actions:
-            answer = answers.get(str(action.link_id))
-            if isinstance(answer, errors.StaleObject):
+        for index, action in enumerate(actions):
+            answer = answers.get(str(index))
+            if isinstance(answer, errors.StaleObject) and action.kind == "link":
+                self.summary.add("stale")  # not linked yet: it is planned again on its next change or retry
+                self._failed(action, "temporary failure", "the customer changed while we linked it", None)
+            elif isinstance(answer, errors.StaleObject):
                 self.summary.add("stale")
                 self._replan(action)  # changed meanwhile: read again, plan again, write again
             elif isinstance(answer, dict):
@@ -1031,7 +1050,8 @@ class _Run:
                 self._failed(action, _category(error), error.message, error.detail)
 
     def _update_batch_hubspot(self, actions: list[Action]) -> None:
-        self.summary.counts["update"] = self.summary.counts.get("update", 0) + len(actions)
+        for action in actions:
+            self.summary.add(action.kind)
         answers = self.hubspot.batch_update(
             self.module.HUBSPOT_OBJECT, {a.target_id: self.module.to_hubspot(dict(a.changes)) for a in actions}
         )
@@ -1047,7 +1067,10 @@ class _Run:
         """The base of a link after an update: the agreed values, as the target stored what we wrote."""
         synced = [name for name in action.changes if name in self.rules.fields]  # not a rename's display_name
         base = {**action.base_after, **{name: read_back.fields.get(name) for name in synced}}
-        self._store_base(action.link_id, base, action.target_side)
+        if action.kind == "link":
+            self._link_row(action, base)
+        else:
+            self._store_base(action.link_id, base, action.target_side)
 
     def _replan(self, action: Action) -> None:
         """After a 5010: never resend the stale plan; plan this pair again from fresh reads (once)."""
