@@ -186,7 +186,7 @@ class _Run:
         from sync.clients.ratelimit import RateLimiter
 
         # a job waits out a short window (then re-queues); an operator's run to the end waits it all out
-        limiter = RateLimiter(runtime.jobs.connection, max_wait=20.0 if patient else 1.0)  # well inside the lock TTL
+        limiter = RateLimiter(runtime.jobs.connection, max_wait=90.0 if patient else 1.0, while_waiting=lock.renew)
         self.hubspot = HubSpotClient(runtime.settings, portal_id, tokens.hubspot_access_token(installation_id), limiter)
         access, refresh = tokens.quickbooks_tokens(company_id)
         self.qbo = QuickBooksClient(runtime.settings, realm_id, access, refresh, limiter)
@@ -848,12 +848,14 @@ class _Run:
     def _create_batch(self, actions: list[Action], target: str) -> None:
         """Creates in one call (QBO ≤ 30, HubSpot ≤ 100), each stored as a pending write before it is sent."""
         pending: dict[int, tuple[Action, dict]] = {}
+        before: dict[int, str | None] = {}  # each row's state before it was staged (None: a new row)
         with self.runtime.database.session() as session:
             self.lock.guard(session)
             for action in actions:
                 self.summary.add("create")
                 source = action.source
                 link = session.scalar(self._own_row(source))
+                previous = link.state if link is not None else None
                 if link is None:
                     link = RecordLink(origin=source.side, **self.scope, **{_id_column(source.side): source.id})
                     session.add(link)
@@ -865,10 +867,15 @@ class _Run:
                 link.state, link.pending_write = "pending", write
                 session.flush()
                 pending[link.id] = (action, write)
+                before[link.id] = previous
         if target == QUICKBOOKS:
-            answers = self.qbo.batch_create(
-                self.module.QBO_ENTITY, {str(link_id): write["body"] for link_id, (_a, write) in pending.items()}
-            )
+            try:
+                answers = self.qbo.batch_create(
+                    self.module.QBO_ENTITY, {str(link_id): write["body"] for link_id, (_a, write) in pending.items()}
+                )
+            except errors.RateLimited as limited:
+                self._unstage(before, limited)
+                raise
             created = {link_id: answers.get(str(link_id)) for link_id in pending}
             marks = {
                 pending[i][0].source.id: {self.module.ID_PROPERTY: r["Id"]}
@@ -887,7 +894,11 @@ class _Run:
                 a.source.id: {**self.module.to_hubspot(dict(a.changes)), self.module.ID_PROPERTY: a.source.id}
                 for a, _write in pending.values()
             }
-            answers = self.hubspot.batch_upsert(self.module.HUBSPOT_OBJECT, self.module.ID_PROPERTY, inputs)
+            try:
+                answers = self.hubspot.batch_upsert(self.module.HUBSPOT_OBJECT, self.module.ID_PROPERTY, inputs)
+            except errors.RateLimited as limited:
+                self._unstage(before, limited)
+                raise
             outcomes = {}
             for link_id, (action, _write) in pending.items():
                 answer = answers.get(action.source.id, errors.Transient(HUBSPOT, "no answer for this record"))
@@ -905,6 +916,21 @@ class _Run:
             self._linked_after_create(
                 link_id, target, answer["Id"] if target == QUICKBOOKS else answer["id"], read_back
             )
+
+    def _unstage(self, before: dict[int, str | None], limited: errors.RateLimited) -> None:
+        """Our own limiter stopped a batch before it was sent (no status: no answer from anyone), so
+        nothing is pending: the staged writes go, and the records are simply planned again later —
+        in a batch, rather than resumed one by one as writes that may have happened."""
+        if limited.status is not None:
+            return  # the remote answered 429: it received the request, so the writes stay to be resumed
+        with self.runtime.database.session() as session:
+            self.lock.guard(session)
+            for link_id, previous in before.items():
+                link = session.get(RecordLink, link_id)
+                if previous is None:
+                    session.delete(link)
+                else:
+                    link.state, link.pending_write = previous, None
 
     def _linked_after_create(self, link_id: int, target: str, target_id: str, read_back: Record) -> None:
         with self.runtime.database.session() as session:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from sync.runner import run_object
 from sync.setup import set_up
@@ -1295,3 +1295,65 @@ def test_a_record_written_in_one_page_is_not_planned_from_its_stale_listing_in_a
     stack.hubspot.control("DELETE", "/requests")
     assert run_object(stack.runtime, company_id, "contacts").counts == {}
     assert writes_in(stack.hubspot.control("GET", "/requests")) == {}
+
+
+def test_a_link_takes_over_the_row_its_target_failed_on(stack, synced):
+    """A customer whose creation in HubSpot failed, then a contact with its email: they link (the
+    customer's failed row gives way to the link) instead of colliding on the customer's id."""
+    portal, realm, company_id = synced
+    stack.qbo.control(
+        "POST",
+        f"/companies/{realm}/seed",
+        {
+            "entity": "Customer",
+            "records": [{"DisplayName": "Rae Ink", "PrimaryEmailAddr": {"Address": "rae@example.com"}}],
+        },
+        expect=201,
+    )
+    stack.hubspot.control(
+        "POST", "/faults", {"path": "/crm/v3/objects/contacts/batch/upsert", "status": 400, "count": 1}, expect=201
+    )
+    run_object(stack.runtime, company_id, "contacts")
+    with stack.db() as session:
+        (failed,) = session.scalars(select(RecordLink)).all()
+        assert failed.state == "failed" and failed.hubspot_id is None
+    person = _hubspot_record(stack, portal, "contacts", {"email": "rae@example.com", "firstname": "Rae"})
+    summary = run_object(stack.runtime, company_id, "contacts")
+    assert summary.counts.get("link") == 1, summary
+    with stack.db() as session:
+        (link,) = session.scalars(select(RecordLink)).all()
+        assert (link.hubspot_id, link.qbo_id, link.state) == (person["id"], failed.qbo_id, "syncing")
+    assert qbo_customers(stack, realm)["rae@example.com"]["GivenName"] == "Rae"
+
+
+@pytest.mark.parametrize("sent", [False, True], ids=["our limiter stopped it", "QBO answered 429"])
+def test_a_batch_stopped_by_a_rate_limit_is_planned_again_or_resumed(stack, synced, monkeypatch, sent):
+    """Stopped by our own limiter, the batch never left: its staged writes go and the records are
+    planned again (in a batch). Answered 429 by QBO, the writes stay pending and are resumed."""
+    from sync.clients import errors
+    from sync.clients.quickbooks import QuickBooksClient
+    from sync.store.models import SyncBacklog
+
+    portal, realm, company_id = synced
+    for n in range(3):
+        _hubspot_record(stack, portal, "contacts", {"email": f"rl{n}@example.com", "firstname": f"Rl{n}"})
+    real = QuickBooksClient.batch_create
+    calls = []
+
+    def limited_once(self, entity, bodies):
+        calls.append(len(bodies))
+        if len(calls) == 1:
+            raise errors.RateLimited("quickbooks", "realm limit", retry_after=5, **({"status": 429} if sent else {}))
+        return real(self, entity, bodies)
+
+    monkeypatch.setattr(QuickBooksClient, "batch_create", limited_once)
+    with pytest.raises(errors.RateLimited):
+        run_object(stack.runtime, company_id, "contacts", pages=1)  # a job's run: re-queued for later
+    with stack.db() as session:
+        staged = [link for link in session.scalars(select(RecordLink)) if link.pending_write]
+        assert len(staged) == (3 if sent else 0)
+        assert session.scalar(select(func.count()).select_from(SyncBacklog)) == 3  # the page is still to do
+    summary = run_object(stack.runtime, company_id, "contacts")
+    assert len(qbo_customers(stack, realm)) == 3
+    assert summary.counts.get("resumed", 0) == (3 if sent else 0)
+    assert calls == ([3] if sent else [3, 3])  # resumed one by one, or created again in one batch

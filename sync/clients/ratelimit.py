@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from redis import Redis
@@ -44,12 +44,19 @@ QBO_CONCURRENCY = 10
 
 
 class RateLimiter:
-    def __init__(self, redis: Redis, prefix: str = "ledgersync:rate", max_wait: float = 0.0) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str = "ledgersync:rate",
+        max_wait: float = 0.0,
+        while_waiting: Callable[[], bool] | None = None,
+    ) -> None:
         """`max_wait`: how long a caller may be held for its turn before RateLimited is raised instead.
         0 (the default) never holds anyone. A job uses about a second (a 10-a-second window frees in
         under one: cheaper than re-queueing the job and planning its page again); the CLI, which runs
-        to the end anyway, waits longer (within its run lock's TTL)."""
-        self.redis, self.prefix, self.max_wait = redis, prefix, max_wait
+        to the end anyway, waits out even a minute window. `while_waiting` is called before each
+        sleep of at most 15 s (a run renews its lock there); False means stop waiting."""
+        self.redis, self.prefix, self.max_wait, self.while_waiting = redis, prefix, max_wait, while_waiting
         self._script = redis.register_script(_ACQUIRE)
 
     def acquire(self, account: str, limits: list[tuple[int, float]]) -> float:
@@ -59,8 +66,11 @@ class RateLimiter:
             wait = self.try_acquire(account, limits)
             if wait <= 0 or waited + wait > self.max_wait:
                 return wait
-            time.sleep(wait)
-            waited += wait
+            if self.while_waiting is not None and not self.while_waiting():
+                return wait
+            step = min(wait, 15.0)
+            time.sleep(step)
+            waited += step
 
     def try_acquire(self, account: str, limits: list[tuple[int, float]]) -> float:
         """0 if a request may go now (and it is counted), else the seconds to wait."""
