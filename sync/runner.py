@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 MODULES = {"contacts": contacts}
 QBO_BATCH, HUBSPOT_BATCH = 30, 100  # the APIs' batch sizes
 PAGE_SIZE = 500  # backlog records planned and written per page (one job's share of the work)
+ARCHIVE_CHECK_EVERY = timedelta(hours=1)  # how often a run lists HubSpot's archived records (lost delete webhooks)
 RETRY_BACKOFF = (
     timedelta(minutes=1),
     timedelta(minutes=5),
@@ -200,6 +201,7 @@ class _Run:
         # already synced. Its SyncToken, which every write increments, tells versions apart exactly.
         self._read_tokens: dict[str, str] = {}  # QBO id → SyncToken as read
         self._merged_into: dict[str, str] = {}  # HubSpot id merged away → its survivor's id (as read)
+        self._archived_checked: datetime | None = None  # when this run listed HubSpot's archived records
         self.scope = {
             "installation_id": installation_id,
             "qbo_company_id": company_id,
@@ -281,6 +283,7 @@ class _Run:
             target |= set(announced[side]) - self._already_synced(side, announced[side])
         hub_ids |= self._triggered(triggers)
         hub_ids |= self._swept_billing_contacts(cursors[HUBSPOT].watermark, started)
+        hub_ids |= self._archived_linked(cursors[HUBSPOT], started)
         for link in self._due_links():
             if link.hubspot_id:
                 hub_ids.add(link.hubspot_id)
@@ -293,6 +296,11 @@ class _Run:
             for side, watermark in ((HUBSPOT, hub_changes.watermark), (QUICKBOOKS, qbo_watermark)):
                 cursor = session.get(SyncCursor, cursors[side].id)
                 cursor.watermark = watermark if isinstance(watermark, datetime) else parse_time(watermark)
+                if side == HUBSPOT and self._archived_checked is not None:
+                    cursor.position = {
+                        **(cursor.position or {}),
+                        "archived_checked_at": self._archived_checked.isoformat(),
+                    }
             for event in events:
                 stored = session.get(WebhookEvent, event.id)
                 stored.status, stored.processed_at = "processed", utcnow()
@@ -562,6 +570,36 @@ class _Run:
         with self.runtime.database.session() as session:
             session.get(SyncCursor, cursor.id).position = {}
         return set(self._qbo_cache), began
+
+    def _archived_linked(self, cursor: SyncCursor, started: datetime) -> set[str]:
+        """Linked HubSpot records archived since: an archived record leaves the search API, so its
+        deletion webhook is the only news of it. Once an hour (noted on the HubSpot cursor) the run
+        lists the archived ones (HubSpot keeps them 90 days), so a lost webhook delays a delete by
+        an hour at most instead of until the other side changes."""
+        checked = parse_time((cursor.position or {}).get("archived_checked_at"))
+        if checked is not None and started - checked < ARCHIVE_CHECK_EVERY:
+            return set()
+        found: set[str] = set()
+        with self.runtime.database.session() as session:
+            chunk: list[str] = []
+            for record_id in [*self.hubspot.archived_ids(self.module.HUBSPOT_OBJECT), None]:
+                if record_id is not None:
+                    chunk.append(record_id)
+                if chunk and (record_id is None or len(chunk) == 500):
+                    found.update(
+                        session.scalars(
+                            select(RecordLink.hubspot_id).where(
+                                RecordLink.qbo_company_id == self.company_id,
+                                RecordLink.object_type == self.module.OBJECT_TYPE,
+                                RecordLink.hubspot_id.in_(chunk),
+                                RecordLink.qbo_id.is_not(None),
+                                RecordLink.hubspot_deleted_at.is_(None),
+                            )
+                        )
+                    )
+                    chunk = []
+        self._archived_checked = started  # noted with the backlog, in the same commit (see _detect)
+        return found
 
     def _swept_billing_contacts(self, since: datetime | None, started: datetime) -> set[str]:
         """With the billing-contact filter, the unlinked contacts of invoices changed since the last run:

@@ -1357,3 +1357,24 @@ def test_a_batch_stopped_by_a_rate_limit_is_planned_again_or_resumed(stack, sync
     assert len(qbo_customers(stack, realm)) == 3
     assert summary.counts.get("resumed", 0) == (3 if sent else 0)
     assert calls == ([3] if sent else [3, 3])  # resumed one by one, or created again in one batch
+
+
+def test_a_delete_whose_webhook_is_lost_is_found_by_the_hourly_archive_check(stack, synced):
+    from sync.store.models import SyncCursor
+
+    portal, realm, company_id = synced
+    stack.hubspot.control("POST", "/webhooks/config", {"autoDeliver": False})  # and never delivered
+    person = _hubspot_record(stack, portal, "contacts", {"email": "gone2@example.com", "firstname": "Gil"})
+    run_object(stack.runtime, company_id, "contacts")
+    stack.hubspot.control("DELETE", f"/accounts/{portal}/objects/contacts/{person['id']}", expect=204)
+    run_object(stack.runtime, company_id, "contacts")
+    with stack.db() as session:
+        (link,) = session.scalars(select(RecordLink)).all()
+        assert link.hubspot_deleted_at is None  # checked less than an hour ago: not yet noticed
+        cursor = session.scalar(select(SyncCursor).where(SyncCursor.side == "hubspot"))
+        cursor.position = {"archived_checked_at": "2020-01-01T00:00:00+00:00"}  # an hour has passed
+    run_object(stack.runtime, company_id, "contacts")
+    with stack.db() as session:
+        (link,) = session.scalars(select(RecordLink)).all()
+        assert link.hubspot_deleted_at is not None  # tombstoned (the keep policy): never recreated
+    assert qbo_customers(stack, realm)["gone2@example.com"].get("Active", True) is True

@@ -210,6 +210,22 @@ class HubSpotClient:
         )
         return _plain(record)
 
+    def archived_ids(self, object_type: str) -> Iterator[str]:
+        """The ids of every archived record (HubSpot keeps them 90 days), 100 a page, by id."""
+        after = None
+        while True:
+            page = self._call(
+                "api",
+                lambda a=after: self.sdk.crm.objects.basic_api.get_page(
+                    object_type, limit=100, after=a, archived=True, properties=["hs_object_id"]
+                ),
+            )
+            for record in page.results or []:
+                yield str(record.id)
+            if page.paging is None or page.paging.next is None:
+                return
+            after = page.paging.next.after
+
     def archive(self, object_type: str, object_id: str) -> None:
         """Archive (HubSpot's delete; restorable for 90 days). An id already gone is no error."""
         with contextlib.suppress(errors.NotFound):
