@@ -275,7 +275,7 @@ def tell_the_story(runtime: Runtime, env: dict, emulators: dict, demo_file: Path
     sync_demo_file.write(demo_file, demo_data.demo_file_content(runtime, demo))
     say(f"wrote {demo_file} (URLs, portal and realm ids, current access tokens; mode 0600)")
     if not stopping():
-        demo_data.watch_changes(runtime, demo)
+        demo_data.watch_changes(runtime, demo, stopping)
     say(
         "try it: edit a contact in HubSpot or a customer in QuickBooks (the emulators' control APIs, or the "
         f"official SDKs with the tokens in {demo_file.name}); the sync's state and failures: "

@@ -286,7 +286,7 @@ def _job_status(runtime: Runtime, job_id: str) -> str | None:
         return None
 
 
-def watch_changes(runtime: Runtime, demo: Demo, limit: float = 60) -> dict[str, float | None]:
+def watch_changes(runtime: Runtime, demo: Demo, stopping=lambda: False, limit: float = 60) -> dict[str, float | None]:
     """A change typed into each side, timed until it shows on the other side (webhooks → worker)."""
     timings: dict[str, float | None] = {}
     phone = "+1 415 555 0199"
@@ -302,6 +302,7 @@ def watch_changes(runtime: Runtime, demo: Demo, limit: float = 60) -> dict[str, 
         lambda: (_qbo(runtime, demo).read("Customer", qbo_id).get("PrimaryPhone") or {}).get("FreeFormNumber") == phone,
         started,
         limit,
+        stopping,
     )
     hana = _patiently(lambda: _qbo(runtime, demo).query("select * from Customer where DisplayName = 'Hana Ito'"))[
         "Customer"
@@ -320,6 +321,7 @@ def watch_changes(runtime: Runtime, demo: Demo, limit: float = 60) -> dict[str, 
         ),
         started,
         limit,
+        stopping,
     )
     for direction, seconds in timings.items():
         say(
@@ -351,8 +353,8 @@ def _linked_qbo_id(runtime: Runtime, demo: Demo, hubspot_id: str) -> str:
         )
 
 
-def _until(check, started: float, limit: float) -> float | None:
-    while time.monotonic() - started < limit:
+def _until(check, started: float, limit: float, stopping=lambda: False) -> float | None:
+    while time.monotonic() - started < limit and not stopping():
         try:
             if check():
                 return time.monotonic() - started
