@@ -579,25 +579,20 @@ class _Run:
         checked = parse_time((cursor.position or {}).get("archived_checked_at"))
         if checked is not None and started - checked < ARCHIVE_CHECK_EVERY:
             return set()
-        found: set[str] = set()
+        archived, found = sorted(self.hubspot.archived_ids(self.module.HUBSPOT_OBJECT)), set()
         with self.runtime.database.session() as session:
-            chunk: list[str] = []
-            for record_id in [*self.hubspot.archived_ids(self.module.HUBSPOT_OBJECT), None]:
-                if record_id is not None:
-                    chunk.append(record_id)
-                if chunk and (record_id is None or len(chunk) == 500):
-                    found.update(
-                        session.scalars(
-                            select(RecordLink.hubspot_id).where(
-                                RecordLink.qbo_company_id == self.company_id,
-                                RecordLink.object_type == self.module.OBJECT_TYPE,
-                                RecordLink.hubspot_id.in_(chunk),
-                                RecordLink.qbo_id.is_not(None),
-                                RecordLink.hubspot_deleted_at.is_(None),
-                            )
+            for begin in range(0, len(archived), 500):
+                found.update(
+                    session.scalars(
+                        select(RecordLink.hubspot_id).where(
+                            RecordLink.qbo_company_id == self.company_id,
+                            RecordLink.object_type == self.module.OBJECT_TYPE,
+                            RecordLink.hubspot_id.in_(archived[begin : begin + 500]),
+                            RecordLink.qbo_id.is_not(None),
+                            RecordLink.hubspot_deleted_at.is_(None),
                         )
                     )
-                    chunk = []
+                )
         self._archived_checked = started  # noted with the backlog, in the same commit (see _detect)
         return found
 
