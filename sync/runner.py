@@ -119,29 +119,22 @@ def run_object(
         if company is None or company.status != "connected" or settings is None or settings.status != "active":
             summary.skipped_run = "not connected or not set up" if settings is None else f"sync {settings.status}"
             return summary
-        installation_id, realm_id, portal_id = company.installation_id, company.realm_id, company.installation.hub_id
+        tenant = _Tenant(
+            installation_id=company.installation_id,
+            company_id=company_id,
+            realm_id=company.realm_id,
+            portal_id=company.installation.hub_id,
+            options=dict(settings.options or {}),
+            filters=dict(settings.filters or {}),
+            set_up_at=_aware(settings.set_up_at),
+        )
         rules = rules_for(settings, module)
-        options = dict(settings.options or {})
-        filters, set_up_at = dict(settings.filters or {}), _aware(settings.set_up_at)
-    lock = RunLock(runtime, installation_id, company_id, object_type)
+    lock = RunLock(runtime, tenant.installation_id, company_id, object_type)
     if not lock.acquire():
         summary.skipped_run = "another run is in progress"
         return summary
     try:
-        run = _Run(
-            runtime,
-            lock,
-            module,
-            rules,
-            installation_id,
-            company_id,
-            realm_id,
-            portal_id,
-            summary,
-            progress,
-            patient=pages is None,
-        )
-        run.options, run.filters, run.set_up_at = options, filters, set_up_at
+        run = _Run(runtime, lock, module, rules, tenant, summary, progress, patient=pages is None)
         while True:
             try:
                 run.execute(pages)
@@ -160,40 +153,36 @@ def run_object(
     return summary
 
 
+@dataclass(frozen=True)
+class _Tenant:
+    """Whose sync a run is, and that sync's stored choices."""
+
+    installation_id: int
+    company_id: int
+    realm_id: str
+    portal_id: int
+    options: dict[str, Any]  # contacts: the display-name rule
+    filters: dict[str, str]  # the stored filter names, keyed by source side
+    set_up_at: datetime
+
+
 class _Run:
-    def __init__(
-        self,
-        runtime,
-        lock,
-        module,
-        rules,
-        installation_id,
-        company_id,
-        realm_id,
-        portal_id,
-        summary,
-        progress,
-        patient: bool = False,
-    ) -> None:
+    def __init__(self, runtime, lock, module, rules, tenant: _Tenant, summary, progress, patient: bool = False) -> None:
         self.runtime, self.lock, self.module, self.rules = runtime, lock, module, rules
-        self.installation_id, self.company_id, self.realm_id, self.portal_id = (
-            installation_id,
-            company_id,
-            realm_id,
-            portal_id,
-        )
+        self.installation_id, self.company_id = tenant.installation_id, tenant.company_id
+        self.realm_id, self.portal_id = tenant.realm_id, tenant.portal_id
+        self.options, self.filters, self.set_up_at = tenant.options, tenant.filters, tenant.set_up_at
         self.summary, self.progress = summary, progress
         tokens = TokenManager(runtime)
         from sync.clients.ratelimit import RateLimiter
 
         # a job waits out a short window (then re-queues); an operator's run to the end waits it all out
         limiter = RateLimiter(runtime.jobs.connection, max_wait=90.0 if patient else 1.0, while_waiting=lock.renew)
-        self.hubspot = HubSpotClient(runtime.settings, portal_id, tokens.hubspot_access_token(installation_id), limiter)
-        access, refresh = tokens.quickbooks_tokens(company_id)
-        self.qbo = QuickBooksClient(runtime.settings, realm_id, access, refresh, limiter)
-        self.options: dict[str, Any] = {}  # the sync's options (contacts: the display-name rule)
-        self.filters: dict[str, str] = {}  # the stored filter names, keyed by source side
-        self.set_up_at = datetime.now(UTC)
+        self.hubspot = HubSpotClient(
+            runtime.settings, tenant.portal_id, tokens.hubspot_access_token(tenant.installation_id), limiter
+        )
+        access, refresh = tokens.quickbooks_tokens(tenant.company_id)
+        self.qbo = QuickBooksClient(runtime.settings, tenant.realm_id, access, refresh, limiter)
         self._qbo_cache: dict[str, dict] = {}
         self._new_links: set[tuple[str, str]] = set()  # (side, id) linked by this page
         self._read_versions: dict[tuple[str, str], datetime | None] = {}  # (side, id) → modified time as read
@@ -203,8 +192,8 @@ class _Run:
         self._merged_into: dict[str, str] = {}  # HubSpot id merged away → its survivor's id (as read)
         self._archived_checked: datetime | None = None  # when this run listed HubSpot's archived records
         self.scope = {
-            "installation_id": installation_id,
-            "qbo_company_id": company_id,
+            "installation_id": tenant.installation_id,
+            "qbo_company_id": tenant.company_id,
             "object_type": module.OBJECT_TYPE,
         }
 

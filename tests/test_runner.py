@@ -67,6 +67,22 @@ def qbo_customers(stack, realm):
         }
 
 
+def assert_settled(stack, company_id: int):
+    """Run once more and check that neither emulator received a write: the sync has settled (no echo)."""
+    stack.qbo.control("DELETE", "/requests")
+    stack.hubspot.control("DELETE", "/requests")
+    summary = run_object(stack.runtime, company_id, "contacts")
+    assert writes_in(stack.qbo.control("GET", "/requests")) == {}
+    assert writes_in(stack.hubspot.control("GET", "/requests")) == {}
+    return summary
+
+
+def qbo_edit(stack, realm, customer: dict, **fields) -> None:
+    """A user's sparse edit of a customer in QuickBooks, against the SyncToken as read."""
+    body = {"Id": customer["Id"], "SyncToken": customer["SyncToken"], "sparse": True, **fields}
+    stack.qbo.control("POST", f"/companies/{realm}/customer", body, expect=200)
+
+
 def writes_in(log: dict) -> dict:
     return {
         k: v
@@ -137,11 +153,7 @@ def test_edits_on_both_sides_cross_over(stack, synced):
         "PATCH", f"/accounts/{portal}/objects/contacts/{created['id']}", {"properties": {"phone": "777"}}, expect=200
     )
     customer = qbo_customers(stack, realm)["cy@example.com"]
-    stack.qbo.control(
-        "POST",
-        f"/companies/{realm}/customer",
-        {"Id": customer["Id"], "SyncToken": customer["SyncToken"], "sparse": True, "FamilyName": "Lee-Park"},
-    )
+    qbo_edit(stack, realm, customer, FamilyName="Lee-Park")
     summary = run_object(stack.runtime, company_id, "contacts")
     assert summary.counts.get("update") == 2, summary
     assert qbo_customers(stack, realm)["cy@example.com"]["PrimaryPhone"]["FreeFormNumber"] == "777"
@@ -331,11 +343,7 @@ def test_a_stale_synctoken_means_read_again_plan_again(stack, synced, monkeypatc
         if operation == "update" and not raced:  # a QuickBooks user saves the customer between our read and write
             raced.append(True)
             for body in bodies.values():
-                stack.qbo.control(
-                    "POST",
-                    f"/companies/{realm}/customer",
-                    {"Id": body["Id"], "SyncToken": body["SyncToken"], "sparse": True, "CompanyName": "Race Inc"},
-                )
+                qbo_edit(stack, realm, body, CompanyName="Race Inc")
         return original_write(self, entity, operation, bodies)
 
     monkeypatch.setattr(runner.QuickBooksClient, "batch_write", someone_edits_then_write)
@@ -1022,12 +1030,7 @@ def test_a_privacy_deletion_tombstones_the_link_and_purges_our_copies(stack, syn
         assert "contact.privacyDeletion" in kinds and "contact.propertyChange" in kinds
     # the books keep their customer (keep policy), and a later edit there never recreates the person
     customer = qbo_customers(stack, realm)["gone@example.com"]
-    stack.qbo.control(
-        "POST",
-        f"/companies/{realm}/customer",
-        {"Id": customer["Id"], "SyncToken": customer["SyncToken"], "sparse": True, "FamilyName": "Edited"},
-        expect=200,
-    )
+    qbo_edit(stack, realm, customer, FamilyName="Edited")
     run_object(stack.runtime, company_id, "contacts")
     assert "gone@example.com" not in hubspot_contacts(stack, portal)
 
@@ -1066,11 +1069,7 @@ def test_a_company_rename_reaches_qbo_only_where_the_setting_allows(stack, synce
     assert customers["ours@example.com"]["DisplayName"] == ("Acme Ltd" if rename else "Acme")
     assert customers["bo@example.com"]["DisplayName"] == "Bo Books"  # born in QBO: never renamed
     assert ours["id"] in {c.id for c in hubspot_contacts(stack, portal).values()}
-    stack.qbo.control("DELETE", "/requests")
-    stack.hubspot.control("DELETE", "/requests")
-    run_object(stack.runtime, company_id, "contacts")  # settled: the rename's echo is not a write
-    assert writes_in(stack.qbo.control("GET", "/requests")) == {}
-    assert writes_in(stack.hubspot.control("GET", "/requests")) == {}
+    assert_settled(stack, company_id)  # settled: the rename's echo is not a write
 
 
 def test_characters_qbo_refuses_in_names_are_cleaned_and_do_not_echo(stack, synced):
@@ -1091,11 +1090,7 @@ def test_characters_qbo_refuses_in_names_are_cleaned_and_do_not_echo(stack, sync
         "Jo-Ann",
         "Lee Smith",
     )
-    stack.qbo.control("DELETE", "/requests")
-    stack.hubspot.control("DELETE", "/requests")
-    run_object(stack.runtime, company_id, "contacts")
-    assert writes_in(stack.qbo.control("GET", "/requests")) == {}
-    assert writes_in(stack.hubspot.control("GET", "/requests")) == {}
+    assert_settled(stack, company_id)
 
 
 @pytest.mark.parametrize("winner", ["hubspot", "quickbooks"])
@@ -1109,26 +1104,12 @@ def test_a_conflict_is_settled_by_the_winner_on_both_sides(stack, synced, winner
         "PATCH", f"/accounts/{portal}/objects/contacts/{person['id']}", {"properties": {"phone": "111"}}
     )
     customer = qbo_customers(stack, realm)["kim@example.com"]
-    stack.qbo.control(
-        "POST",
-        f"/companies/{realm}/customer",
-        {
-            "Id": customer["Id"],
-            "SyncToken": customer["SyncToken"],
-            "sparse": True,
-            "PrimaryPhone": {"FreeFormNumber": "222"},
-        },
-        expect=200,
-    )
+    qbo_edit(stack, realm, customer, PrimaryPhone={"FreeFormNumber": "222"})
     run_object(stack.runtime, company_id, "contacts")
     expected = "111" if winner == "hubspot" else "222"
     assert qbo_customers(stack, realm)["kim@example.com"]["PrimaryPhone"]["FreeFormNumber"] == expected
     assert hubspot_contacts(stack, portal)["kim@example.com"].properties["phone"] == expected
-    stack.qbo.control("DELETE", "/requests")
-    stack.hubspot.control("DELETE", "/requests")
-    run_object(stack.runtime, company_id, "contacts")  # settled: nothing bounces back
-    assert writes_in(stack.qbo.control("GET", "/requests")) == {}
-    assert writes_in(stack.hubspot.control("GET", "/requests")) == {}
+    assert_settled(stack, company_id)  # settled: nothing bounces back
 
 
 def test_an_email_change_on_either_side_keeps_the_pair_together(stack, synced):
@@ -1143,17 +1124,7 @@ def test_an_email_change_on_either_side_keeps_the_pair_together(stack, synced):
     run_object(stack.runtime, company_id, "contacts")
     (after,) = qbo_customers(stack, realm).values()  # the same customer, no second one
     assert after["Id"] == customer["Id"] and after["PrimaryEmailAddr"]["Address"] == "lou@new.example"
-    stack.qbo.control(
-        "POST",
-        f"/companies/{realm}/customer",
-        {
-            "Id": after["Id"],
-            "SyncToken": after["SyncToken"],
-            "sparse": True,
-            "PrimaryEmailAddr": {"Address": "lou@qbo.example"},
-        },
-        expect=200,
-    )
+    qbo_edit(stack, realm, after, PrimaryEmailAddr={"Address": "lou@qbo.example"})
     run_object(stack.runtime, company_id, "contacts")
     contacts = hubspot_contacts(stack, portal)
     assert set(contacts) == {"lou@qbo.example"} and contacts["lou@qbo.example"].id == person["id"]
@@ -1174,12 +1145,7 @@ def test_a_delete_is_kept_or_propagated_and_never_recreated(stack, synced, polic
         # an archived contact leaves HubSpot's search: its deletion webhook is how the run learns of it
         stack.hubspot.control("POST", "/webhooks/deliver")
     else:
-        stack.qbo.control(
-            "POST",
-            f"/companies/{realm}/customer",
-            {"Id": customer["Id"], "SyncToken": customer["SyncToken"], "sparse": True, "Active": False},
-            expect=200,
-        )
+        qbo_edit(stack, realm, customer, Active=False)
     run_object(stack.runtime, company_id, "contacts")
     still_in_hubspot = "del@example.com" in hubspot_contacts(stack, portal)
     active_in_qbo = qbo_customers(stack, realm)["del@example.com"].get("Active", True)
@@ -1260,12 +1226,8 @@ def test_a_pair_linked_by_email_settles_in_one_run(stack, synced):
     assert first.counts.get("link") == 1 and "create" not in first.counts, first
     customer = qbo_customers(stack, realm)["p1@example.com"]
     assert (customer["GivenName"], customer["FamilyName"], customer["DisplayName"]) == ("First", "Last", "Customer 1")
-    stack.qbo.control("DELETE", "/requests")
-    stack.hubspot.control("DELETE", "/requests")
-    second = run_object(stack.runtime, company_id, "contacts")
+    second = assert_settled(stack, company_id)
     assert second.counts == {}, second
-    assert writes_in(stack.qbo.control("GET", "/requests")) == {}
-    assert writes_in(stack.hubspot.control("GET", "/requests")) == {}
 
 
 def test_a_record_written_in_one_page_is_not_planned_from_its_stale_listing_in_a_later_page(stack, synced, monkeypatch):
@@ -1291,10 +1253,7 @@ def test_a_record_written_in_one_page_is_not_planned_from_its_stale_listing_in_a
     customer = qbo_customers(stack, realm)["pg@example.com"]
     assert (contact["firstname"], contact["lastname"]) == ("Paige", "Gray")
     assert (customer["GivenName"], customer["FamilyName"]) == ("Paige", "Gray")
-    stack.qbo.control("DELETE", "/requests")
-    stack.hubspot.control("DELETE", "/requests")
-    assert run_object(stack.runtime, company_id, "contacts").counts == {}
-    assert writes_in(stack.hubspot.control("GET", "/requests")) == {}
+    assert assert_settled(stack, company_id).counts == {}
 
 
 def test_a_link_takes_over_the_row_its_target_failed_on(stack, synced):
