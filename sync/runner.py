@@ -568,21 +568,24 @@ class _Run:
         checked = parse_time((cursor.position or {}).get("archived_checked_at"))
         if checked is not None and started - checked < ARCHIVE_CHECK_EVERY:
             return set()
-        archived, found = sorted(self.hubspot.archived_ids(self.module.HUBSPOT_OBJECT)), set()
-        with self.runtime.database.session() as session:
-            for begin in range(0, len(archived), 500):
-                found.update(
-                    session.scalars(
-                        select(RecordLink.hubspot_id).where(
-                            RecordLink.qbo_company_id == self.company_id,
-                            RecordLink.object_type == self.module.OBJECT_TYPE,
-                            RecordLink.hubspot_id.in_(archived[begin : begin + 500]),
-                            RecordLink.qbo_id.is_not(None),
-                            RecordLink.hubspot_deleted_at.is_(None),
-                        )
-                    )
-                )
+        found = self._linked_hubspot_ids(set(self.hubspot.archived_ids(self.module.HUBSPOT_OBJECT)), live=True)
         self._archived_checked = started  # noted with the backlog, in the same commit (see _detect)
+        return found
+
+    def _linked_hubspot_ids(self, ids: set[str], live: bool = False) -> set[str]:
+        """Those of `ids` whose HubSpot record is linked (`live`: and not tombstoned there)."""
+        ordered, found = sorted(ids), set()
+        with self.runtime.database.session() as session:
+            for begin in range(0, len(ordered), 500):
+                query = select(RecordLink.hubspot_id).where(
+                    RecordLink.qbo_company_id == self.company_id,
+                    RecordLink.object_type == self.module.OBJECT_TYPE,
+                    RecordLink.hubspot_id.in_(ordered[begin : begin + 500]),
+                    RecordLink.qbo_id.is_not(None),
+                )
+                if live:
+                    query = query.where(RecordLink.hubspot_deleted_at.is_(None))
+                found.update(session.scalars(query))
         return found
 
     def _swept_billing_contacts(self, since: datetime | None, started: datetime) -> set[str]:
@@ -595,18 +598,7 @@ class _Run:
         if not changed.records:
             return set()
         found = self._triggered({"invoices": set(changed.records)})
-        with self.runtime.database.session() as session:
-            linked = set(
-                session.scalars(
-                    select(RecordLink.hubspot_id).where(
-                        RecordLink.qbo_company_id == self.company_id,
-                        RecordLink.object_type == self.module.OBJECT_TYPE,
-                        RecordLink.hubspot_id.in_(sorted(found) or [""]),
-                        RecordLink.qbo_id.is_not(None),
-                    )
-                )
-            )
-        return found - linked
+        return found - self._linked_hubspot_ids(found)
 
     def _triggered(self, changed: dict[str, set[str]]) -> set[str]:
         """Our records whose plan depends on other records that changed (cross-object triggers)."""
@@ -1043,23 +1035,28 @@ class _Run:
         else:
             self._store_base(action.link_id, base, target)
 
+    def _free_id(self, session, side: str, record_id: str, keep: int | None) -> None:
+        """A link is about to take `record_id`: a one-sided row that holds it (its own failure or
+        exclusion) goes, since the link is that record's row from now on (ids are unique per object)."""
+        column = RecordLink.hubspot_id if side == HUBSPOT else RecordLink.qbo_id
+        session.execute(
+            delete(RecordLink).where(
+                RecordLink.qbo_company_id == self.company_id,
+                RecordLink.object_type == self.module.OBJECT_TYPE,
+                column == record_id,
+                RecordLink.id != (keep if keep is not None else -1),
+                or_(RecordLink.hubspot_id.is_(None), RecordLink.qbo_id.is_(None)),
+            )
+        )
+
     def _link_row(self, action: Action, base: dict) -> None:
         """A first link between two records: the source's row takes the target's id (a one-sided row
         the target had — a failure or exclusion of its own — goes: this link is its row now)."""
         target, target_id = action.target_side, action.target_id
-        column = RecordLink.hubspot_id if target == HUBSPOT else RecordLink.qbo_id
         with self.runtime.database.session() as session:
             self.lock.guard(session)
             link = session.scalar(self._own_row(action.source))
-            session.execute(
-                delete(RecordLink).where(
-                    RecordLink.qbo_company_id == self.company_id,
-                    RecordLink.object_type == self.module.OBJECT_TYPE,
-                    column == target_id,
-                    RecordLink.id != (link.id if link is not None else -1),
-                    or_(RecordLink.hubspot_id.is_(None), RecordLink.qbo_id.is_(None)),
-                )
-            )
+            self._free_id(session, target, target_id, keep=link.id if link is not None else None)
             if link is None:
                 link = RecordLink(origin=action.source.side, **self.scope)
                 session.add(link)
@@ -1158,18 +1155,9 @@ class _Run:
     def _relink(self, action: Action) -> None:
         """A merge: the link moves to the survivor (a one-sided row the survivor had goes: the link is its row now)."""
         self.summary.add("relink")
-        column = RecordLink.hubspot_id if action.target_side == HUBSPOT else RecordLink.qbo_id
         with self.runtime.database.session() as session:
             self.lock.guard(session)
-            session.execute(
-                delete(RecordLink).where(
-                    RecordLink.qbo_company_id == self.company_id,
-                    RecordLink.object_type == self.module.OBJECT_TYPE,
-                    column == action.target_id,
-                    RecordLink.id != action.link_id,
-                    or_(RecordLink.hubspot_id.is_(None), RecordLink.qbo_id.is_(None)),
-                )
-            )
+            self._free_id(session, action.target_side, action.target_id, keep=action.link_id)
             link = session.get(RecordLink, action.link_id)
             setattr(link, _id_column(action.target_side), action.target_id)
             self._activity(session, link, "merged", None, action.reason)

@@ -373,15 +373,7 @@ class HubSpotClient:
         results: dict[str, dict | errors.ApiError] = {}
         for record in answer.results:
             results[str(record.properties.get(id_property))] = _plain(record)
-        for error in getattr(answer, "errors", None) or []:
-            failed = _classify(
-                "hubspot",
-                409 if error.category == "CONFLICT" else 400,
-                json.dumps({"message": error.message, "category": error.category}),
-                None,
-            )
-            for value in (error.context or {}).get("ids", []):
-                results[str(value)] = failed
+        results.update(_input_errors(answer, {"CONFLICT": 409}))
         return results
 
     def batch_update(self, object_type: str, updates: dict[str, dict[str, str]]) -> dict[str, dict | errors.ApiError]:
@@ -398,15 +390,7 @@ class HubSpotClient:
             ),
         )
         results: dict[str, dict | errors.ApiError] = {r.id: _plain(r) for r in answer.results}
-        for error in getattr(answer, "errors", None) or []:
-            failed = _classify(
-                "hubspot",
-                404 if error.category == "OBJECT_NOT_FOUND" else 400,
-                json.dumps({"message": error.message, "category": error.category}),
-                None,
-            )
-            for value in (error.context or {}).get("ids", []):
-                results[str(value)] = failed
+        results.update(_input_errors(answer, {"OBJECT_NOT_FOUND": 404}))
         return results
 
     def search(self, object_type: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -423,6 +407,22 @@ class HubSpotClient:
             "results": [_plain(r) for r in page.results],
             "after": page.paging.next.after if page.paging and page.paging.next else None,
         }
+
+
+def _input_errors(answer, statuses: dict[str, int]) -> dict[str, errors.ApiError]:
+    """A batch's per-input errors (HubSpot's 207), as errors keyed by the input ids each names;
+    `statuses` gives the HTTP status a category stands for (anything else: 400)."""
+    found: dict[str, errors.ApiError] = {}
+    for error in getattr(answer, "errors", None) or []:
+        failed = _classify(
+            "hubspot",
+            statuses.get(error.category, 400),
+            json.dumps({"message": error.message, "category": error.category}),
+            None,
+        )
+        for value in (error.context or {}).get("ids", []):
+            found[str(value)] = failed
+    return found
 
 
 def _plain(record) -> dict[str, Any]:
