@@ -3,8 +3,8 @@
 The specs are `../shared/reference/hubspot/*.json`, unmodified. Each is loaded
 with its server URL replaced by "/" so that paths on any host match. A
 response is checked against the first spec that knows its path and method;
-paths that no spec covers (the control API, the authorize page, the
-properties API, whose spec is not in the reference) are reported as such.
+paths that no spec covers (the control API, the authorize page) are
+reported as such.
 """
 
 from __future__ import annotations
@@ -33,9 +33,13 @@ SPEC_ORDER = (
     "crm-line-items-v3.json",
     "crm-invoices-v3.json",
     "crm-commerce-payments-v3.json",
+    "crm-deals-v3.json",
     "crm-objects-v3.json",
+    "crm-properties-v3.json",
     "crm-associations-v4.json",
     "crm-associations-schema-v4.json",
+    "automation-actions-v4.json",
+    "crm-timeline-v3.json",
     "oauth-v1.json",
 )
 
@@ -44,17 +48,18 @@ def reference_available() -> bool:
     return (REFERENCE / SPEC_ORDER[0]).exists()
 
 
+def prepared_document(name: str) -> dict:
+    """One spec as HubSpot publishes it, served from "/" and with the two known adjustments below."""
+    document = copy.deepcopy(json.loads((REFERENCE / name).read_text()))
+    document["servers"] = [{"url": "/"}]
+    _json_for_any_media_type(document)
+    _nullable_property_values(document)
+    return document
+
+
 @cache
 def specs() -> list[tuple[str, OpenAPI]]:
-    loaded = []
-    for name in SPEC_ORDER:
-        document = json.loads((REFERENCE / name).read_text())
-        document = copy.deepcopy(document)
-        document["servers"] = [{"url": "/"}]
-        _json_for_any_media_type(document)
-        _nullable_property_values(document)
-        loaded.append((name, OpenAPI.from_dict(document)))
-    return loaded
+    return [(name, OpenAPI.from_dict(prepared_document(name))) for name in SPEC_ORDER]
 
 
 def _json_for_any_media_type(node: object) -> None:

@@ -214,7 +214,8 @@ def _expire_access_token(stack, provider: str) -> OAuthToken:
 
 def test_refresh_rotation_raced_by_two_workers(stack, installed):
     _account, _users, _browser, company, _page = installed
-    stack.qbo.control("POST", "/config", {"refreshGraceSeconds": 0}, expect=200)
+    # Every refresh rotates and the old value dies at once: a lost rotation would show.
+    stack.qbo.control("POST", "/config", {"refreshGraceSeconds": 0, "refreshRotationSeconds": 0}, expect=200)
     token = _expire_access_token(stack, "quickbooks")
     results, failures = [], []
 

@@ -61,25 +61,72 @@ def test_discovery_consent_exchange_and_use(qbo_emulator):
     assert info.json()["email"]
 
 
-def test_refresh_rotates_and_the_old_token_dies_at_once(qbo_emulator, qbo_company):
-    auth = qbo_emulator.auth_client(refresh_token=qbo_company["refreshToken"])
+def _refused(auth_client, refresh_token: str) -> None:
+    with pytest.raises(AuthClientError) as refused:
+        auth_client.refresh(refresh_token=refresh_token)
+    assert refused.value.status_code == 400 and json.loads(refused.value.content)["error"] == "invalid_grant"
+
+
+def test_refresh_returns_the_same_token_for_a_day_then_rotates(qbo_emulator, qbo_company):
+    """Intuit: the refresh token's value changes about every 24 hours; until then a refresh hands
+    back the same value, and its rolling 100 days start again."""
+    original = qbo_company["refreshToken"]
+    auth = qbo_emulator.auth_client(refresh_token=original)
+    auth.refresh()
+    first_access = auth.access_token
+    assert auth.refresh_token == original and first_access
+    qbo_emulator.control("POST", "/clock", {"advanceSeconds": 23 * 3600})
+    auth.refresh()
+    assert auth.refresh_token == original and auth.access_token != first_access
+    qbo_emulator.control("POST", "/clock", {"advanceSeconds": 3601})  # the value is now over a day old
+    auth.refresh()
+    rotated = auth.refresh_token
+    assert rotated != original
+    # The old value keeps working for the grace period (a day, by default), then dies.
+    qbo_emulator.auth_client().refresh(refresh_token=original)
+    qbo_emulator.control("POST", "/clock", {"advanceSeconds": 24 * 3600 + 1})
+    _refused(qbo_emulator.auth_client(), original)
+    # The latest value always works (and, being over a day old itself now, rotates).
+    auth.refresh(refresh_token=rotated)
+    assert auth.refresh_token not in (original, rotated)
+
+
+def test_with_no_grace_and_no_rotation_period_a_lost_rotation_shows_at_once(qbo_emulator, qbo_company):
+    config = qbo_emulator.control(
+        "POST", "/config", {"refreshGraceSeconds": 0, "refreshRotationSeconds": 0}, expect=200
+    )
+    assert config["refreshGraceSeconds"] == 0 and config["refreshRotationSeconds"] == 0
     old = qbo_company["refreshToken"]
+    auth = qbo_emulator.auth_client(refresh_token=old)
     auth.refresh()
     assert auth.refresh_token != old and auth.access_token
-    stale = qbo_emulator.auth_client()
-    with pytest.raises(AuthClientError) as refused:
-        stale.refresh(refresh_token=old)  # grace period 0: a lost rotation shows up
-    assert refused.value.status_code == 400 and json.loads(refused.value.content)["error"] == "invalid_grant"
+    _refused(qbo_emulator.auth_client(), old)
     qbo_emulator.control("POST", "/config", {"refreshGraceSeconds": 120}, expect=200)
     newer = auth.refresh_token
     auth.refresh()
     qbo_emulator.auth_client().refresh(refresh_token=newer)  # within the grace period it still works
 
 
-def test_two_workers_racing_one_refresh_token(qbo_emulator, qbo_company):
-    results = []
+def test_defaults_follow_what_intuit_documents(qbo_emulator):
+    config = qbo_emulator.control("POST", "/config", {}, expect=200)
+    assert config["refreshRotationSeconds"] == 24 * 3600
+    assert config["refreshGraceSeconds"] == 24 * 3600
+    assert qbo_emulator.control("POST", "/config", {"refreshGraceSeconds": "soon"})["error"]
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({}, ["ok", "ok"]),  # within the day both get the same value back
+        ({"refreshGraceSeconds": 0, "refreshRotationSeconds": 0}, ["invalid_grant", "ok"]),
+    ],
+)
+def test_two_workers_racing_one_refresh_token(qbo_emulator, qbo_company, config, expected):
+    qbo_emulator.control("POST", "/config", config, expect=200)
+    results, barrier = [], threading.Barrier(2)
 
     def refresh():
+        barrier.wait()
         try:
             qbo_emulator.auth_client().refresh(refresh_token=qbo_company["refreshToken"])
             results.append("ok")
@@ -91,7 +138,7 @@ def test_two_workers_racing_one_refresh_token(qbo_emulator, qbo_company):
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(results) == ["invalid_grant", "ok"]
+    assert sorted(results) == expected
 
 
 def test_revoke_disconnects(qbo_emulator, qbo_company, qbo):

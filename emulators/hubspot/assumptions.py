@@ -58,6 +58,18 @@ INVALID_TOKEN_MESSAGE = (
 # PROPERTY_DOESNT_EXIST, INVALID_DECIMAL, INVALID_OPTION, INVALID_EMAIL, …).
 PROPERTY_ERROR_FORMAT = "Property values were not valid: {json}"
 
+# Malformed input (a batch input that is not an object, an idProperty that is not a string, a
+# search filter group that is not an object, a non-integer `limit`, …) is refused before any
+# write with 400 VALIDATION_ERROR, as HubSpot's body deserialisation refuses it. The message starts
+# with HubSpot's "Invalid input JSON" and names the field (HubSpot names line and column instead,
+# which a dict-based emulator cannot know). A batch with one mistyped input is refused whole.
+INVALID_INPUT_PREFIX = "Invalid input JSON"
+
+# POST /crm/v4/associations/{from}/{to}/batch/associate/default with some inputs failing answers
+# 200 with `errors` and `numErrors` in the body: the spec documents only a 200 there, and SDK v12
+# deserialises only a 200 (a 207 would make it return None). Other batch writes answer 207.
+DEFAULT_BATCH_PARTIAL_STATUS = 200
+
 # A merged contact or company id keeps answering reads with the surviving record
 # (whose `id` is the survivor's); the survivor lists the merged ids in
 # `hs_merged_object_ids` (semicolon-separated). Writes to a merged id go to the survivor.

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from emulators.hubspot import rules
+from emulators.hubspot import assumptions, rules
 from emulators.hubspot.crm import Crm
 from emulators.hubspot.errors import ApiError, json_response, no_content, not_found, validation
+from emulators.hubspot.inputs import int_arg, invalid, optional_list, record_id
 from emulators.hubspot.routes_crm import batch_inputs, batch_response, crm, json_body, object_type_of, state
 from emulators.hubspot.schema import ASSOCIATION_TYPES, ObjectType, association_type, default_association
 
@@ -23,6 +24,14 @@ def _record_id(service: Crm, object_type: ObjectType, record_id: object) -> int:
     if record is None:
         raise not_found(f"No {object_type.name} with ID {record_id} exists", id=[str(record_id)])
     return record.id
+
+
+def _id_of(item: dict, key: str, where: str) -> str:
+    """The id of `{"from": {"id": …}}`-style references; the reference must be an object."""
+    reference = item.get(key)
+    if not isinstance(reference, dict):
+        raise invalid(where, "an object with an id")
+    return record_id(reference, "id", f"{where}.id")
 
 
 def _label_entries(from_type: ObjectType, to_type: ObjectType, type_ids: set[int]) -> list[dict]:
@@ -72,8 +81,8 @@ def _associate(
 
 
 def _recompute(service: Crm, from_type: ObjectType, from_id: int, to_type: ObjectType, to_id: int) -> None:
-    for object_type, record_id in ((from_type, from_id), (to_type, to_id)):
-        record = service.table(object_type).records.get(record_id)
+    for object_type, changed_id in ((from_type, from_id), (to_type, to_id)):
+        record = service.table(object_type).records.get(changed_id)
         if record is not None:
             rules.after_change(service, object_type, record)
 
@@ -124,8 +133,8 @@ def create_labelled(from_name: str, from_id: str, to_name: str, to_id: str):
 @bp.get("/crm/v4/objects/<from_name>/<from_id>/associations/<to_name>")
 def list_associations(from_name: str, from_id: str, to_name: str):
     from_type, to_type = _types(from_name, to_name, write=False)
-    limit = min(int(request.args.get("limit", 500)), 500)
-    after = int(request.args.get("after") or 0)
+    limit = min(int_arg("limit", 500), 500)
+    after = int_arg("after", 0)
     with state().lock:
         service = crm()
         source = _record_id(service, from_type, from_id)
@@ -153,9 +162,10 @@ def archive_pair(from_name: str, from_id: str, to_name: str, to_id: str):
     return no_content()
 
 
-def _batch_pairs(from_name: str, to_name: str, write_pair, needs: str, status: int):
+def _batch_pairs(from_name: str, to_name: str, write_pair, needs: str, status: int, partial_status: int):
     """A batch of {from, to, …} inputs: each pair written by `write_pair(service, from_type, source,
-    to_type, target, item)` → its results; a bad pair is a per-input error, never the whole batch."""
+    to_type, target, item)` → its results; a bad pair is a per-input error, never the whole batch.
+    `partial_status`: what HubSpot answers when some inputs failed (207, or 200 where the spec says so)."""
     from_type, to_type = _types(from_name, to_name, write=True)
     inputs = batch_inputs(json_body(), BATCH_CREATE_LIMIT)
     started = state().clock.iso()
@@ -171,7 +181,10 @@ def _batch_pairs(from_name: str, to_name: str, write_pair, needs: str, status: i
                 errors.append(error.standard_error())
             except (KeyError, TypeError):
                 errors.append(validation(f"Each input needs {needs}").standard_error())
-    return batch_response(results, errors, started, status)
+    response = batch_response(results, errors, started, status)
+    if errors:
+        response.status_code = partial_status
+    return response
 
 
 @bp.post("/crm/v4/associations/<from_name>/<to_name>/batch/associate/default")
@@ -179,7 +192,11 @@ def batch_default(from_name: str, to_name: str):
     def write_pair(service, from_type, source, to_type, target, _item):
         return _default_pair(service, from_type, source, to_type, target)
 
-    return _batch_pairs(from_name, to_name, write_pair, "from.id and to.id", 200)
+    # The spec documents only a 200 here, with `errors` and `numErrors` in the body, and SDK v12
+    # deserialises only a 200 (a 207 makes it return None): some inputs failing is still a 200.
+    return _batch_pairs(
+        from_name, to_name, write_pair, "from.id and to.id", 200, assumptions.DEFAULT_BATCH_PARTIAL_STATUS
+    )
 
 
 @bp.post("/crm/v4/associations/<from_name>/<to_name>/batch/create")
@@ -188,25 +205,22 @@ def batch_create(from_name: str, to_name: str):
         _associate(service, from_type, source, to_type, target, _spec_type_ids(from_type, to_type, item.get("types")))
         return [_labels_between(service, from_type, source, to_type, target)]
 
-    return _batch_pairs(from_name, to_name, write_pair, "from.id, to.id and types", 201)
+    return _batch_pairs(from_name, to_name, write_pair, "from.id, to.id and types", 201, 207)
 
 
 @bp.post("/crm/v4/associations/<from_name>/<to_name>/batch/read")
 def batch_read(from_name: str, to_name: str):
     from_type, to_type = _types(from_name, to_name, write=False)
     inputs = batch_inputs(json_body(), BATCH_READ_LIMIT)
+    ids = [record_id(item, "id", f"inputs[{index}].id") for index, item in enumerate(inputs)]
     started = state().clock.iso()
     results, errors = [], []
     with state().lock:
         service = crm()
-        for item in inputs:
-            record = service.find(from_type, str((item or {}).get("id")))
+        for wanted in ids:
+            record = service.find(from_type, wanted)
             if record is None:
-                errors.append(
-                    not_found(
-                        f"No {from_type.name} is associated with {item}", ids=[str((item or {}).get("id"))]
-                    ).standard_error()
-                )
+                errors.append(not_found(f"No {from_type.name} with ID {wanted} exists", ids=[wanted]).standard_error())
                 continue
             targets = sorted(service.associated(from_type.name, record.id, to_type.name).items())
             if not targets:
@@ -233,14 +247,22 @@ def batch_read(from_name: str, to_name: str):
 def batch_archive(from_name: str, to_name: str):
     from_type, to_type = _types(from_name, to_name, write=True)
     inputs = batch_inputs(json_body(), BATCH_CREATE_LIMIT)
+    pairs = []
+    for index, item in enumerate(inputs):
+        source = _id_of(item, "from", f"inputs[{index}].from")
+        targets = optional_list(item, "to", f"inputs[{index}].to")
+        for position, target in enumerate(targets):
+            if not isinstance(target, dict):
+                raise invalid(f"inputs[{index}].to[{position}]", "an object")
+        pairs.append((source, [record_id(t, "id", f"inputs[{index}].to[].id") for t in targets]))
     with state().lock:
         service = crm()
-        for item in inputs:
-            source = service.find(from_type, str(((item or {}).get("from") or {}).get("id")))
+        for source_id, target_ids in pairs:
+            source = service.find(from_type, source_id)
             if source is None:
                 continue
-            for target in item.get("to") or []:
-                target_record = service.find(to_type, str((target or {}).get("id")))
+            for target_id in target_ids:
+                target_record = service.find(to_type, target_id)
                 if target_record is not None:
                     service.disassociate(from_type, source.id, to_type, target_record.id)
                     _recompute(service, from_type, source.id, to_type, target_record.id)
@@ -251,14 +273,24 @@ def batch_archive(from_name: str, to_name: str):
 def batch_archive_labels(from_name: str, to_name: str):
     from_type, to_type = _types(from_name, to_name, write=True)
     inputs = batch_inputs(json_body(), BATCH_CREATE_LIMIT)
+    triples = []
+    for index, item in enumerate(inputs):
+        types = optional_list(item, "types", f"inputs[{index}].types")
+        if not all(isinstance(t, dict) for t in types):
+            raise invalid(f"inputs[{index}].types", "a list of {associationCategory, associationTypeId}")
+        triples.append(
+            (
+                _id_of(item, "from", f"inputs[{index}].from"),
+                _id_of(item, "to", f"inputs[{index}].to"),
+                {t.get("associationTypeId") for t in types},
+            )
+        )
     with state().lock:
         service = crm()
-        for item in inputs:
-            source = service.find(from_type, str(((item or {}).get("from") or {}).get("id")))
-            target = service.find(to_type, str(((item or {}).get("to") or {}).get("id")))
+        for source_id, target_id, type_ids in triples:
+            source, target = service.find(from_type, source_id), service.find(to_type, target_id)
             if source is None or target is None:
                 continue
-            type_ids = {(t or {}).get("associationTypeId") for t in item.get("types") or []}
             service.disassociate(from_type, source.id, to_type, target.id, type_ids)
             _recompute(service, from_type, source.id, to_type, target.id)
     return no_content()

@@ -34,9 +34,10 @@ def complete_batch():
             if (
                 not isinstance(item, dict)
                 or not item.get("callbackId")
+                or not isinstance(item["callbackId"], str)
                 or not isinstance(item.get("outputFields"), dict)
             ):
-                raise validation("each input needs callbackId and outputFields")
+                raise validation("each input needs callbackId (a string) and outputFields (an object)")
         for item in inputs:
             state().calls.complete(item["callbackId"], item["outputFields"])
     return no_content()

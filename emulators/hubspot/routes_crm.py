@@ -9,6 +9,8 @@ from flask import Blueprint, current_app, g, request
 from emulators.hubspot import assumptions
 from emulators.hubspot.crm import Crm
 from emulators.hubspot.errors import ApiError, json_response, no_content, not_found, validation
+from emulators.hubspot.inputs import batch_inputs as _batch_inputs
+from emulators.hubspot.inputs import json_body, optional_object, optional_string, record_id, string_list
 from emulators.hubspot.schema import ObjectType, resolve_object_type
 from emulators.hubspot.search import run_search
 from emulators.hubspot.state import EmulatorState
@@ -65,26 +67,21 @@ def query_list(name: str) -> list[str] | None:
     return [v.strip() for v in values] or None
 
 
-def json_body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise validation("Invalid input JSON: the request body must be a JSON object")
-    return body
-
-
 def flag(name: str) -> bool:
     return request.args.get(name, "false").lower() == "true"
 
 
-def batch_inputs(body: dict, limit: int = BATCH_LIMIT) -> list:
-    inputs = body.get("inputs")
-    if not isinstance(inputs, list):
-        raise validation("Invalid input JSON: `inputs` must be a list")
-    if len(inputs) > limit:
-        raise validation(
-            f"Batch size {len(inputs)} exceeds the limit of {limit} inputs", context={"inputs": [str(len(inputs))]}
-        )
-    return inputs
+def batch_inputs(body: dict, limit: int = BATCH_LIMIT) -> list[dict]:
+    return _batch_inputs(body, limit)
+
+
+def input_ids(inputs: list[dict]) -> list[tuple[str, str | None]]:
+    """(id, idProperty) of each batch input, checked before anything is written: HubSpot reads the
+    whole body into its model first, so one mistyped input refuses the request, not just that input."""
+    return [
+        (record_id(item, "id", f"inputs[{i}].id"), optional_string(item, "idProperty", f"inputs[{i}].idProperty"))
+        for i, item in enumerate(inputs)
+    ]
 
 
 def batch_response(results: list[dict], errors: list[dict], started: str, success_status: int):
@@ -205,25 +202,20 @@ def batch_read(object_name: str):
     object_type = object_type_of(object_name)
     body = json_body()
     inputs = batch_inputs(body)
+    id_property = optional_string(body, "idProperty")
+    properties = string_list(body, "properties") or None
+    with_history = string_list(body, "propertiesWithHistory") or None
+    ids = [wanted for wanted, _ in input_ids(inputs)]
     started = state().clock.iso()
     results, errors, missing = [], [], []
     with state().lock:
         service = crm()
-        for item in inputs:
-            record = service.find(
-                object_type, str((item or {}).get("id")), body.get("idProperty"), archived=flag("archived")
-            )
+        for wanted in ids:
+            record = service.find(object_type, wanted, id_property, archived=flag("archived"))
             if record is None:
-                missing.append(str((item or {}).get("id")))
+                missing.append(wanted)
                 continue
-            results.append(
-                service.render(
-                    object_type,
-                    record,
-                    body.get("properties") or None,
-                    with_history=body.get("propertiesWithHistory") or None,
-                )
-            )
+            results.append(service.render(object_type, record, properties, with_history=with_history))
     if missing:
         errors.append(
             per_input_error(
@@ -241,7 +233,7 @@ def batch_read(object_name: str):
 def batch_create(object_name: str):
     """All or nothing, unless every input has an objectWriteTraceId: then 207 with per-input errors."""
     object_type = object_type_of(object_name, write=True)
-    inputs = [item or {} for item in batch_inputs(json_body())]
+    inputs = batch_inputs(json_body())
     traced = bool(inputs) and all(item.get("objectWriteTraceId") for item in inputs)
     started = state().clock.iso()
     created, errors = [], []
@@ -264,18 +256,18 @@ def batch_create(object_name: str):
 def batch_update(object_name: str):
     object_type = object_type_of(object_name, write=True)
     inputs = batch_inputs(json_body())
+    ids = input_ids(inputs)
     started = state().clock.iso()
     results, errors = [], []
     with state().lock:
         service = crm()
-        for item in inputs:
-            item = item or {}
+        for item, (wanted, id_property) in zip(inputs, ids, strict=True):
             try:
-                record = service.get(object_type, str(item.get("id")), item.get("idProperty"))
+                record = service.get(object_type, wanted, id_property)
                 service.update(object_type, record, item.get("properties") or {})
                 results.append(service.render(object_type, record, all_properties=True))
             except ApiError as error:
-                errors.append(per_input_error(error, ids=[str(item.get("id"))]))
+                errors.append(per_input_error(error, ids=[wanted]))
     return batch_response(results, errors, started, 200)
 
 
@@ -283,30 +275,27 @@ def batch_update(object_name: str):
 def batch_upsert(object_name: str):
     object_type = object_type_of(object_name, write=True)
     inputs = batch_inputs(json_body())
+    ids = input_ids(inputs)
     started = state().clock.iso()
     results, errors = [], []
     with state().lock:
         service = crm()
-        for item in inputs:
-            item = item or {}
-            id_property = item.get("idProperty")
+        for item, (wanted, id_property) in zip(inputs, ids, strict=True):
             if not id_property:
-                errors.append(
-                    per_input_error(validation("idProperty is required for upsert"), ids=[str(item.get("id"))])
-                )
+                errors.append(per_input_error(validation("idProperty is required for upsert"), ids=[wanted]))
                 continue
             try:
-                record = service.find(object_type, str(item.get("id")), id_property)
-                properties = dict(item.get("properties") or {})
+                record = service.find(object_type, wanted, id_property)
+                properties = dict(optional_object(item, "properties"))
                 if record is None:
-                    properties.setdefault(id_property, str(item.get("id")))
+                    properties.setdefault(id_property, wanted)
                     record = service.create(object_type, properties)
                     results.append({**service.render(object_type, record, all_properties=True), "new": True})
                 else:
                     service.update(object_type, record, properties)
                     results.append({**service.render(object_type, record, all_properties=True), "new": False})
             except ApiError as error:
-                errors.append(per_input_error(error, ids=[str(item.get("id"))]))
+                errors.append(per_input_error(error, ids=[wanted]))
     return batch_response(results, errors, started, 200)
 
 
@@ -316,8 +305,8 @@ def batch_archive(object_name: str):
     inputs = batch_inputs(json_body())
     with state().lock:
         service = crm()
-        for item in inputs:
-            record = service.find(object_type, str((item or {}).get("id")))
+        for wanted, _ in input_ids(inputs):
+            record = service.find(object_type, wanted)
             if record is not None:
                 service.archive(object_type, record)
     return no_content()
@@ -341,7 +330,7 @@ def search(object_name: str):
             body,
             lambda record, to_type: set(service.associated(object_type.name, record.id, to_type)),
         )
-        properties = body.get("properties") or list(object_type.search_defaults)
+        properties = string_list(body, "properties") or list(object_type.search_defaults)
         results = [service.render(object_type, record, properties) for record in page]
     response = {"total": total, "results": results}
     if next_offset is not None:
@@ -355,9 +344,10 @@ def merge(object_name: str):
     body = json_body()
     if not body.get("primaryObjectId") or not body.get("objectIdToMerge"):
         raise validation("primaryObjectId and objectIdToMerge are required")
+    primary, merged = record_id(body, "primaryObjectId"), record_id(body, "objectIdToMerge")
     with state().lock:
         service = crm()
-        survivor = service.merge(object_type, str(body["primaryObjectId"]), str(body["objectIdToMerge"]))
+        survivor = service.merge(object_type, primary, merged)
         return json_response(service.render(object_type, survivor, all_properties=True))
 
 
@@ -365,8 +355,9 @@ def merge(object_name: str):
 def gdpr_delete():
     object_type = object_type_of("contacts", write=True)
     body = json_body()
+    wanted, id_property = record_id(body, "objectId"), optional_string(body, "idProperty")
     with state().lock:
         service = crm()
-        record = service.get(object_type, str(body.get("objectId")), body.get("idProperty"))
+        record = service.get(object_type, wanted, id_property)
         service.purge(object_type, record)
     return no_content()

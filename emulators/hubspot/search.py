@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from emulators.hubspot import assumptions
 from emulators.hubspot.errors import validation
+from emulators.hubspot.inputs import invalid, optional_list, optional_string
 from emulators.hubspot.schema import ObjectType, PropertyDefinition, resolve_object_type
 from emulators.hubspot.state import Record
 from emulators.hubspot.values import parse_ms, parse_number
@@ -145,9 +146,17 @@ def parse_sort(sorts: list) -> tuple[str, bool] | None:
     sort = sorts[0]
     if isinstance(sort, str):
         return sort.lstrip("-"), sort.startswith("-")
-    if isinstance(sort, dict) and sort.get("propertyName"):
+    if isinstance(sort, dict) and sort.get("propertyName") and isinstance(sort["propertyName"], str):
         return sort["propertyName"], str(sort.get("direction", "ASCENDING")).upper() == "DESCENDING"
     raise validation('Invalid sort: use {"propertyName": …, "direction": "ASCENDING"|"DESCENDING"}')
+
+
+def _objects(container: dict, key: str) -> list[dict]:
+    values = optional_list(container, key)
+    for index, value in enumerate(values):
+        if not isinstance(value, dict):
+            raise invalid(f"{key}[{index}]", "an object")
+    return values
 
 
 def run_search(
@@ -160,12 +169,21 @@ def run_search(
     """(page of records, total, next offset or None)."""
     if not isinstance(request, dict):
         raise validation("Invalid input JSON: the search request must be an object")
-    groups = request.get("filterGroups") or []
+    groups = [
+        optional_list(group, "filters", f"filterGroups[{i}].filters")
+        for i, group in enumerate(_objects(request, "filterGroups"))
+    ]
+    for i, filters in enumerate(groups):
+        for j, spec in enumerate(filters):
+            if not isinstance(spec, dict):
+                raise invalid(f"filterGroups[{i}].filters[{j}]", "an object")
+            optional_string(spec, "propertyName", f"filterGroups[{i}].filters[{j}].propertyName")
+            optional_string(spec, "operator", f"filterGroups[{i}].filters[{j}].operator")
     if len(groups) > MAX_GROUPS:
         raise validation(f"Too many filter groups: {len(groups)} (maximum {MAX_GROUPS})")
-    if any(len(g.get("filters") or []) > MAX_FILTERS_PER_GROUP for g in groups):
+    if any(len(filters) > MAX_FILTERS_PER_GROUP for filters in groups):
         raise validation(f"Too many filters in a filter group (maximum {MAX_FILTERS_PER_GROUP})")
-    if sum(len(g.get("filters") or []) for g in groups) > MAX_FILTERS:
+    if sum(len(filters) for filters in groups) > MAX_FILTERS:
         raise validation(f"Too many filters (maximum {MAX_FILTERS} in all groups)")
     query = request.get("query")
     if query is not None and len(str(query)) > MAX_QUERY_CHARS:
@@ -183,9 +201,7 @@ def run_search(
             "narrow the filters instead of paging further."
         )
 
-    compiled = [
-        [compile_filter(object_type, definitions, f, associated) for f in g.get("filters") or []] for g in groups
-    ]
+    compiled = [[compile_filter(object_type, definitions, f, associated) for f in filters] for filters in groups]
     matches = [r for r in records if not compiled or any(all(f(r) for f in group) for group in compiled)]
     if query:
         words = [w.lower() for w in str(query).split() if w]
@@ -193,7 +209,7 @@ def run_search(
         matches = [
             r for r in matches if all(any(w in (r.properties.get(f) or "").lower() for f in fields) for w in words)
         ]
-    sort = parse_sort(request.get("sorts") or [])
+    sort = parse_sort(optional_list(request, "sorts"))
     if sort:
         name, descending = sort
         definition = definitions.get(name)

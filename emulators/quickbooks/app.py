@@ -3,6 +3,7 @@ throttling, faults and the request log around it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from datetime import timedelta, timezone
@@ -275,6 +276,20 @@ def _project(record: dict, query: Query, entity: str) -> dict:
     return projected
 
 
+def _wants_invoice_link() -> bool:
+    return "invoicelink" in [part.strip().lower() for part in request.args.get("include", "").split(",")]
+
+
+def _with_invoice_link(company: Company, invoice: dict) -> dict:
+    """`include=invoiceLink` (NOTES §1.1): the customer-facing payment link, present only when the
+    invoice can be paid online and has a BillEmail to send it to (assumptions.INVOICE_LINK_*)."""
+    payable = any(invoice.get(flag) is True for flag in assumptions.INVOICE_LINK_PAYMENT_FLAGS)
+    if not payable or not (invoice.get("BillEmail") or {}).get("Address"):
+        return invoice
+    token = hashlib.sha256(f"{company.realm_id}:{invoice['Id']}".encode()).hexdigest()[:40]
+    return {**invoice, "InvoiceLink": assumptions.INVOICE_LINK_FORMAT.format(token=token)}
+
+
 def _register_api(app: Flask, state: QboState) -> None:
     @app.post("/v3/company/<realm_id>/query")
     @app.get("/v3/company/<realm_id>/query")
@@ -282,7 +297,10 @@ def _register_api(app: Flask, state: QboState) -> None:
         text = request.args.get("query") if request.method == "GET" else request.get_data(as_text=True)
         with state.lock:
             company = _company(state, realm_id)
-            return _json({"QueryResponse": run_query(state, company, text or ""), "time": _time(state, company)})
+            answer = run_query(state, company, text or "")
+            if _wants_invoice_link():
+                answer["Invoice"] = [_with_invoice_link(company, invoice) for invoice in answer.get("Invoice", [])]
+            return _json({"QueryResponse": answer, "time": _time(state, company)})
 
     @app.get("/v3/company/<realm_id>/cdc")
     def cdc(realm_id: str):
@@ -351,7 +369,10 @@ def _register_api(app: Flask, state: QboState) -> None:
             record = company.table(name).get(entity_id)
             if record is None:
                 raise faults.not_found(name, entity_id)
-            return _json({name: public(record), "time": _time(state, company)})
+            answer = public(record)
+            if name == "Invoice" and _wants_invoice_link():
+                answer = _with_invoice_link(company, answer)
+            return _json({name: answer, "time": _time(state, company)})
 
     @app.post("/v3/company/<realm_id>/invoice/<entity_id>/send")
     def send(realm_id: str, entity_id: str):

@@ -56,6 +56,12 @@ DOCNUMBER_EMPTY_IS_ABSENT = True
 DEFAULT_DUE_DAYS = 30
 
 # Line Amount must equal Qty × UnitPrice (to the cent) when both are given: 6070 with this text.
+# "Given" means present and non-zero: python-quickbooks' SalesItemLineDetail sends `Qty: 0` and
+# `UnitPrice: 0` when only Amount was set, and QBO accepts such a line with the amount standing
+# (invoices, sales receipts and credit memos alike). A zero Qty or UnitPrice is therefore treated as
+# absent and left out of the stored line (QBO returns only properties that have values); a line of
+# genuinely zero price has Amount 0, which needs neither.
+ZERO_QTY_AND_PRICE_ARE_UNSET = True
 AMOUNT_MISMATCH_CODE = "6070"
 AMOUNT_MISMATCH_MESSAGE = "Amount calculation incorrect in the request"
 
@@ -77,6 +83,14 @@ LINKED_TXN_DETAIL = "Business Validation Error: This transaction is linked to a 
 # A payment line may not apply more than the invoice's open balance, and the applied
 # total may not exceed TotalAmt (6000).
 OVERPAYMENT_DETAIL = "Business Validation Error: The payment amount is more than the open balance of the invoice."
+
+# `include=invoiceLink` on an invoice read or query adds `InvoiceLink` only when the invoice allows
+# online payment (AllowOnlineCreditCardPayment or AllowOnlineACHPayment true) and has a
+# BillEmail.Address, as Intuit documents ("generated only for invoices with online payment enabled
+# and having a valid customer email address"); otherwise the field is absent. The link is stable per
+# invoice and shaped like the links QBO sends; the company's QuickBooks Payments status is not modelled.
+INVOICE_LINK_PAYMENT_FLAGS = ("AllowOnlineCreditCardPayment", "AllowOnlineACHPayment")
+INVOICE_LINK_FORMAT = "https://connect.intuit.com/portal/app/CommerceNetwork/view/scs-v1-{token}?locale=EN_US"
 
 # Sales-form custom field values longer than 31 characters are refused with 2050.
 CUSTOM_FIELD_MAX = 31
@@ -123,9 +137,16 @@ WRONG_REALM_STATUS = 403
 # redirect URI with error=access_denied.
 SANDBOX_WITH_PRODUCTION_KEYS_ERROR = "access_denied"
 
-# A rotated-out refresh token keeps working for this many seconds (configurable; 0 so
-# that a lost rotation shows up in tests).
-REFRESH_GRACE_SECONDS = 0
+# Refresh-token rotation. Intuit documents that the refresh token's value changes about every
+# 24 hours and that a client must always keep the latest value it was given; until then a refresh
+# hands back the same value (its rolling ~100 days restarting). So: a refresh token younger than
+# REFRESH_ROTATION_SECONDS is returned unchanged; an older one is replaced by a new value.
+REFRESH_ROTATION_SECONDS = 24 * 3600
+# How long a rotated-out value keeps working is not documented ("always use the latest"). We keep
+# it working for one more rotation period, the window in which clients that refreshed concurrently
+# could only have been handed it. Tests that need a lost rotation to show set both to 0 through
+# POST /_emulator/config {"refreshGraceSeconds": 0, "refreshRotationSeconds": 0}.
+REFRESH_GRACE_SECONDS = 24 * 3600
 ACCESS_TOKEN_SECONDS = 3600
 REFRESH_TOKEN_SECONDS = 8_726_400  # ~101 days, rolling
 AUTHORIZATION_CODE_SECONDS = 300

@@ -21,6 +21,10 @@ ACCOUNTS = (  # Name, AccountType, AccountSubType
     ("Services", "Income", "ServiceFeeIncome"),
     ("Cost of Goods Sold", "Cost of Goods Sold", "SuppliesMaterialsCogs"),
     ("Office Expenses", "Expense", "OfficeGeneralAdministrativeExpenses"),
+    ("Uncategorized Income", "Income", "ServiceFeeIncome"),
+    ("Uncategorized Expense", "Expense", "OtherMiscellaneousServiceCost"),
+    ("Uncategorized Asset", "Other Current Asset", "OtherCurrentAssets"),
+    ("Discounts given", "Income", "DiscountsRefundsGiven"),
 )
 PAYMENT_METHODS = (
     ("Cash", "NON_CREDIT_CARD"),
@@ -78,10 +82,11 @@ def create_company(
         return stored
 
     currency_ref = {"value": currency, "name": CURRENCY_NAMES.get(currency, currency)}
+    account_ids: dict[str, str] = {}
     for account_name, account_type, sub_type in ACCOUNTS:
         from emulators.quickbooks.entities import CLASSIFICATION
 
-        add(
+        account_ids[account_name] = add(
             "Account",
             {
                 "Name": account_name,
@@ -95,7 +100,7 @@ def create_company(
                 "CurrentBalanceWithSubAccounts": 0,
                 "CurrencyRef": currency_ref,
             },
-        )
+        )["Id"]
     for method_name, method_type in PAYMENT_METHODS:
         add("PaymentMethod", {"Name": method_name, "Type": method_type, "Active": True})
     for term_name, days in TERMS:
@@ -117,59 +122,16 @@ def create_company(
                     "Active": True,
                 },
             )
-    labels = list(custom_fields or [])[:3]
-    slots = [str(n) for n in range(1, 4)]
-    preferences = {
-        "AccountingInfoPrefs": {
-            "FirstMonthOfFiscalYear": "January",
-            "TaxYearMonth": "January",
-            "TrackDepartments": False,
-            "ClassTrackingPerTxn": False,
-            "CustomerTerminology": "Customers",
-            **({"BookCloseDate": book_close_date} if book_close_date else {}),
-        },
-        "SalesFormsPrefs": {
-            "CustomTxnNumbers": custom_txn_numbers,
-            "AllowDeposit": True,
-            "AllowDiscount": True,
-            "AllowShipping": False,
-            "AllowServiceDate": False,
-            "AutoApplyPayments": True,
-            "DefaultTerms": {"value": "3"},
-            "ETransactionEnabledStatus": "NotApplicable",
-            "CustomField": [
-                {
-                    "CustomField": [
-                        {
-                            "Name": f"SalesFormsPrefs.UseSalesCustom{n}",
-                            "Type": "BooleanType",
-                            "BooleanValue": int(n) <= len(labels),
-                        }
-                        for n in slots
-                    ]
-                },
-                {
-                    "CustomField": [
-                        {
-                            "Name": f"SalesFormsPrefs.SalesCustomName{n}",
-                            "Type": "StringType",
-                            "StringValue": labels[int(n) - 1],
-                        }
-                        for n in slots
-                        if int(n) <= len(labels)
-                    ]
-                },
-            ],
-        },
-        "CurrencyPrefs": {"MultiCurrencyEnabled": multi_currency, "HomeCurrency": {"value": currency}},
-        "TaxPrefs": {"UsingSalesTax": country == "US", "PartnerTaxEnabled": False},
-        "OtherPrefs": {
-            "NameValue": [
-                {"Name": "DateFormat", "Value": "Month Date Year separated by a slash"},
-                {"Name": "WarnDuplicateCheckNumber", "Value": "true"},
-            ]
-        },
-    }
+    preferences = _preferences(
+        company,
+        country=country,
+        currency=currency,
+        multi_currency=multi_currency,
+        custom_txn_numbers=custom_txn_numbers,
+        book_close_date=book_close_date,
+        custom_fields=list(custom_fields or [])[:3],
+        account_ids=account_ids,
+    )
     add("Preferences", preferences, "1")
     address = {
         "Id": "1",
@@ -207,3 +169,147 @@ def create_company(
     company.next_ids.update({"Preferences": 2, "CompanyInfo": 2})
     state.companies[realm_id] = company
     return company
+
+
+def _preferences(
+    company: Company,
+    *,
+    country: str,
+    currency: str,
+    multi_currency: bool,
+    custom_txn_numbers: bool,
+    book_close_date: str | None,
+    custom_fields: list[str],
+    account_ids: dict[str, str],
+) -> dict:
+    """Every section a real company's Preferences has (Intuit's preferences sample and Finance.xsd),
+    with this company's name, currency, tax model and custom-field slots."""
+    slots = [str(n) for n in range(1, 4)]
+
+    def message(kind: str, body: str) -> dict:
+        return {"Subject": f"{kind} from {company.name}", "Message": f"{body}\n\nSincerely,\n{company.name}"}
+
+    thanks = "Thank you for your business - we appreciate it very much."
+    please_pay = "Please remit payment at your earliest convenience."
+    return {
+        "EmailMessagesPrefs": {
+            "InvoiceMessage": message("Invoice", f"Your invoice is attached.  {please_pay}\n{thanks}"),
+            "EstimateMessage": message(
+                "Estimate",
+                "Please review the estimate below.  Feel free to contact us if you have any questions.\n"
+                "We look forward to working with you.",
+            ),
+            "SalesReceiptMessage": message("Sales Receipt", f"Your sales receipt is attached.\n{thanks}"),
+            "StatementMessage": message("Statement", f"Your statement is attached.  {please_pay}\n{thanks}"),
+        },
+        "ProductAndServicesPrefs": {
+            "ForSales": True,
+            "ForPurchase": True,
+            "QuantityWithPriceAndRate": True,
+            "QuantityOnHand": True,
+        },
+        "ReportPrefs": {"ReportBasis": "Accrual", "CalcAgingReportFromTxnDate": False},
+        "AccountingInfoPrefs": {
+            "FirstMonthOfFiscalYear": "January",
+            "UseAccountNumbers": False,
+            "TaxYearMonth": "January",
+            "ClassTrackingPerTxn": False,
+            "ClassTrackingPerTxnLine": False,
+            "TrackDepartments": False,
+            "DepartmentTerminology": "Location",
+            "TaxForm": "6",
+            "CustomerTerminology": "Customers",
+            **({"BookCloseDate": book_close_date} if book_close_date else {}),
+        },
+        "SalesFormsPrefs": {
+            "CustomTxnNumbers": custom_txn_numbers,
+            "AllowDeposit": True,
+            "AllowDiscount": True,
+            "DefaultDiscountAccount": account_ids["Discounts given"],
+            "AllowEstimates": True,
+            "AllowShipping": False,
+            "AllowServiceDate": False,
+            "AutoApplyCredit": True,
+            "AutoApplyPayments": True,
+            "DefaultTerms": {"value": "3"},
+            "DefaultCustomerMessage": "Thank you for your business and have a great day!",
+            "EmailCopyToCompany": False,
+            "ETransactionEnabledStatus": "NotApplicable",
+            "ETransactionAttachPDF": False,
+            "ETransactionPaymentEnabled": False,
+            "IPNSupportEnabled": False,
+            "UsingPriceLevels": False,
+            "CustomField": [
+                {
+                    "CustomField": [
+                        {
+                            "Name": f"SalesFormsPrefs.UseSalesCustom{n}",
+                            "Type": "BooleanType",
+                            "BooleanValue": int(n) <= len(custom_fields),
+                        }
+                        for n in slots
+                    ]
+                },
+                {
+                    "CustomField": [
+                        {
+                            "Name": f"SalesFormsPrefs.SalesCustomName{n}",
+                            "Type": "StringType",
+                            "StringValue": custom_fields[int(n) - 1],
+                        }
+                        for n in slots
+                        if int(n) <= len(custom_fields)
+                    ]
+                },
+            ],
+        },
+        "VendorAndPurchasesPrefs": {
+            "BillableExpenseTracking": True,
+            "TrackingByCustomer": True,
+            "POCustomField": [
+                {
+                    "CustomField": [
+                        {"Name": f"PurchasePrefs.UsePurchaseCustom{n}", "Type": "BooleanType", "BooleanValue": False}
+                        for n in slots
+                    ]
+                },
+                {"CustomField": []},
+            ],
+        },
+        "TimeTrackingPrefs": {
+            "WorkWeekStartDate": "Monday",
+            "MarkTimeEntriesBillable": True,
+            "ShowBillRateToAll": False,
+            "UseServices": True,
+            "BillCustomers": True,
+        },
+        "TaxPrefs": {"UsingSalesTax": country == "US", "PartnerTaxEnabled": False},
+        "CurrencyPrefs": {"MultiCurrencyEnabled": multi_currency, "HomeCurrency": {"value": currency}},
+        "OtherPrefs": {
+            "NameValue": [
+                {
+                    "Name": "SalesFormsPrefs.DefaultCustomerMessage",
+                    "Value": "Thank you for your business and have a great day!",
+                },
+                {"Name": "SalesFormsPrefs.DefaultItem", "Value": "1"},
+                {"Name": "DTXCopyMemo", "Value": "false"},
+                {"Name": "UncategorizedAssetAccountId", "Value": account_ids["Uncategorized Asset"]},
+                {"Name": "UncategorizedIncomeAccountId", "Value": account_ids["Uncategorized Income"]},
+                {"Name": "UncategorizedExpenseAccountId", "Value": account_ids["Uncategorized Expense"]},
+                {"Name": "SFCEnabled", "Value": "true"},
+                {"Name": "DataPartner", "Value": "false"},
+                {"Name": "Vendor1099Enabled", "Value": "true" if country == "US" else "false"},
+                {"Name": "TimeTrackingFeatureEnabled", "Value": "true"},
+                {"Name": "FDPEnabled", "Value": "false"},
+                {"Name": "ProjectsEnabled", "Value": "false"},
+                {"Name": "DateFormat", "Value": "Month Date Year separated by a slash"},
+                {"Name": "DateFormatMnemonic", "Value": "MMDDYYYY_SEP_SLASH"},
+                {"Name": "NumberFormat", "Value": "US Number Format"},
+                {"Name": "NumberFormatMnemonic", "Value": "US_NB"},
+                {"Name": "WarnDuplicateCheckNumber", "Value": "true"},
+                {"Name": "WarnDuplicateBillNumber", "Value": "false"},
+                {"Name": "SignoutInactiveMinutes", "Value": "60"},
+                {"Name": "AccountingInfoPrefs.ShowAccountNumbers", "Value": "false"},
+            ]
+        },
+    }

@@ -198,17 +198,28 @@ def move_clock():
 
 @bp.post("/config")
 def configure():
-    """{"rateLimits"?: bool, "refreshGraceSeconds"?: n}"""
+    """{"rateLimits"?: bool, "refreshGraceSeconds"?: n, "refreshRotationSeconds"?: n}"""
     body = _body()
     emulator = state()
     with emulator.lock:
         if "rateLimits" in body:
             emulator.rate_limits_enabled = bool(body["rateLimits"])
             emulator.rate_windows.clear()
-        if "refreshGraceSeconds" in body:
-            emulator.refresh_grace_seconds = float(body["refreshGraceSeconds"])
+        for key, attribute in (
+            ("refreshGraceSeconds", "refresh_grace_seconds"),
+            ("refreshRotationSeconds", "refresh_rotation_seconds"),
+        ):
+            if key in body:
+                try:
+                    setattr(emulator, attribute, max(0.0, float(body[key])))
+                except (TypeError, ValueError):
+                    return _json({"error": f"{key} must be a number of seconds"}, 400)
         return _json(
-            {"rateLimits": emulator.rate_limits_enabled, "refreshGraceSeconds": emulator.refresh_grace_seconds}
+            {
+                "rateLimits": emulator.rate_limits_enabled,
+                "refreshGraceSeconds": emulator.refresh_grace_seconds,
+                "refreshRotationSeconds": emulator.refresh_rotation_seconds,
+            }
         )
 
 

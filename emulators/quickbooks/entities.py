@@ -96,6 +96,37 @@ def public(record: dict) -> dict:
     return {k: v for k, v in record.items() if not k.startswith("_")}
 
 
+def _merged(old: dict, new: dict) -> dict:
+    merged = dict(old)
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(old.get(key), dict):
+            merged[key] = _merged(old[key], value)
+        elif key == "NameValue" and isinstance(value, list) and isinstance(old.get(key), list):
+            named = {pair.get("Name"): pair for pair in value if isinstance(pair, dict)}
+            kept = [named.pop(pair.get("Name"), pair) for pair in old[key]]
+            merged[key] = kept + list(named.values())
+        else:
+            merged[key] = value
+    return merged
+
+
+def _given(detail: dict, field: str) -> object:
+    """A line's Qty or UnitPrice as the client meant it: python-quickbooks sends both as 0 when only
+    Amount was set, and QBO lets the amount stand, so 0 (or "") counts as not given and is dropped."""
+    value = detail.get(field)
+    if value in (None, "") or (assumptions.ZERO_QTY_AND_PRICE_ARE_UNSET and _is_zero(value)):
+        detail.pop(field, None)
+        return None
+    return value
+
+
+def _is_zero(value: object) -> bool:
+    try:
+        return float(value) == 0  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
 def money(value) -> float:
     try:
         return round(float(value), 2)
@@ -435,10 +466,11 @@ class Writer:
         record.setdefault("Active", True)
 
     def _validate_preferences(self, record: dict, existing: dict | None, include: str) -> None:
-        # Only the preferences QBO lets an app change move; everything else keeps its value.
+        # A sparse update names only what changes, at any depth: every section (and nested message)
+        # keeps the values it does not name; OtherPrefs.NameValue pairs are matched by Name.
         for section in list(record):
             if section.endswith("Prefs") and existing and section in existing and isinstance(record[section], dict):
-                record[section] = {**existing[section], **record[section]}
+                record[section] = _merged(existing[section], record[section])
 
     def _validate_companyinfo(self, record: dict, existing: dict | None, include: str) -> None:
         record["Country"] = existing["Country"]  # not changeable through the API
@@ -468,7 +500,7 @@ class Writer:
             if kind == "SalesItemLineDetail":
                 detail = line.setdefault("SalesItemLineDetail", {})
                 self.resolve_ref("Item", detail.get("ItemRef"), "ItemRef")
-                quantity, price = detail.get("Qty"), detail.get("UnitPrice")
+                quantity, price = _given(detail, "Qty"), _given(detail, "UnitPrice")
                 if "Amount" not in line:
                     if quantity is None or price is None:
                         raise faults.required("Amount")

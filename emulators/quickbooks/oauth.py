@@ -179,12 +179,17 @@ def _client_credentials() -> tuple[str, str]:
     return request.form.get("client_id", ""), request.form.get("client_secret", "")
 
 
-def _issue(realm_id: str, client_id: str, scopes: tuple[str, ...]) -> dict:
+def _issue(realm_id: str, client_id: str, scopes: tuple[str, ...], keep_refresh: str | None = None) -> dict:
     emulator = state()
     now = emulator.clock.now()
-    access, refresh = secrets.token_urlsafe(64), f"AB11{secrets.token_urlsafe(36)}"
+    access = secrets.token_urlsafe(64)
     emulator.access_tokens[access] = Grant(realm_id, client_id, scopes, now + assumptions.ACCESS_TOKEN_SECONDS)
-    emulator.refresh_tokens[refresh] = Grant(realm_id, client_id, scopes, now + assumptions.REFRESH_TOKEN_SECONDS)
+    refresh = keep_refresh
+    if refresh is None:
+        refresh = f"AB11{secrets.token_urlsafe(36)}"
+        emulator.refresh_tokens[refresh] = Grant(
+            realm_id, client_id, scopes, now + assumptions.REFRESH_TOKEN_SECONDS, issued_at=now
+        )
     # No id_token: intuit-oauth would validate it against a JWKS, and we only issue it for openid (unsupported).
     return {
         "token_type": "bearer",
@@ -225,6 +230,11 @@ def token():
             )
             if not usable:
                 return _json({"error": "invalid_grant"}, 400)
+            if grant.replaced_at is None and now - grant.issued_at < emulator.refresh_rotation_seconds:
+                # Younger than the rotation period: the same refresh token comes back, its rolling
+                # 100 days starting again (assumptions.REFRESH_ROTATION_SECONDS).
+                grant.expires_at = now + assumptions.REFRESH_TOKEN_SECONDS
+                return _json(_issue(grant.realm_id, client_id, grant.scopes, keep_refresh=presented))
             grant.replaced_at = grant.replaced_at or now  # rotated out: the new one must be used from now on
             return _json(_issue(grant.realm_id, client_id, grant.scopes))
         return _json({"error": "unsupported_grant_type"}, 400)

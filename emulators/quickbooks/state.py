@@ -109,6 +109,7 @@ class Grant:
     scopes: tuple[str, ...]
     expires_at: float
     user_sub: str = "1182d6ec-2a1f-4aa3-af3f-bb3b95db45af"
+    issued_at: float = 0.0  # refresh tokens: when this value was first handed out
     replaced_at: float | None = None  # refresh tokens: when a rotation replaced it
 
 
@@ -139,6 +140,7 @@ class QboState:
         self.app = app
         self.rate_limits_enabled = rate_limits
         self.refresh_grace_seconds = assumptions.REFRESH_GRACE_SECONDS
+        self.refresh_rotation_seconds = assumptions.REFRESH_ROTATION_SECONDS
         from emulators.quickbooks.webhooks import WebhookDispatcher
 
         self.webhooks = WebhookDispatcher(self)
