@@ -90,6 +90,29 @@ def string_list(container: dict, key: str, where: str | None = None) -> list[str
     raise invalid(where or key, "a list of strings")
 
 
+def optional_bool(container: dict, key: str) -> bool | None:
+    value = container.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    raise invalid(key, "true or false")
+
+
+def optional_int(container: dict, key: str) -> int | None:
+    value = container.get(key)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise invalid(key, "an integer")
+
+
+def objects(container: dict, key: str) -> list[dict]:
+    """A list of objects that may be absent or null ([] then)."""
+    values = optional_list(container, key)
+    for index, value in enumerate(values):
+        if not isinstance(value, dict):
+            raise invalid(f"{key}[{index}]", "an object")
+    return values
+
+
 def int_arg(name: str, default: int) -> int:
     """An integer query parameter."""
     raw = request.args.get(name)

@@ -7,6 +7,7 @@ import re
 from flask import Blueprint, g
 
 from emulators.hubspot.errors import ApiError, json_response, no_content, not_found, validation
+from emulators.hubspot.inputs import invalid, objects, optional_bool, optional_int, optional_string
 from emulators.hubspot.routes_crm import json_body, require_scopes, state
 from emulators.hubspot.schema import ObjectType, PropertyDefinition, resolve_object_type
 
@@ -56,14 +57,31 @@ def read_property(object_name: str, property_name: str):
         return json_response(definition.to_api())
 
 
+def _options(body: dict) -> list[dict]:
+    """`options`: [{label, value, description?, displayOrder?, hidden?}], as the spec's OptionInput."""
+    options = objects(body, "options")
+    for index, option in enumerate(options):
+        for field in ("label", "value"):
+            if not isinstance(option.get(field), str):
+                raise invalid(f"options[{index}].{field}", "a string")
+        optional_string(option, "description", f"options[{index}].description")
+        optional_int(option, "displayOrder")
+        optional_bool(option, "hidden")
+    return [dict(option) for option in options]
+
+
 @bp.post("/crm/v3/properties/<object_name>")
 def create_property(object_name: str):
     object_type = _object_type(object_name, write=True)
     body = json_body()
+    for field in ("name", "label", "type", "fieldType", "groupName", "description"):
+        optional_string(body, field)
     missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
     if missing:
         raise validation(f"Missing required fields: {', '.join(missing)}", context={"fields": missing})
     name, type_, field_type = body["name"], body["type"], body["fieldType"]
+    options, has_unique_value = _options(body), optional_bool(body, "hasUniqueValue")
+    hidden, display_order = optional_bool(body, "hidden"), optional_int(body, "displayOrder")
     if not NAME.match(name) or name.startswith("hs_"):
         raise validation(
             f"Invalid property name {name!r}: lower-case letters, digits and underscores, "
@@ -71,7 +89,6 @@ def create_property(object_name: str):
         )
     if type_ not in TYPES or field_type not in TYPES[type_]:
         raise validation(f"fieldType {field_type!r} is not valid for type {type_!r}")
-    options = body.get("options") or []
     if type_ == "enumeration" and not options:
         raise validation("An enumeration property needs options")
     now = state().clock.iso()
@@ -88,11 +105,11 @@ def create_property(object_name: str):
             field_type=field_type,
             group_name=body["groupName"],
             description=body.get("description") or "",
-            options=list(options),
-            has_unique_value=bool(body.get("hasUniqueValue")),
+            options=options,
+            has_unique_value=bool(has_unique_value),
             hubspot_defined=False,
-            hidden=bool(body.get("hidden")),
-            display_order=int(body.get("displayOrder", -1)),
+            hidden=bool(hidden),
+            display_order=-1 if display_order is None else display_order,
             created_at=now,
             updated_at=now,
         )
@@ -104,6 +121,11 @@ def create_property(object_name: str):
 def update_property(object_name: str, property_name: str):
     object_type = _object_type(object_name, write=True)
     body = json_body()
+    for field in ("label", "description", "groupName"):
+        optional_string(body, field)
+    optional_bool(body, "hidden")
+    if "options" in body:
+        body["options"] = _options(body)
     with state().lock:
         definition = _definitions(object_type).get(property_name)
         if definition is None:
@@ -117,7 +139,7 @@ def update_property(object_name: str, property_name: str):
             ("hidden", "hidden"),
             ("options", "options"),
         ):
-            if field in body:
+            if body.get(field) is not None:
                 setattr(definition, attribute, body[field])
         definition.updated_at = state().clock.iso()
         return json_response(definition.to_api())

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from emulators.hubspot import assumptions
 from emulators.hubspot.errors import validation
-from emulators.hubspot.inputs import invalid, optional_list, optional_string
+from emulators.hubspot.inputs import invalid, objects, optional_list, optional_string
 from emulators.hubspot.schema import ObjectType, PropertyDefinition, resolve_object_type
 from emulators.hubspot.state import Record
 from emulators.hubspot.values import parse_ms, parse_number
@@ -151,14 +151,6 @@ def parse_sort(sorts: list) -> tuple[str, bool] | None:
     raise validation('Invalid sort: use {"propertyName": …, "direction": "ASCENDING"|"DESCENDING"}')
 
 
-def _objects(container: dict, key: str) -> list[dict]:
-    values = optional_list(container, key)
-    for index, value in enumerate(values):
-        if not isinstance(value, dict):
-            raise invalid(f"{key}[{index}]", "an object")
-    return values
-
-
 def run_search(
     object_type: ObjectType,
     definitions: dict[str, PropertyDefinition],
@@ -171,7 +163,7 @@ def run_search(
         raise validation("Invalid input JSON: the search request must be an object")
     groups = [
         optional_list(group, "filters", f"filterGroups[{i}].filters")
-        for i, group in enumerate(_objects(request, "filterGroups"))
+        for i, group in enumerate(objects(request, "filterGroups"))
     ]
     for i, filters in enumerate(groups):
         for j, spec in enumerate(filters):
