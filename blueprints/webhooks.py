@@ -16,6 +16,7 @@ from blueprints import current_runtime, db_session
 from sync.store.models import WebhookEvent
 from sync.tasks.syncing import enqueue_for_events
 from sync.webhooks import (
+    MalformedDelivery,
     SignatureInvalid,
     parse_hubspot,
     parse_quickbooks,
@@ -50,7 +51,7 @@ def hubspot():
         events = parse_hubspot(body)
     except SignatureInvalid as error:
         return _refused(str(error))
-    except (ValueError, KeyError, TypeError) as error:
+    except MalformedDelivery as error:
         return _refused(f"malformed delivery: {error}", 400)
     return _store(events)
 
@@ -64,7 +65,7 @@ def quickbooks():
         events = parse_quickbooks(body)
     except SignatureInvalid as error:
         return _refused(str(error))
-    except (ValueError, KeyError, TypeError) as error:
+    except MalformedDelivery as error:
         return _refused(f"malformed delivery: {error}", 400)
     return _store(events)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,32 @@ class JobQueue:
             if existing is not None and existing.get_status() in WAITING_STATUSES:
                 return existing
         return target.enqueue(func, *args, job_id=job_id, **options)
+
+    def enqueue_once(
+        self, func: Callable[..., Any], *args: Any, job_ids: tuple[str, ...], delay: float = 0, **options: Any
+    ) -> Job:
+        """Enqueue `func(*args)` unless a job under one of `job_ids` is already waiting.
+
+        The job goes under the first id that is neither waiting nor running: RQ would overwrite the
+        record of a running job enqueued again under its own id (it then looks finished while it
+        works, and its repeat is lost). `job_ids` holds two ids, since at most one run of a company's
+        object works at a time (the run lock) while the next one waits.
+        """
+        statuses = {job_id: self.status(job_id) for job_id in job_ids}
+        for job_id, status in statuses.items():
+            if status in WAITING_STATUSES:
+                return Job.fetch(job_id, connection=self.connection)
+        free = next((j for j, status in statuses.items() if status != JobStatus.STARTED), job_ids[-1])
+        queue = self.queue(options.pop("queue", "default"))
+        if delay > 0:
+            return queue.enqueue_in(timedelta(seconds=delay), func, *args, job_id=free, **options)
+        return queue.enqueue(func, *args, job_id=free, **options)
+
+    def status(self, job_id: str) -> JobStatus | None:
+        try:
+            return Job.fetch(job_id, connection=self.connection).get_status(refresh=False)
+        except NoSuchJobError:
+            return None
 
     def ping(self) -> bool:
         return bool(self.connection.ping())

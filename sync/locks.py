@@ -31,6 +31,9 @@ return 0
 """
 
 
+RUN_REQUEST_TTL_SECONDS = 3600
+
+
 class LockLost(Exception):
     """Another run holds the lock now: this run must stop without writing."""
 
@@ -96,6 +99,29 @@ class RunLock:
 
     def release(self) -> None:
         self.redis.eval(_RELEASE, 1, self.key, self.token)
+
+    # --- runs asked for while this one held the lock ------------------------------------------
+    #
+    # A run that finds the lock held leaves a mark and tries once more; the holder, after releasing,
+    # takes the mark and has a follow-up queued. Whichever way the two interleave, a change that
+    # arrived during a run is picked up by a run that starts after it: the mark is set before the
+    # second try, and the holder looks for it only after releasing.
+
+    @property
+    def _mark(self) -> str:
+        return f"ledgersync:run-requested:{self.company_id}:{self.object_type}"
+
+    def request_run(self) -> None:
+        self.redis.set(self._mark, self.token, ex=RUN_REQUEST_TTL_SECONDS)
+
+    def take_run_request(self) -> bool:
+        """True once per mark: a run was asked for while the lock was held."""
+        return self.redis.getdel(self._mark) is not None
+
+    def lease_remaining(self) -> float:
+        """Seconds until the current holder's lease ends (0 when nobody holds it)."""
+        remaining_ms = self.redis.pttl(self.key)
+        return max(0.0, remaining_ms / 1000) if remaining_ms and remaining_ms > 0 else 0.0
 
     def __enter__(self) -> RunLock:
         if not self.acquire():

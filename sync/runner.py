@@ -78,6 +78,8 @@ class RunSummary:
     skipped_run: str | None = None  # why the run did nothing (busy, paused, not set up)
     more_to_do: bool = False  # the backlog still holds records (a job re-enqueues itself)
     released: set[str] = field(default_factory=set)  # other objects whose waiting records a new link freed
+    follow_up: bool = False  # a run was asked for while this one held the lock: queue one now
+    retry_in: float | None = None  # busy: try again when the holder's lease ends (it may have died)
 
     def add(self, kind: str) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -131,8 +133,13 @@ def run_object(
         rules = rules_for(settings, module)
     lock = RunLock(runtime, tenant.installation_id, company_id, object_type)
     if not lock.acquire():
-        summary.skipped_run = "another run is in progress"
-        return summary
+        lock.request_run()  # the holder queues a follow-up when it releases …
+        if not lock.acquire():  # … unless it released just now: then this run goes ahead
+            summary.skipped_run = "another run is in progress; it runs again after it"
+            # If the holder died, its lease ends and nobody would honour the mark: try again then.
+            summary.retry_in = lock.lease_remaining() + 1
+            return summary
+    lock.take_run_request()  # this run reads every change from here on
     try:
         run = _Run(runtime, lock, module, rules, tenant, summary, progress, patient=pages is None)
         while True:
@@ -150,6 +157,7 @@ def run_object(
         summary.skipped_run = "the run lost its lock and stopped"
     finally:
         lock.release()
+        summary.follow_up = lock.take_run_request()
     return summary
 
 

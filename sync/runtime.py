@@ -39,6 +39,13 @@ class Runtime:
                 return self.jobs.enqueue(func, *args, **options)
         return self.jobs.enqueue(func, *args, **options)
 
+    def enqueue_once(self, func: Callable[..., Any], *args: Any, **options: Any) -> Job:
+        """`JobQueue.enqueue_once`; in embedded mode it runs now, in this process, with this runtime."""
+        if self.jobs.mode == "embedded":
+            with use_runtime(self):
+                return self.jobs.enqueue_once(func, *args, **options)
+        return self.jobs.enqueue_once(func, *args, **options)
+
     def close(self) -> None:
         self.database.dispose()
 

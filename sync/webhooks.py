@@ -14,16 +14,29 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sync.store.models import Installation, QboCompany, WebhookEvent
+from sync.webhook_schemas import (  # noqa: F401 - MalformedDelivery is part of this module's interface
+    DIGITS,
+    MAX_EVENTS,
+    CloudEventSchema,
+    HubSpotEventSchema,
+    LegacyEntitySchema,
+    MalformedDelivery,
+    clean_payload,
+    load_delivery,
+    reason_of,
+)
 
 log = logging.getLogger(__name__)
 MAX_TIMESTAMP_AGE_MS = 5 * 60 * 1000  # HubSpot v3: reject requests older than 5 minutes
@@ -104,6 +117,7 @@ class IncomingEvent:
     object_id: str | None
     occurred_at: datetime | None
     payload: dict[str, Any]
+    rejected: str | None = None  # why this event cannot be used: kept aside as `ignored`
 
     @property
     def dedupe_key(self) -> str:
@@ -112,19 +126,31 @@ class IncomingEvent:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _object_id(event: dict) -> str | None:
-    """associationChange events name their record as fromObjectId (objectId may be absent)."""
-    value = event.get("objectId", event.get("fromObjectId"))
-    return str(value) if value is not None else None
+def _rejected(source: str, raw: Any, reason: str, account_id: Any = None) -> IncomingEvent:
+    """An event we cannot use, stored aside with the reason; nothing of it reaches a tenant."""
+    account = str(account_id) if isinstance(account_id, int | str) and not isinstance(account_id, bool) else ""
+    account = account if account.isascii() and account.isdigit() and len(account) <= 20 else "unknown"
+    return IncomingEvent(source, account, "invalid", None, None, None, clean_payload(raw), rejected=reason)
 
 
 def parse_hubspot(body: bytes) -> list[IncomingEvent]:
-    events = json.loads(body)
+    """A HubSpot delivery: a JSON array of events (MalformedDelivery when it is not)."""
+    events = load_delivery(body)
     if not isinstance(events, list):
-        raise ValueError("a HubSpot delivery is a JSON array of events")
-    parsed = []
-    for event in events:
-        kind = event.get("subscriptionType") or event.get("eventType") or ""
+        raise MalformedDelivery("a HubSpot delivery is a JSON array of events")
+    if len(events) > MAX_EVENTS:
+        raise MalformedDelivery(f"a HubSpot delivery holds at most {MAX_EVENTS} events")
+    schema, parsed = HubSpotEventSchema(), []
+    for raw in events:
+        if not isinstance(raw, dict):
+            parsed.append(_rejected("hubspot", raw, "an event is a JSON object"))
+            continue
+        try:
+            event = schema.load(raw)
+        except ValidationError as error:
+            parsed.append(_rejected("hubspot", raw, reason_of(error), raw.get("portalId")))
+            continue
+        kind = event.get("subscriptionType") or event.get("eventType")
         prefix = kind.split(".", 1)[0]
         object_type = (
             HUBSPOT_OBJECT_TYPES.get(event.get("objectTypeId")) if prefix == "object" else CLASSIC_PREFIXES.get(prefix)
@@ -133,12 +159,12 @@ def parse_hubspot(body: bytes) -> list[IncomingEvent]:
         parsed.append(
             IncomingEvent(
                 "hubspot",
-                str(event.get("portalId")),
+                event["portalId"],
                 kind,
                 object_type,
-                _object_id(event),
-                datetime.fromtimestamp(occurred / 1000, UTC) if isinstance(occurred, int | float) else None,
-                event,
+                event.get("objectId", event.get("fromObjectId")),  # associationChange names fromObjectId
+                datetime.fromtimestamp(occurred / 1000, UTC) if occurred is not None else None,
+                clean_payload(raw),
             )
         )
     return parsed
@@ -146,42 +172,73 @@ def parse_hubspot(body: bytes) -> list[IncomingEvent]:
 
 def parse_quickbooks(body: bytes) -> list[IncomingEvent]:
     """CloudEvents (an array) or the legacy `eventNotifications` format; a delivery may hold several realms."""
-    document = json.loads(body)
-    parsed = []
+    document = load_delivery(body)
     if isinstance(document, list):
-        for event in document:
-            parts = str(event.get("type", "")).split(".")  # qbo.customer.updated.v1
-            entity = parts[1] if len(parts) > 2 else None
-            verb = parts[2] if len(parts) > 2 else ""
-            parsed.append(
-                IncomingEvent(
-                    "quickbooks",
-                    str(event.get("intuitaccountid")),
-                    f"{entity}.{verb}",
-                    entity,
-                    str(event.get("intuitentityid")),
-                    _when(event.get("time")),
-                    event,
-                )
+        if len(document) > MAX_EVENTS:
+            raise MalformedDelivery(f"a QuickBooks delivery holds at most {MAX_EVENTS} events")
+        return [_cloud_event(raw) for raw in document]
+    if isinstance(document, dict) and "eventNotifications" in document:
+        notifications = document["eventNotifications"]
+        if not isinstance(notifications, list):
+            raise MalformedDelivery("eventNotifications is a list of notifications")
+        parsed = [event for notification in notifications for event in _legacy_events(notification)]
+        if len(parsed) > MAX_EVENTS:
+            raise MalformedDelivery(f"a QuickBooks delivery holds at most {MAX_EVENTS} events")
+        return parsed
+    raise MalformedDelivery("not a QuickBooks webhook delivery (a CloudEvents array or eventNotifications)")
+
+
+def _cloud_event(raw: Any) -> IncomingEvent:
+    if not isinstance(raw, dict):
+        return _rejected("quickbooks", raw, "an event is a JSON object")
+    try:
+        event = CloudEventSchema().load(raw)
+    except ValidationError as error:
+        return _rejected("quickbooks", raw, reason_of(error), raw.get("intuitaccountid"))
+    _qbo, entity, verb, _version = event["type"].split(".")  # qbo.customer.updated.v1
+    return IncomingEvent(
+        "quickbooks",
+        event["intuitaccountid"],
+        f"{entity}.{verb}",
+        entity,
+        event["intuitentityid"],
+        _when(event.get("time")),
+        clean_payload(raw),
+    )
+
+
+def _legacy_events(notification: Any) -> list[IncomingEvent]:
+    if not isinstance(notification, dict):
+        return [_rejected("quickbooks", notification, "a notification is a JSON object")]
+    realm = notification.get("realmId")
+    if not isinstance(realm, str) or not re.fullmatch(DIGITS, realm):
+        return [_rejected("quickbooks", notification, "realmId: must be a realm id (digits)")]
+    change = notification.get("dataChangeEvent")
+    entities = change.get("entities") if isinstance(change, dict) else None
+    if not isinstance(entities, list):
+        return [_rejected("quickbooks", notification, "dataChangeEvent.entities: must be a list", realm)]
+    parsed = []
+    for raw in entities:
+        if not isinstance(raw, dict):
+            parsed.append(_rejected("quickbooks", {"realmId": realm, "entity": raw}, "an entity is an object", realm))
+            continue
+        try:
+            entity = LegacyEntitySchema().load(raw)
+        except ValidationError as error:
+            parsed.append(_rejected("quickbooks", {"realmId": realm, **raw}, reason_of(error), realm))
+            continue
+        name = entity["name"].lower()
+        parsed.append(
+            IncomingEvent(
+                "quickbooks",
+                realm,
+                f"{name}.{entity['operation'].lower()}",
+                name,
+                entity["id"],
+                _when(entity.get("lastUpdated")),
+                clean_payload({"realmId": realm, **raw}),
             )
-    elif isinstance(document, dict) and "eventNotifications" in document:
-        for notification in document["eventNotifications"]:
-            realm = str(notification.get("realmId"))
-            for entity in notification.get("dataChangeEvent", {}).get("entities", []):
-                name = str(entity.get("name", "")).lower()
-                parsed.append(
-                    IncomingEvent(
-                        "quickbooks",
-                        realm,
-                        f"{name}.{str(entity.get('operation', '')).lower()}",
-                        name,
-                        str(entity.get("id")),
-                        _when(entity.get("lastUpdated")),
-                        {"realmId": realm, **entity},
-                    )
-                )
-    else:
-        raise ValueError("not a QuickBooks webhook delivery")
+        )
     return parsed
 
 
@@ -206,8 +263,9 @@ def store_events(session: Session, events: list[IncomingEvent]) -> dict[str, int
         key = (event.source, event.account_id)
         if key not in tenants:
             tenants[key] = _tenant(session, event.source, event.account_id)
-        installation_id, company_id = tenants[key]
+        installation_id, company_id = tenants[key] if event.rejected is None else (None, None)
         status = "pending" if installation_id is not None else "ignored"
+        reason = event.rejected or (None if installation_id is not None else "no active installation for this account")
         row = WebhookEvent(
             source=event.source,
             account_id=event.account_id,
@@ -220,6 +278,7 @@ def store_events(session: Session, events: list[IncomingEvent]) -> dict[str, int
             dedupe_key=event.dedupe_key,
             payload=event.payload,
             status=status,
+            error=reason,
         )
         try:
             with session.begin_nested():  # a duplicate fails alone, not the whole delivery

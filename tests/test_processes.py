@@ -10,6 +10,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -162,8 +163,16 @@ def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path, monkeypatch):
         assert "initial sync done: excluded 1, failed 4, syncing 5" in told, told
         assert told.count("[duplicate display name]") == 2 and told.count("[ambiguous billing contact]") == 2
         assert "HubSpot → QBO: a change arrived in" in told and "QBO → HubSpot: a change arrived in" in told, told
+        # From here on the demo's output is read as it comes: a pipe nobody reads fills up and blocks
+        # every process that logs to it (the worker included), which would stall the sync under test.
+        told_lines = len(output)
+        reader = threading.Thread(target=lambda: output.extend(iter(demo.stdout.readline, "")), daemon=True)
+        reader.start()
         monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the emulators speak plain http on localhost
-        _use_the_running_demo_with_the_official_sdks(tmp_path / "instance" / "demo.json")
+        try:
+            _use_the_running_demo_with_the_official_sdks(tmp_path / "instance" / "demo.json")
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n--- what the demo said since ---\n{''.join(output[told_lines:])}") from None
         assert any(f"HubSpot emulator is running at http://localhost:{hubspot_port}/" in line for line in output)
         account = json.loads(
             urllib.request.urlopen(
@@ -195,8 +204,11 @@ def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path, monkeypatch):
         )
         assert company["realmId"] and company["accessToken"]
 
+        stopping = len(output)
         demo.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        rest, _ = demo.communicate(timeout=60)
+        demo.wait(timeout=60)
+        reader.join(timeout=10)
+        rest = "".join(output[stopping:])
         assert demo.returncode == 0, rest
         assert "[demo] stopped" in rest
         with pytest.raises(OSError):
@@ -231,6 +243,7 @@ def _use_the_running_demo_with_the_official_sdks(demo_file) -> None:
     from hubspot.crm.contacts import SimplePublicObjectInput
     from intuitlib.client import AuthClient
     from quickbooks import QuickBooks
+    from quickbooks.exceptions import QuickbooksException
     from quickbooks.objects.customer import Customer
 
     assert stat.S_IMODE(demo_file.stat().st_mode) == 0o600
@@ -253,8 +266,12 @@ def _use_the_running_demo_with_the_official_sdks(demo_file) -> None:
     client.api_url_v3 = f"{qbo['base_url']}/v3"
     deadline = time.monotonic() + 60  # "within a minute"
     while True:
-        (customer,) = Customer.filter(DisplayName="Northwind Traders", qb=client)
-        if customer.PrimaryPhone and customer.PrimaryPhone.FreeFormNumber == "+1 415 555 0142":
+        try:
+            (customer,) = Customer.filter(DisplayName="Northwind Traders", qb=client)
+        except QuickbooksException as error:  # this script shares the realm's budget with the worker
+            assert "ThrottleExceeded" in str(error), error
+            customer = None
+        if customer and customer.PrimaryPhone and customer.PrimaryPhone.FreeFormNumber == "+1 415 555 0142":
             break
         assert time.monotonic() < deadline, "the HubSpot edit did not reach QuickBooks within a minute"
-        time.sleep(0.5)
+        time.sleep(1)

@@ -34,6 +34,12 @@ from sync.settings import Settings, is_local_host
 MINOR_VERSION = 75
 ACCESS_SECONDS, REFRESH_SECONDS = 3600, 8_726_400
 
+# QBO's 429 names no wait. Our own limiter keeps us under the realm's limits, so a 429 means something
+# outside it shares the budget (a person's script with our token, a clock that drifted): most often the
+# 10-per-second window, which 10 s clears. A whole minute's wait would make one stray burst hold back
+# every change for a minute; if the minute window is really spent, the retry meets our limiter first.
+REMOTE_THROTTLE_RETRY_SECONDS = 10
+
 
 def _allow_plain_http_for_local(url: str) -> None:
     if urlsplit(url).scheme == "http" and is_local_host(urlsplit(url).hostname):
@@ -114,7 +120,8 @@ class _StatusAwareQuickBooks(QuickBooks):
     def process_request(self, request_type, url, headers="", params="", data=""):
         response = super().process_request(request_type, url, headers=headers, params=params, data=data)
         if response.status_code == 429:
-            raise errors.RateLimited("quickbooks", "ThrottleExceeded (3001)", retry_after=60, status=429, code="3001")
+            wait = REMOTE_THROTTLE_RETRY_SECONDS
+            raise errors.RateLimited("quickbooks", "ThrottleExceeded (3001)", retry_after=wait, status=429, code="3001")
         if response.status_code >= 500:
             raise errors.Transient(
                 "quickbooks", f"HTTP {response.status_code}", status=response.status_code, detail=response.text[:2000]
@@ -246,7 +253,7 @@ def _classify(error: QuickbooksException) -> errors.ApiError:
     code = str(error.error_code)
     kwargs = {"status": 400, "code": code, "detail": error.detail}
     if code == "10000" and "ThrottleExceeded" in (error.message or ""):
-        return errors.RateLimited("quickbooks", error.message, retry_after=60, **kwargs)
+        return errors.RateLimited("quickbooks", error.message, retry_after=REMOTE_THROTTLE_RETRY_SECONDS, **kwargs)
     if code == "5010":
         return errors.StaleObject("quickbooks", error.message, **kwargs)
     if code in ("6240", "6140"):

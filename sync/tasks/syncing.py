@@ -38,17 +38,10 @@ def run_job_id(company_id: int, object_type: str) -> str:
 
 
 def enqueue_run(runtime: Runtime, company_id: int, object_type: str, delay: float = 0):
-    """Queue one run of this company's object (a run already queued is not queued twice)."""
-    if delay > 0:
-        queue = runtime.jobs.queue("default")
-        return queue.enqueue_in(
-            timedelta(seconds=delay),
-            run_sync,
-            company_id,
-            object_type,
-            job_id=f"{run_job_id(company_id, object_type)}-later",
-        )
-    return runtime.enqueue(run_sync, company_id, object_type, job_id=run_job_id(company_id, object_type))
+    """Queue one run of this company's object (a run already queued is not queued twice; a run in
+    progress is not overwritten: the next one waits under the other id)."""
+    base = run_job_id(company_id, object_type) + ("-later" if delay > 0 else "")
+    return runtime.enqueue_once(run_sync, company_id, object_type, job_ids=(base, f"{base}-again"), delay=delay)
 
 
 def run_sync(company_id: int, object_type: str) -> dict:
@@ -58,12 +51,25 @@ def run_sync(company_id: int, object_type: str) -> dict:
         pages = None if runtime.jobs.mode == "embedded" else 1
         summary = run_object(runtime, company_id, object_type, pages=pages)
     except errors.RateLimited as limited:
+        log.info(
+            "run rescheduled: rate limited",
+            extra={
+                "company_id": company_id,
+                "object_type": object_type,
+                "reason": str(limited),
+                "retry_after": limited.retry_after,
+            },
+        )
         enqueue_run(runtime, company_id, object_type, delay=limited.retry_after)
         return {"rescheduled_in": limited.retry_after}
     except errors.NeedsReconnect as error:
         return {"stopped": str(error)}
     if summary.more_to_do:  # at the back of the queue: other installations' runs go in between
         continue_run(runtime, company_id, object_type)
+    elif summary.follow_up:  # a change arrived while this run worked
+        enqueue_run(runtime, company_id, object_type)
+    if summary.retry_in is not None:  # busy: once more when the holder's lease ends, in case it died
+        enqueue_run(runtime, company_id, object_type, delay=summary.retry_in)
     for released in summary.released - {object_type}:  # records a new link freed (their own backlog)
         if released in MODULES:
             enqueue_run(runtime, company_id, released)
