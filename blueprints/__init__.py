@@ -7,7 +7,10 @@ session that lives as long as the request.
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g, session
+from collections.abc import Callable
+from functools import wraps
+
+from flask import Flask, current_app, g, redirect, render_template, session, url_for
 from sqlalchemy.orm import Session
 
 from sync.runtime import Runtime
@@ -44,3 +47,28 @@ def signed_in_installation() -> Installation | None:
         session.clear()
         return None
     return installation
+
+
+def can_change() -> bool:
+    """Whether the signed-in user may change this installation (set at sign-in: the installer and super
+    admins); everyone else in the portal may look."""
+    return bool(session.get("can_change"))
+
+
+def change_rights_required(view: Callable) -> Callable:
+    """For every route that changes something: signed in (else the home page) and allowed to change
+    (else 403, saying who can). Everyone in the portal may look; only some may change."""
+
+    @wraps(view)
+    def guarded(*args, **kwargs):
+        if signed_in_installation() is None:
+            return redirect(url_for("home.index"))
+        if not can_change():
+            body = (
+                "You can look at this installation, but only the user who installed Ledgersync and the "
+                "portal's super admins can change it. Ask one of them, or a super admin to give you that role."
+            )
+            return render_template("message.html", title="You can look but not change", body=body), 403
+        return view(*args, **kwargs)
+
+    return guarded

@@ -53,6 +53,7 @@ def callback():
         hub_id=signed_in.hub_id,
         user_id=signed_in.user_id,
         user_email=signed_in.user_email,
+        can_change=signed_in.can_change,
     )
     return redirect(url_for("connection.show"))
 

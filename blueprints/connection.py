@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, session, url_for
 from sqlalchemy import select
 
-from blueprints import current_runtime, db_session, signed_in_installation
+from blueprints import can_change, change_rights_required, current_runtime, db_session, signed_in_installation
 from sync.connect import uninstall
 from sync.store.models import Notification, QboCompany
 
@@ -39,15 +39,15 @@ def show():
         company=companies[0] if companies else None,
         notices=notices,
         user_email=session.get("user_email"),
+        can_change=can_change(),
         sandbox=current_runtime().settings.intuit_environment == "sandbox",
     )
 
 
 @bp.post("/uninstall")
+@change_rights_required
 def remove():
     installation = signed_in_installation()
-    if installation is None:
-        return redirect(url_for("home.index"))
     uninstall(current_runtime(), installation.id)
     session.clear()
     return render_template(

@@ -6,7 +6,7 @@ import secrets
 
 from flask import Blueprint, redirect, request, session, url_for
 
-from blueprints import current_runtime, signed_in_installation
+from blueprints import can_change, change_rights_required, current_runtime, signed_in_installation
 from blueprints.auth import message_page
 from sync.clients import errors
 from sync.clients.quickbooks import QuickBooksOAuth
@@ -16,10 +16,8 @@ bp = Blueprint("quickbooks", __name__)
 
 
 @bp.get("/oauth/quickbooks/connect")
+@change_rights_required
 def connect():
-    installation = signed_in_installation()
-    if installation is None:
-        return redirect(url_for("home.index"))
     state = secrets.token_urlsafe(32)
     session["qbo_oauth_state"] = state
     try:
@@ -34,6 +32,8 @@ def callback():
     expected = session.pop("qbo_oauth_state", None)
     if installation is None:
         return message_page("Sign in first", "Sign in with HubSpot, then connect QuickBooks Online.")
+    if not can_change():
+        return message_page("You can look but not change", "Only the installer and super admins can connect.", 403)
     if request.args.get("error"):
         if request.args["error"] == "access_denied":
             body = (
@@ -60,12 +60,14 @@ def callback():
 
 
 @bp.post("/quickbooks/disconnect")
+@change_rights_required
 def disconnect():
     installation = signed_in_installation()
-    if installation is None:
-        return redirect(url_for("home.index"))
+    company_id = request.form.get("company_id", "")
+    if not company_id.isascii() or not company_id.isdigit() or len(company_id) > 18:
+        return message_page("Nothing to disconnect", "The form named no QuickBooks company.", 400)
     try:
-        disconnect_quickbooks(current_runtime(), installation.id, int(request.form.get("company_id", 0)))
+        disconnect_quickbooks(current_runtime(), installation.id, int(company_id))
     except ConnectRefused as refusal:
         return message_page("Nothing to disconnect", str(refusal), 404)
     return redirect(url_for("connection.show"))

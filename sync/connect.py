@@ -33,6 +33,7 @@ class SignedIn:
     user_id: int | None
     user_email: str | None
     newly_installed: bool
+    can_change: bool  # may change the installation (connect, disconnect, uninstall, settings); else look only
 
 
 def install_or_sign_in(runtime: Runtime, code: str) -> SignedIn:
@@ -62,11 +63,27 @@ def install_or_sign_in(runtime: Runtime, code: str) -> SignedIn:
                 installation_id=installation.id,
                 provider="hubspot",
             )
-        else:
+        can_change = newly or _can_change(oauth, installation, tokens.access_token, info["user_id"])
+        if not (newly or existing is None):
             # A sign-in: the installation keeps its own token; this user's is not needed.
             _quietly(lambda: oauth.delete_refresh_token(tokens.refresh_token))
-        log.info("hubspot sign-in", extra={"hub_id": info["hub_id"], "installed": newly})
-        return SignedIn(installation.id, info["hub_id"], info["user_id"], info["user"], newly)
+        log.info("hubspot sign-in", extra={"hub_id": info["hub_id"], "installed": newly, "can_change": can_change})
+        return SignedIn(installation.id, info["hub_id"], info["user_id"], info["user"], newly, can_change)
+
+
+def _can_change(oauth: HubSpotOAuth, installation: Installation, access_token: str, user_id: int | None) -> bool:
+    """Who may change an installation: the user who installed it (HubSpot let them install apps), and the
+    portal's super admins. HubSpot shows no other permission to an app, so everyone else may look only.
+    If HubSpot cannot say (an installation from before we asked for `settings.users.read`), look only."""
+    if user_id is not None and user_id == installation.installed_by_user_id:
+        return True
+    if user_id is None:
+        return False
+    try:
+        return oauth.is_super_admin(access_token, user_id)
+    except errors.ApiError as error:
+        log.warning("could not read the user's rights; signed in to look only", extra={"reason": error.message})
+        return False
 
 
 def connect_quickbooks(runtime: Runtime, installation_id: int, code: str, realm_id: str) -> QboCompany:

@@ -57,7 +57,8 @@ class JobQueue:
     @cached_property
     def connection(self) -> Redis:
         if self.redis_url:
-            return Redis.from_url(self.redis_url, health_check_interval=30, socket_connect_timeout=5)
+            # A Redis that stops answering fails a call after 10 s instead of hanging it.
+            return Redis.from_url(self.redis_url, health_check_interval=30, socket_connect_timeout=5, socket_timeout=10)
         connection = start_embedded_redis(self.instance_path)
         log.warning(
             "REDIS_URL is not set: using an embedded Redis at %s; jobs run in-process, "

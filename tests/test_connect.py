@@ -83,6 +83,51 @@ def test_a_second_user_signs_in_without_a_new_installation(stack, installed):
         assert token.access_token_encrypted == before  # the installation keeps its own token
 
 
+def test_a_user_without_install_rights_may_look_but_not_change(stack, installed):
+    account, users, _browser, _company, _page = installed
+    viewer = stack.browser()
+    page = stack.install(viewer, users["viewer"])
+    assert page.status_code == 200 and "Can look" in page.text
+    assert "Disconnect QuickBooks Online" not in page.text and "Uninstall Ledgersync" not in page.text
+    with stack.db() as session:
+        company_id = session.scalar(select(QboCompany)).id
+    token = csrf(page)
+    refused = [
+        viewer.post(f"{stack.url}/uninstall", data={"csrf_token": token}, timeout=10),
+        viewer.post(
+            f"{stack.url}/quickbooks/disconnect", data={"csrf_token": token, "company_id": str(company_id)}, timeout=10
+        ),
+        viewer.get(f"{stack.url}/oauth/quickbooks/connect", timeout=10, allow_redirects=False),
+    ]
+    assert [answer.status_code for answer in refused] == [403, 403, 403]
+    assert all("only the user who installed Ledgersync" in answer.text for answer in refused)
+    with stack.db() as session:
+        assert session.scalar(select(Installation)).status == "active"
+        assert session.get(QboCompany, company_id).status == "connected"
+
+
+def test_a_super_admin_who_did_not_install_may_change(stack, installed):
+    account, _users, _browser, _company, _page = installed
+    added = stack.hubspot.control(
+        "POST", f"/accounts/{account['portalId']}/users", {"email": "boss@example.com", "superAdmin": True}, expect=201
+    )
+    boss = stack.browser()
+    page = stack.install(boss, added["userId"])
+    assert page.status_code == 200 and "Can change this installation" in page.text
+    assert "Uninstall Ledgersync" in page.text
+
+
+def test_a_malformed_company_id_is_a_400(stack, installed):
+    _account, _users, browser, _company, page = installed
+    for company_id in ("abc", "", "1e3", "9" * 40, "٣"):
+        answer = browser.post(
+            f"{stack.url}/quickbooks/disconnect", data={"csrf_token": csrf(page), "company_id": company_id}, timeout=10
+        )
+        assert answer.status_code == 400, company_id
+    with stack.db() as session:
+        assert session.scalar(select(QboCompany)).status == "connected"
+
+
 # --- QuickBooks -------------------------------------------------------------------------------------------
 
 

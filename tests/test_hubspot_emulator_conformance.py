@@ -22,17 +22,15 @@ import re
 from functools import cache
 
 import pytest
+import schemathesis
 from flask import request
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis.generation.modes import GenerationMode
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from tests.conftest import skip_or_fail_in_ci
 from tests.hubspot_spec import REFERENCE, SpecReport, check, reference_available
-
-schemathesis = pytest.importorskip("schemathesis")
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from schemathesis.generation.modes import GenerationMode  # noqa: E402
 
 # Every spec in the reference whose operations the emulator may serve. Object types the emulator
 # does not model (discounts, fees, taxes) are routed by the generic objects path and refused with a

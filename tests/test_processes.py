@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -225,15 +226,20 @@ def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path, monkeypatch):
             for pid in re.findall(r"started [\w-]+ \(pid (\d+)\)", "".join(output)):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(int(pid), signal.SIGKILL)
-            for socket in re.findall(r"embedded Redis at (\S+)", "".join(output)):
-                subprocess.run(["pkill", "-f", socket], check=False)
-        # Nothing the demo started may outlive it.
-        leftovers = subprocess.run(
-            ["pgrep", "-f", f"127.0.0.1:{port}"], capture_output=True, text=True, check=False
-        ).stdout.split()
-        for pid in leftovers:
-            os.kill(int(pid), signal.SIGKILL)
-        assert leftovers == [], "gunicorn outlived the demo"
+            for socket_path in re.findall(r"embedded Redis at (\S+)", "".join(output)):
+                _kill_embedded_redis(socket_path)
+        # Nothing the demo started may outlive it: its web server's port is free again.
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def _kill_embedded_redis(socket_path: str) -> None:
+    """The embedded Redis the demo started, ended by the process id it reports (never by name)."""
+    import redis
+
+    with contextlib.suppress(redis.RedisError, OSError):
+        pid = redis.Redis(unix_socket_path=socket_path, socket_timeout=2).info("server")["process_id"]
+        os.kill(int(pid), signal.SIGKILL)
 
 
 def _use_the_running_demo_with_the_official_sdks(demo_file) -> None:

@@ -263,3 +263,30 @@ def test_a_webhook_event_is_stored_once(migrated_database):
             )
         )
         session.flush()
+
+
+def test_sqlite_files_that_hold_data_are_private(tmp_path):
+    """demo.db and its -wal/-shm files are 0600, like the keys beside them."""
+    import os
+    import stat
+
+    from sqlalchemy import text
+
+    from sync.store.database import Database
+
+    path = tmp_path / "demo.db"
+    old_umask = os.umask(0o022)
+    try:
+        database = Database(f"sqlite:///{path}")
+        with database.engine.connect() as connection:
+            connection.execute(text("CREATE TABLE t (x INTEGER)"))
+            connection.execute(text("INSERT INTO t VALUES (1)"))
+            connection.commit()
+        with database.engine.connect() as connection:  # the -wal and -shm files exist by now
+            connection.execute(text("SELECT x FROM t"))
+        files = [path, tmp_path / "demo.db-wal", tmp_path / "demo.db-shm"]
+        assert all(f.exists() for f in files)
+        assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
+        database.dispose()
+    finally:
+        os.umask(old_umask)

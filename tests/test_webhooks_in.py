@@ -16,6 +16,19 @@ from tests.conftest import Stack
 SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
 
 
+@pytest.fixture
+def installed(installed, stack):
+    """Installed and connected, with the contacts sync set up: the events below are ones a sync uses
+    (events no set-up sync can use are marked ignored as soon as they are stored)."""
+    from sync.setup import set_up
+    from sync.store.models import QboCompany
+
+    with stack.db() as session:
+        company_id = session.scalar(select(QboCompany)).id
+    set_up(stack.runtime, company_id, "contacts", "two-way", "hubspot", filters={"hubspot": None})
+    return installed
+
+
 def stored(stack: Stack) -> list[WebhookEvent]:
     with stack.db() as session:
         return list(session.scalars(select(WebhookEvent).order_by(WebhookEvent.id)))
@@ -157,3 +170,38 @@ def test_a_forged_quickbooks_delivery_is_refused(stack, installed):
         f"{stack.url}/webhooks/quickbooks", data=b"[]", timeout=5, headers={"intuit-signature": "bm9wZQ=="}
     )
     assert answer.status_code == 401
+
+
+def test_events_no_set_up_sync_can_use_are_marked_ignored_with_the_reason(stack, installed):
+    """Line items (no sync handles them yet) are kept aside at once, not looked at by every sweep."""
+    from emulators.hubspot import signatures
+
+    account, *_ = installed
+    body = json.dumps(
+        [
+            {
+                "eventId": 9,
+                "portalId": account["portalId"],
+                "subscriptionType": "object.creation",
+                "objectTypeId": "0-8",
+                "objectId": 77,
+                "occurredAt": 1700000000000,
+                "attemptNumber": 0,
+            }
+        ]
+    )
+    headers = signatures.headers(
+        "ledgersync-emulator-client-secret",
+        "POST",
+        f"{stack.url}/webhooks/hubspot",
+        body,
+        int(time.time() * 1000),
+        versions=("v3",),
+    )
+    answer = requests.post(
+        f"{stack.url}/webhooks/hubspot", data=body, timeout=5, headers={"Content-Type": "application/json", **headers}
+    )
+    assert answer.status_code == 200 and answer.json()["stored"] == 1
+    (event,) = stored(stack)
+    assert event.status == "ignored" and event.error == "no sync set up uses line_items events"
+    assert stack.runtime.jobs.queue("default").job_ids == []

@@ -37,6 +37,19 @@ def stack_database_url(request, tmp_path):
     return url
 
 
+@pytest.fixture
+def installed(installed, stack):
+    """Installed and connected, with the contacts sync set up: the events below are ones a sync uses
+    (events no set-up sync can use are marked ignored as soon as they are stored)."""
+    from sync.setup import set_up
+    from sync.store.models import QboCompany
+
+    with stack.db() as session:
+        company_id = session.scalar(select(QboCompany)).id
+    set_up(stack.runtime, company_id, "contacts", "two-way", "hubspot", filters={"hubspot": None})
+    return installed
+
+
 def send_hubspot(stack, body: bytes) -> requests.Response:
     from emulators.hubspot import signatures
 

@@ -33,6 +33,7 @@ def create_emulator(
         routes_automation,
         routes_crm,
         routes_properties,
+        routes_settings,
         routes_timeline,
     )
 
@@ -45,6 +46,7 @@ def create_emulator(
         routes_properties,
         routes_associations,
         routes_automation,
+        routes_settings,
         routes_timeline,
         oauth,
         control,

@@ -65,6 +65,10 @@ PROPERTY_ERROR_FORMAT = "Property values were not valid: {json}"
 # which a dict-based emulator cannot know). A batch with one mistyped input is refused whole.
 INVALID_INPUT_PREFIX = "Invalid input JSON"
 
+# GET /settings/v3/users/{userId} answers `superAdmin` as HubSpot does; the "App Marketplace access"
+# permission is not visible there (HubSpot exposes permissions only through a portal's own roles), so
+# `roleIds` is always empty.
+
 # POST /crm/v4/associations/{from}/{to}/batch/associate/default with some inputs failing answers
 # 200 with `errors` and `numErrors` in the body: the spec documents only a 200 there, and SDK v12
 # deserialises only a 200 (a 207 would make it return None). Other batch writes answer 207.

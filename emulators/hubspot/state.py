@@ -25,6 +25,7 @@ ALL_SCOPES = (
     "automation",
     "timeline",
     "tax_rates.read",
+    "settings.users.read",
 )
 
 

@@ -144,6 +144,11 @@ class HubSpotOAuth:
             "app_id": info.app_id,
         }
 
+    def is_super_admin(self, access_token: str, user_id: int) -> bool:
+        """Whether a portal's user is a super admin (the user provisioning API, `settings.users.read`)."""
+        sdk = HubSpot(access_token=access_token, host=self.settings.hubspot_api_base_url)
+        return bool(translate(lambda: sdk.settings.users.users_api.get_by_id(str(user_id))).super_admin)
+
     def delete_refresh_token(self, refresh_token: str) -> None:
         translate(lambda: self.sdk.oauth.refresh_tokens_api.archive(refresh_token))
 

@@ -6,11 +6,17 @@ Web requests get one session each (see `blueprints`); jobs open one with
 
 from __future__ import annotations
 
+import contextlib
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+CONNECT_TIMEOUT_SECONDS = 5
+STATEMENT_TIMEOUT_MS = 60_000
 
 
 def make_engine(database_url: str, **engine_options) -> Engine:
@@ -18,8 +24,15 @@ def make_engine(database_url: str, **engine_options) -> Engine:
     if database_url.startswith("sqlite"):
         engine = create_engine(database_url, **engine_options)
         event.listen(engine, "connect", _configure_sqlite_connection)
+        if engine.url.database and engine.url.database != ":memory:":
+            event.listen(engine, "connect", _private_files(Path(engine.url.database)))
         return engine
     engine_options.setdefault("pool_pre_ping", True)
+    # A server that accepts connections but never answers must not hang a request or a job forever:
+    # connecting gives up after CONNECT_TIMEOUT_SECONDS, and any statement after STATEMENT_TIMEOUT_MS.
+    connect_args = engine_options.setdefault("connect_args", {})
+    connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
+    connect_args.setdefault("options", f"-c statement_timeout={STATEMENT_TIMEOUT_MS}")
     return create_engine(database_url, **engine_options)
 
 
@@ -31,6 +44,19 @@ def _configure_sqlite_connection(dbapi_connection, _connection_record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _private_files(path: Path):
+    """The database file and its WAL and shared-memory files hold tenants' data: readable by the app's
+    user only (0600), like the keys beside them, whatever the umask made of them."""
+
+    def restrict(_dbapi_connection, _connection_record) -> None:
+        for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_IMODE(file.stat().st_mode) != 0o600:
+                    file.chmod(0o600)
+
+    return restrict
 
 
 class Database:

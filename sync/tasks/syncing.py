@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from sync.clients import errors
 from sync.runner import MODULES, run_object
@@ -87,30 +87,47 @@ def continue_run(runtime: Runtime, company_id: int, object_type: str):
 
 
 def enqueue_for_events(runtime: Runtime, installation_id: int) -> int:
-    """After webhooks are stored: queue a run for each object they touch."""
+    """After webhooks are stored: queue a run for each object they touch. Events no set-up sync can
+    use (line items, vendors, an object whose sync is off) are marked `ignored` with the reason, so
+    they are not looked at again: a sync set up later reads its history from its cursors instead."""
     with runtime.database.session() as session:
         pending = session.execute(
-            select(WebhookEvent.object_type, WebhookEvent.qbo_company_id).where(
+            select(WebhookEvent.id, WebhookEvent.object_type, WebhookEvent.qbo_company_id).where(
                 WebhookEvent.installation_id == installation_id, WebhookEvent.status == "pending"
             )
         ).all()
-        companies = {
-            c.id
-            for c in session.scalars(
-                select(QboCompany).where(
-                    QboCompany.installation_id == installation_id, QboCompany.status == "connected"
+        active = set(
+            session.execute(
+                select(SyncSettings.qbo_company_id, SyncSettings.object_type)
+                .join(QboCompany, QboCompany.id == SyncSettings.qbo_company_id)
+                .where(
+                    QboCompany.installation_id == installation_id,
+                    QboCompany.status == "connected",
+                    SyncSettings.status == "active",
                 )
+            ).all()
+        )
+        companies = {company for company, _object in active}
+        queued, unused = set(), []
+        for event_id, object_type, company_id in pending:
+            runs = {
+                (company, target)
+                for target in EVENT_OBJECTS.get(object_type or "", ())
+                for company in ([company_id] if company_id else companies)
+                if target in MODULES and (company, target) in active
+            }
+            if not runs:
+                unused.append((event_id, object_type))
+            queued |= runs
+        for event_id, object_type in unused:
+            session.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.id == event_id, WebhookEvent.status == "pending")
+                .values(status="ignored", error=f"no sync set up uses {object_type or 'these'} events")
             )
-        }
-    queued = set()
-    for object_type, company_id in pending:
-        for target in EVENT_OBJECTS.get(object_type or "", ()):
-            if target not in MODULES:
-                continue
-            for company in [company_id] if company_id else companies:
-                if (company, target) not in queued:
-                    enqueue_run(runtime, company, target)
-                    queued.add((company, target))
+        session.commit()
+    for company, target in sorted(queued):
+        enqueue_run(runtime, company, target)
     return len(queued)
 
 

@@ -1,0 +1,33 @@
+"""The user provisioning API's read (`GET /settings/v3/users/{userId}`): who a portal's user is, and
+whether they are a super admin — what an app learns about a signed-in user's rights."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, request
+
+from emulators.hubspot.errors import json_response, not_found, validation
+from emulators.hubspot.routes_crm import require_scopes, state
+
+bp = Blueprint("settings", __name__)
+
+
+@bp.get("/settings/v3/users/<user_ref>")
+def read_user(user_ref: str):
+    require_scopes("settings.users.read")
+    id_property = request.args.get("idProperty", "USER_ID")
+    if id_property not in ("USER_ID", "EMAIL"):
+        raise validation("idProperty must be USER_ID or EMAIL", context={"idProperty": [id_property]})
+    with state().lock:
+        account = state().accounts[g.token.hub_id]
+        for user in account.users.values():
+            if (str(user.user_id) if id_property == "USER_ID" else user.email.lower()) == user_ref.lower():
+                return json_response(
+                    {
+                        "id": str(user.user_id),
+                        "email": user.email,
+                        "roleIds": [],
+                        "superAdmin": user.super_admin,
+                        "sendWelcomeEmail": False,
+                    }
+                )
+    raise not_found(f"No user {user_ref} in this account", userId=[user_ref])
