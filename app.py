@@ -19,6 +19,7 @@ from blueprints import register_blueprints
 from cli import register_commands
 from sync.log import configure_logging
 from sync.runtime import Runtime
+from sync.sessions import IDLE_SECONDS
 from sync.settings import Settings
 
 log = logging.getLogger("ledgersync.web")
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.app_base_url.startswith("https://"),
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        PERMANENT_SESSION_LIFETIME=IDLE_SECONDS,  # the cookie; the session itself is server-side
         MAX_CONTENT_LENGTH=5 * 1024 * 1024,
     )
     if settings.is_production:
@@ -94,7 +96,7 @@ def _add_request_hooks(app: Flask) -> None:
     @app.after_request
     def finish(response):
         headers.set_headers(response)
-        if "installation_id" in session:  # a signed-in page: never kept by a browser or a proxy
+        if "sid" in session:  # a signed-in page: never kept by a browser or a proxy
             response.headers["Cache-Control"] = "no-store"
         started = g.get("request_started")
         # The path only: query strings carry OAuth codes and states.

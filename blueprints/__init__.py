@@ -14,6 +14,7 @@ from flask import Flask, current_app, g, redirect, render_template, session, url
 from sqlalchemy.orm import Session
 
 from sync.runtime import Runtime
+from sync.sessions import SessionStore
 from sync.store.models import Installation
 
 
@@ -37,13 +38,28 @@ def db_session() -> Session:
     return g.db_session
 
 
+def sessions() -> SessionStore:
+    return SessionStore(current_runtime().jobs.connection)
+
+
+def signed_in() -> dict | None:
+    """The signed-in session's facts (installation, portal, user, rights), kept server-side: a cookie
+    whose session was ended (signed out, expired, portal uninstalled) is refused and cleared."""
+    if "signed_in" not in g:
+        g.signed_in = sessions().get(session.get("sid"))
+        if g.signed_in is None and session.get("sid"):
+            session.clear()
+    return g.signed_in
+
+
 def signed_in_installation() -> Installation | None:
     """The signed-in portal's installation, or None. Every page and API call is scoped by it."""
-    installation_id = session.get("installation_id")
-    if installation_id is None:
+    facts = signed_in()
+    if facts is None:
         return None
-    installation = db_session().get(Installation, installation_id)
-    if installation is None or installation.status != "active" or installation.hub_id != session.get("hub_id"):
+    installation = db_session().get(Installation, facts["installation_id"])
+    if installation is None or installation.status != "active" or installation.hub_id != facts.get("hub_id"):
+        sessions().end(session.get("sid"))
         session.clear()
         return None
     return installation
@@ -52,7 +68,8 @@ def signed_in_installation() -> Installation | None:
 def can_change() -> bool:
     """Whether the signed-in user may change this installation (set at sign-in: the installer and super
     admins); everyone else in the portal may look."""
-    return bool(session.get("can_change"))
+    facts = signed_in()
+    return bool(facts and facts.get("can_change"))
 
 
 def change_rights_required(view: Callable) -> Callable:

@@ -6,7 +6,7 @@ import secrets
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
 
-from blueprints import current_runtime
+from blueprints import current_runtime, sessions
 from sync.clients import errors
 from sync.clients.hubspot import HubSpotOAuth
 from sync.connect import install_or_sign_in
@@ -46,19 +46,23 @@ def callback():
         signed_in = install_or_sign_in(current_runtime(), request.args["code"])
     except errors.ApiError as error:
         return message_page("HubSpot refused the sign-in", error.message, 502)
+    sessions().end(session.get("sid"))  # a sign-in replaces whatever session this browser had
     session.clear()
     session.permanent = True
-    session.update(
-        installation_id=signed_in.installation_id,
-        hub_id=signed_in.hub_id,
-        user_id=signed_in.user_id,
-        user_email=signed_in.user_email,
-        can_change=signed_in.can_change,
+    session["sid"] = sessions().start(
+        signed_in.installation_id,
+        {
+            "hub_id": signed_in.hub_id,
+            "user_id": signed_in.user_id,
+            "user_email": signed_in.user_email,
+            "can_change": signed_in.can_change,
+        },
     )
     return redirect(url_for("connection.show"))
 
 
 @bp.post("/signout")
 def signout():
+    sessions().end(session.get("sid"))  # for good: the cookie, replayed, finds nothing
     session.clear()
     return redirect(url_for("home.index"))

@@ -5,7 +5,14 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, session, url_for
 from sqlalchemy import select
 
-from blueprints import can_change, change_rights_required, current_runtime, db_session, signed_in_installation
+from blueprints import (
+    can_change,
+    change_rights_required,
+    current_runtime,
+    db_session,
+    signed_in,
+    signed_in_installation,
+)
 from sync.connect import uninstall
 from sync.store.models import Notification, QboCompany
 
@@ -38,7 +45,7 @@ def show():
         installation=installation,
         company=companies[0] if companies else None,
         notices=notices,
-        user_email=session.get("user_email"),
+        user_email=(signed_in() or {}).get("user_email"),
         can_change=can_change(),
         sandbox=current_runtime().settings.intuit_environment == "sandbox",
     )

@@ -67,7 +67,7 @@ def disconnect():
     if not company_id.isascii() or not company_id.isdigit() or len(company_id) > 18:
         return message_page("Nothing to disconnect", "The form named no QuickBooks company.", 400)
     try:
-        disconnect_quickbooks(current_runtime(), installation.id, int(company_id))
+        disconnect_quickbooks(current_runtime(), installation.id, int(company_id), keep_session=session.get("sid"))
     except ConnectRefused as refusal:
         return message_page("Nothing to disconnect", str(refusal), 404)
     return redirect(url_for("connection.show"))

@@ -16,6 +16,7 @@ from sync.clients import errors
 from sync.clients.hubspot import HubSpotOAuth, TokenSet
 from sync.clients.quickbooks import QuickBooksClient, QuickBooksOAuth
 from sync.runtime import Runtime
+from sync.sessions import SessionStore
 from sync.store.models import Installation, OAuthToken, QboCompany, SyncSettings, utcnow
 from sync.tokens import TokenManager, hubspot_token, pause_syncs, quickbooks_token, store_tokens
 
@@ -198,8 +199,11 @@ def preflight_warnings(company_info: dict, preferences: dict) -> list[dict]:
     return warnings
 
 
-def disconnect_quickbooks(runtime: Runtime, installation_id: int, company_id: int, reason: str = "by user") -> None:
-    """Ours: revoke at Intuit (best effort), delete the tokens, stop the syncs; the links are kept."""
+def disconnect_quickbooks(
+    runtime: Runtime, installation_id: int, company_id: int, reason: str = "by user", keep_session: str | None = None
+) -> None:
+    """Ours: revoke at Intuit (best effort), delete the tokens, stop the syncs; the links are kept. The
+    portal's other signed-in sessions end (`keep_session`, the one that asked, stays)."""
     with runtime.database.session() as session:
         company = session.get(QboCompany, company_id)
         if company is None or company.installation_id != installation_id:
@@ -218,6 +222,7 @@ def disconnect_quickbooks(runtime: Runtime, installation_id: int, company_id: in
         pause_syncs(session, company_id, f"QuickBooks disconnected ({reason})")
         for settings in session.scalars(select(SyncSettings).where(SyncSettings.qbo_company_id == company_id)):
             settings.status = "off"
+    SessionStore(runtime.jobs.connection).end_all(installation_id, keep=keep_session)
     log.info(
         "quickbooks disconnected", extra={"installation": installation_id, "company": company_id, "reason": reason}
     )
@@ -242,6 +247,7 @@ def uninstall(runtime: Runtime, installation_id: int) -> None:
         token = hubspot_token(session, installation_id)
         if token is not None:
             session.delete(token)
+    SessionStore(runtime.jobs.connection).end_all(installation_id)  # everyone in the portal is signed out
     log.info("uninstalled", extra={"installation": installation_id})
 
 

@@ -55,14 +55,15 @@ class SessionStore:
         if record is not None:
             self.redis.srem(self._portal_key(json.loads(record)["installation_id"]), session_id)
 
-    def end_all(self, installation_id: int) -> int:
-        """End every session of a portal (uninstalled, disconnected): how many there were."""
+    def end_all(self, installation_id: int, keep: str | None = None) -> int:
+        """End every session of a portal (uninstalled, disconnected), but `keep`: how many ended."""
         key = self._portal_key(installation_id)
         ids = [i.decode() if isinstance(i, bytes) else i for i in self.redis.smembers(key)]
-        if ids:
-            self.redis.delete(*(_PREFIX + i for i in ids))
-        self.redis.delete(key)
-        return len(ids)
+        ended = [i for i in ids if i != keep]
+        if ended:
+            self.redis.delete(*(_PREFIX + i for i in ended))
+            self.redis.srem(key, *ended)
+        return len(ended)
 
     @staticmethod
     def _portal_key(installation_id: int) -> str:

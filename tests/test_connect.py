@@ -483,3 +483,72 @@ def test_quiet_connections_are_refreshed_well_inside_100_days(stack, installed):
         assert token.version == version + 1
         assert token.refresh_token_expires_at > datetime.now(UTC) + timedelta(days=99)
     assert TokenManager(stack.runtime).refresh_quiet_connections() == 0  # fresh ones are left alone
+
+
+# --- sessions -------------------------------------------------------------------------------------------
+
+
+def test_a_session_cookie_replayed_after_sign_out_is_refused(stack, installed):
+    _account, _users, browser, _company, page = installed
+    cookie = browser.cookies.get("session")
+    assert browser.get(f"{stack.url}/connection", timeout=5).url == f"{stack.url}/connection"
+    browser.post(f"{stack.url}/signout", data={"csrf_token": csrf(page)}, timeout=5)
+    replay = requests.Session()
+    replay.cookies.set("session", cookie)  # the cookie as it was before signing out
+    answer = replay.get(f"{stack.url}/connection", timeout=5)
+    assert answer.url == f"{stack.url}/"  # not signed in: the session ended for good
+    refused = replay.post(f"{stack.url}/uninstall", data={"csrf_token": csrf(page)}, timeout=5)
+    assert refused.status_code in (302, 400) or refused.url == f"{stack.url}/"
+    with stack.db() as session:
+        assert session.scalar(select(Installation)).status == "active"
+
+
+def test_sessions_are_server_side_and_expire_when_idle(stack, installed):
+    from sync.sessions import IDLE_SECONDS
+
+    _account, _users, browser, _company, _page = installed
+    keys = [k for k in stack.runtime.jobs.connection.scan_iter("ledgersync:session:*") if b"portal" not in k]
+    assert len(keys) == 1
+    ttl = stack.runtime.jobs.connection.ttl(keys[0])
+    assert 0 < ttl <= IDLE_SECONDS <= 12 * 3600  # hours, not 31 days
+    stack.runtime.jobs.connection.delete(keys[0])  # what expiry does
+    assert browser.get(f"{stack.url}/connection", timeout=5).url == f"{stack.url}/"
+
+
+def test_uninstalling_or_disconnecting_ends_the_portals_other_sessions(stack, installed):
+    _account, users, browser, _company, page = installed
+    viewer = stack.browser()
+    assert stack.install(viewer, users["viewer"]).url == f"{stack.url}/connection"
+    with stack.db() as session:
+        company_id = session.scalar(select(QboCompany)).id
+    browser.post(
+        f"{stack.url}/quickbooks/disconnect", data={"csrf_token": csrf(page), "company_id": str(company_id)}, timeout=10
+    )
+    assert browser.get(f"{stack.url}/connection", timeout=5).url == f"{stack.url}/connection"  # who asked stays
+    assert viewer.get(f"{stack.url}/connection", timeout=5).url == f"{stack.url}/"  # everyone else is out
+    assert stack.install(viewer, users["viewer"]).url == f"{stack.url}/connection"
+    browser.post(f"{stack.url}/uninstall", data={"csrf_token": csrf(page)}, timeout=10)
+    assert viewer.get(f"{stack.url}/connection", timeout=5).url == f"{stack.url}/"
+
+
+def test_signed_in_pages_carry_security_headers_and_are_not_cached(stack, installed):
+    _account, _users, browser, _company, _page = installed
+    signed_in = browser.get(f"{stack.url}/connection", timeout=5)
+    assert signed_in.headers["Cache-Control"] == "no-store"
+    policy = signed_in.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-inline" not in policy
+    assert signed_in.headers["X-Frame-Options"] == "DENY" and signed_in.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Strict-Transport-Security" not in signed_in.headers  # development serves http: HSTS in production only
+    anonymous = requests.get(f"{stack.url}/", timeout=5)
+    assert "Content-Security-Policy" in anonymous.headers and anonymous.headers.get("Cache-Control") != "no-store"
+
+
+def test_hsts_in_production():
+    from flask import Response
+
+    from app import security_headers
+    from sync.settings import Settings
+
+    response = Response("x")
+    security_headers(Settings(app_env="production", secret_key="x", token_encryption_key="x")).set_headers(response)
+    assert "max-age=31536000" in response.headers["Strict-Transport-Security"]
