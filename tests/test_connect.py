@@ -262,9 +262,10 @@ def test_refresh_rotation_raced_by_two_workers(stack, installed):
     # Every refresh rotates and the old value dies at once: a lost rotation would show.
     stack.qbo.control("POST", "/config", {"refreshGraceSeconds": 0, "refreshRotationSeconds": 0}, expect=200)
     token = _expire_access_token(stack, "quickbooks")
-    results, failures = [], []
+    results, failures, start = [], [], threading.Barrier(2)
 
     def worker():
+        start.wait()  # both ask at once: whichever takes the lock refreshes, the other waits for it
         try:
             results.append(TokenManager(stack.runtime).quickbooks_tokens(token.qbo_company_id))
         except Exception as error:  # noqa: BLE001 - the test reports it
