@@ -10,6 +10,7 @@ transaction rolls back.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -31,6 +32,7 @@ return 0
 """
 
 
+log = logging.getLogger(__name__)
 RUN_REQUEST_TTL_SECONDS = 3600
 
 
@@ -99,6 +101,19 @@ class RunLock:
 
     def release(self) -> None:
         self.redis.eval(_RELEASE, 1, self.key, self.token)
+        try:  # a clean end: the watchdog must not take this run for a dead one
+            with self.runtime.database.session() as session:
+                session.execute(
+                    update(SyncLock)
+                    .where(
+                        SyncLock.qbo_company_id == self.company_id,
+                        SyncLock.object_type == self.object_type,
+                        SyncLock.fence == self.fence,
+                    )
+                    .values(holder=None)
+                )
+        except Exception:  # noqa: BLE001 - the lock is released in Redis; at worst the watchdog re-queues once
+            log.warning("could not mark the run finished", exc_info=True)
 
     # --- runs asked for while this one held the lock ------------------------------------------
     #
@@ -130,3 +145,22 @@ class RunLock:
 
     def __exit__(self, *_exc) -> None:
         self.release()
+
+
+def abandoned_runs(runtime: Runtime) -> list[tuple[int, str]]:
+    """Runs whose worker died: a holder is recorded in the database but its lease has ended in Redis
+    (a live run renews it while it works, and a finished one clears the holder). Each is marked
+    ended, fenced on the row as read, so a run that started meanwhile is left alone."""
+    found = []
+    with runtime.database.session() as session:
+        for row in session.scalars(select(SyncLock).where(SyncLock.holder.is_not(None))):
+            if runtime.jobs.connection.exists(f"ledgersync:run:{row.qbo_company_id}:{row.object_type}"):
+                continue
+            ended = session.execute(
+                update(SyncLock)
+                .where(SyncLock.id == row.id, SyncLock.fence == row.fence, SyncLock.holder == row.holder)
+                .values(holder=None)
+            ).rowcount
+            if ended:
+                found.append((row.qbo_company_id, row.object_type))
+    return found

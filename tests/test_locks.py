@@ -73,3 +73,20 @@ def test_renew_keeps_a_working_run(runtime, company):
     assert not RunLock(runtime, *company, "contacts").acquire()
     with RunLock(runtime, *company, "invoices") as other:
         assert other.fence == 1
+
+
+def test_a_run_whose_worker_died_is_found_once_and_a_finished_one_never(runtime, company):
+    from sync.locks import abandoned_runs
+
+    _installation_id, company_id = company
+    finished = RunLock(runtime, *company, "products")
+    assert finished.acquire()
+    finished.release()  # a clean end clears the holder
+    dead = RunLock(runtime, *company, "contacts")
+    assert dead.acquire()
+    assert abandoned_runs(runtime) == []  # alive: its lease is in Redis
+    runtime.jobs.connection.delete(dead.key)  # its worker died and the lease ran out
+    assert abandoned_runs(runtime) == [(company_id, "contacts")]
+    assert abandoned_runs(runtime) == []  # marked ended: found once
+    fresh = RunLock(runtime, *company, "contacts")
+    assert fresh.acquire() and fresh.fence == dead.fence + 1

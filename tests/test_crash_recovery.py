@@ -1,0 +1,167 @@
+"""A worker killed mid-sync: its run resumes within about a minute, without waiting for the sweep.
+
+Real processes: `rq worker` (with its scheduler) and the clock (`rq cron sync.tasks.schedule`), started
+as the Procfile starts them, against the test's Redis, database and both emulators. The first worker
+is SIGKILLed — its whole process group, so its work horse dies with it — while it writes the first
+page of a multi-page first sync; a second worker then finishes the sync. Processes are ended by the
+process groups this test started, never by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from sync.setup import set_up
+from sync.store.models import QboCompany, RecordLink, SyncBacklog
+from sync.tasks.syncing import enqueue_run
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
+CONTACTS = 700  # two pages of 500: the kill lands in the first
+
+
+def settings_env(settings) -> dict[str, str]:
+    """The environment a worker process needs to build the same Settings as the test's stack."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
+    env.update(
+        APP_ENV="development",
+        INSTANCE_PATH=str(settings.instance_path),
+        DATABASE_URL=settings.database_url,
+        REDIS_URL=settings.redis_url,
+        SECRET_KEY=settings.secret_key,
+        TOKEN_ENCRYPTION_KEY=settings.token_encryption_key,
+        APP_BASE_URL=settings.app_base_url,
+        LOG_FORMAT="text",
+        HUBSPOT_APP_ID=settings.hubspot_app_id,
+        HUBSPOT_CLIENT_ID=settings.hubspot_client_id,
+        HUBSPOT_CLIENT_SECRET=settings.hubspot_client_secret,
+        HUBSPOT_API_BASE_URL=settings.hubspot_api_base_url,
+        HUBSPOT_AUTHORIZE_URL=settings.hubspot_authorize_url,
+        INTUIT_CLIENT_ID=settings.intuit_client_id,
+        INTUIT_CLIENT_SECRET=settings.intuit_client_secret,
+        INTUIT_WEBHOOK_VERIFIER_TOKEN=settings.intuit_webhook_verifier_token,
+        QBO_API_BASE_URL=settings.qbo_api_base_url,
+        INTUIT_DISCOVERY_URL=settings.intuit_discovery_url,
+        DOTENV_PATH=str(settings.instance_path / "no.env"),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: killing it takes its children too
+    )
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL the process, its group, and its children: RQ's work horse (the forked child that runs
+    the job) moves to a process group of its own, so it is found by its parent's id, as the kernel
+    lists it, and killed by that id."""
+    if process.poll() is None:
+        for child in children_of(process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
+
+
+def alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found + [grandchild for child in found for grandchild in children_of(child)]
+
+
+def counts(stack) -> tuple[int, int]:
+    with stack.db() as session:
+        links = session.scalar(select(func.count()).select_from(RecordLink).where(RecordLink.qbo_id.is_not(None)))
+        backlog = session.scalar(select(func.count()).select_from(SyncBacklog))
+    return links, backlog
+
+
+def wait_until(predicate, timeout: float, what: str, logs: list[Path]):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    tails = "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for log in logs if log.exists())
+    raise AssertionError(f"timed out waiting for {what}\n{tails}")
+
+
+def test_a_worker_killed_mid_sync_is_resumed_within_two_minutes(stack, installed, tmp_path):
+    account, *_ = installed
+    with stack.db() as session:
+        company_id = session.scalar(select(QboCompany)).id
+    set_up(stack.runtime, company_id, "contacts", "two-way", "hubspot", filters={"hubspot": None})
+    stack.hubspot.control("POST", "/config", {"rateLimits": False})
+    stack.hubspot.control("POST", "/webhooks/config", {"autoDeliver": False})
+    stack.hubspot.control(
+        "POST",
+        f"/accounts/{account['portalId']}/seed",
+        {
+            "objectType": "contacts",
+            "count": CONTACTS,
+            "properties": {"email": "crash{n}@example.com", "firstname": "Crash", "lastname": "{n}"},
+        },
+        expect=201,
+    )
+    env = settings_env(stack.runtime.settings)
+    url = stack.runtime.settings.redis_url
+    worker = [str(BIN / "rq"), "worker", "--with-scheduler", "--url", url, "high", "default", "low"]
+    logs = [tmp_path / "clock.log", tmp_path / "first-worker.log", tmp_path / "second-worker.log"]
+    clock = start([str(BIN / "rq"), "cron", "sync.tasks.schedule", "--url", url], env, logs[0])
+    first = start(worker, env, logs[1])
+    second = None
+    try:
+        enqueue_run(stack.runtime, company_id, "contacts")
+        # Kill it while it writes the first page: some records linked, most not.
+        wait_until(lambda: 0 < counts(stack)[0] < 500, 60, "the first page to be under way", logs)
+        horses = children_of(first.pid)
+        kill_group(first)
+        killed_at = time.monotonic()
+        linked_when_killed = counts(stack)[0]
+        assert horses  # the work horse running the job (and the scheduler) …
+        wait_until(lambda: not any(alive(pid) for pid in horses), 10, "the work horse to die", logs)  # … died too
+        second = start(worker, env, logs[2])
+        wait_until(lambda: counts(stack) == (CONTACTS, 0), 150, "the sync to finish after the kill", logs)
+        assert time.monotonic() - killed_at < 120 + 5  # the watchdog, not the 5-minute sweep
+        assert linked_when_killed < CONTACTS
+        assert len(crash_customers(stack)) == CONTACTS  # nothing lost, nothing created twice
+    finally:
+        for process in (first, second, clock):
+            if process is not None:
+                kill_group(process)
+
+
+def crash_customers(stack) -> list[dict]:
+    with stack.db() as session:
+        realm = session.scalar(select(QboCompany)).realm_id
+    with stack.qbo.state.lock:
+        customers = stack.qbo.state.companies[realm].table("Customer").values()
+        return [c for c in customers if (c.get("PrimaryEmailAddr") or {}).get("Address", "").startswith("crash")]
