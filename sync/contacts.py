@@ -61,6 +61,10 @@ ADVICE = {
         " record there already has this one. Keep one billing contact per company, or set a display-name"
         ' template that tells them apart, e.g. "{company} ({email})".'
     ),
+    "linked to another record": (
+        "That QuickBooks customer already syncs with another HubSpot contact, and a customer syncs with one"
+        " contact. Keep one billing contact per company, or give this contact's customer another name."
+    ),
 }
 # --- recommended filters ------------------------------------------------------------------------------------
 # Pre-set when the sync is set up (sync.setup), stored in SyncSettings.filters keyed by the source side:

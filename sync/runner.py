@@ -61,6 +61,11 @@ log = logging.getLogger(__name__)
 MODULES = {"contacts": contacts}
 QBO_BATCH, HUBSPOT_BATCH = 30, 100  # the APIs' batch sizes
 PAGE_SIZE = 500  # backlog records planned and written per page (one job's share of the work)
+# Links whose last planned versions are remembered, so an unchanged record is not planned again by the
+# overlap window or an echo. A failed record is among them: it is retried when its backoff is due
+# (`_due_links`) or when one of its two records changes, never on every run (a write that cannot
+# succeed would be repeated, and recorded, run after run).
+SETTLED_STATES = ("syncing", "excluded", "failed")
 ARCHIVE_CHECK_EVERY = timedelta(hours=1)  # how often a run lists HubSpot's archived records (lost delete webhooks)
 RETRY_BACKOFF = (
     timedelta(minutes=1),
@@ -407,7 +412,7 @@ class _Run:
                     select(column, known).where(
                         RecordLink.qbo_company_id == self.company_id,
                         RecordLink.object_type == self.module.OBJECT_TYPE,
-                        RecordLink.state.in_(("syncing", "excluded")),
+                        RecordLink.state.in_(SETTLED_STATES),
                         column.in_(ids[start : start + 500]),
                     )
                 ):
@@ -424,7 +429,7 @@ class _Run:
                     select(RecordLink.qbo_id, RecordLink.qbo_sync_token).where(
                         RecordLink.qbo_company_id == self.company_id,
                         RecordLink.object_type == self.module.OBJECT_TYPE,
-                        RecordLink.state.in_(("syncing", "excluded")),
+                        RecordLink.state.in_(SETTLED_STATES),
                         RecordLink.qbo_id.in_(ids[start : start + 500]),
                     )
                 ):
@@ -441,7 +446,7 @@ class _Run:
                     select(RecordLink).where(
                         RecordLink.qbo_company_id == self.company_id,
                         RecordLink.object_type == self.module.OBJECT_TYPE,
-                        RecordLink.state.in_(("syncing", "excluded")),
+                        RecordLink.state.in_(SETTLED_STATES),
                         column.in_(ordered[start : start + 500]),
                     )
                 ):
@@ -994,6 +999,16 @@ class _Run:
                         f"DisplayName = '{name}' and Active in (true, false)"
                     )
                     existing = found.get(self.module.QBO_ENTITY, [])
+                    holder = self._holder_of(QUICKBOOKS, existing[0]["Id"], link.id) if existing else None
+                    if holder is not None:  # the name belongs to another linked record, not to our lost create
+                        self._failed(
+                            Action("create", source, link_id=link.id),
+                            "linked to another record",
+                            f"QuickBooks {self.module.QBO_ENTITY.lower()} {existing[0]['Id']} "
+                            f"(“{write['body']['DisplayName']}”) is already linked to HubSpot record {holder}",
+                            None,
+                        )
+                        continue
                     written = (
                         existing[0]
                         if existing
@@ -1013,6 +1028,22 @@ class _Run:
                 self.summary.add("resumed")
             except errors.ApiError as error:
                 self._failed(Action("create", source, link_id=link.id), _category(error), error.message, error.detail)
+
+    def _holder_of(self, side: str, record_id: str, other_than: int) -> str | None:
+        """The other side's id of the link that already holds `record_id`, if another link does."""
+        column = RecordLink.qbo_id if side == QUICKBOOKS else RecordLink.hubspot_id
+        with self.runtime.database.session() as session:
+            holder = session.scalar(
+                select(RecordLink).where(
+                    RecordLink.qbo_company_id == self.company_id,
+                    RecordLink.object_type == self.module.OBJECT_TYPE,
+                    column == record_id,
+                    RecordLink.id != other_than,
+                )
+            )
+        if holder is None:
+            return None
+        return (holder.hubspot_id if side == QUICKBOOKS else holder.qbo_id) or f"link {holder.id}"
 
     def _update(self, action: Action, hub_records, qbo_records) -> None:
         target, changes = action.target_side, dict(action.changes)
@@ -1223,9 +1254,15 @@ class _Run:
             link.error_message = action.reason + (f" What to do: {action.fix}" if action.fix else "")
             link.excluded_reason = action.reason if state == "excluded" else None
             if state == "failed":
+                if action.category != "temporary failure":
+                    # The other side refused the write for good: it did not happen, so it is not resumed as
+                    # a write that may have (that resumption, run after run, was the retry churn).
+                    link.pending_write = None
                 link.attempts = (link.attempts or 0) + 1  # a new row has no default before its insert
                 link.next_attempt_at = utcnow() + RETRY_BACKOFF[min(link.attempts, len(RETRY_BACKOFF)) - 1]
             session.flush()
+            if state == "failed" and self._repeat_of_last_failure(session, link, action):
+                return
             self._activity(
                 session,
                 link,
@@ -1234,6 +1271,27 @@ class _Run:
                 action.reason,
                 category=action.category,
             )
+
+    def _repeat_of_last_failure(self, session, link: RecordLink, action: Action) -> bool:
+        """The same failure as the record's last activity: counted there (`details.repeats`, `last_at`)
+        instead of a new row each attempt."""
+        last = session.scalar(
+            select(SyncActivity)
+            .where(SyncActivity.record_link_id == link.id)
+            .order_by(SyncActivity.created_at.desc(), SyncActivity.id.desc())
+            .limit(1)
+        )
+        if last is None or (last.action, last.error_category, last.message) != (
+            "failed",
+            action.category,
+            action.reason,
+        ):
+            return False
+        details = dict(last.details or {})
+        details["repeats"] = int(details.get("repeats", 1)) + 1
+        details["last_at"] = utcnow().isoformat()
+        last.details = details
+        return True
 
     def _failed(self, action: Action, category: str, message: str, detail: str | None) -> None:
         self.summary.add("failed")

@@ -213,6 +213,37 @@ def test_a_display_name_clash_fails_with_its_category(stack, synced):
         assert session.scalar(select(SyncActivity).where(SyncActivity.action == "failed")) is not None
 
 
+def test_a_failed_record_is_retried_only_when_due_or_changed_and_recorded_once(stack, synced):
+    """No retry churn: an unchanged failed record is not planned again run after run (the overlap
+    window and the webhooks would otherwise bring it back each time); when it is retried (due, or
+    changed) and fails the same way, its activity keeps one row with a count."""
+    portal, realm, company_id = synced
+    stack.qbo.control("POST", f"/companies/{realm}/vendor", {"DisplayName": "Dana Vendor"})
+    created = stack.hubspot.control(
+        "POST",
+        f"/accounts/{portal}/objects/contacts",
+        {"properties": {"email": "dana@example.com", "firstname": "Dana", "lastname": "Vendor"}},
+        expect=201,
+    )
+    assert run_object(stack.runtime, company_id, "contacts").counts.get("failed") == 1
+    stack.qbo.control("DELETE", "/requests")
+    for _ in range(3):  # runs in quick succession: nothing changed, nothing due
+        assert "failed" not in run_object(stack.runtime, company_id, "contacts").counts
+    assert writes_in(stack.qbo.control("GET", "/requests")) == {}  # the write that cannot succeed is not repeated
+    stack.hubspot.control(  # the contact changes (not its name): it is planned again, and fails again
+        "PATCH", f"/accounts/{portal}/objects/contacts/{created['id']}", {"properties": {"phone": "1"}}, expect=200
+    )
+    assert run_object(stack.runtime, company_id, "contacts").counts.get("failed") == 1
+    with stack.db() as session:
+        link = session.scalar(select(RecordLink))
+        link.next_attempt_at = link.next_attempt_at.replace(year=2000)  # its backoff is due
+    assert run_object(stack.runtime, company_id, "contacts").counts.get("failed") == 1
+    with stack.db() as session:
+        (activity,) = session.scalars(select(SyncActivity).where(SyncActivity.action == "failed")).all()
+        assert activity.details["repeats"] == 3 and activity.details["last_at"]
+        assert session.scalar(select(RecordLink)).attempts == 3
+
+
 def test_cli_setup_run_and_status(stack, installed):
     portal = installed[0]["portalId"]
     runner_cli = stack.app.test_cli_runner()
