@@ -284,7 +284,10 @@ class _Run:
             # the cursors compare versions exactly.
             target |= set(announced[side]) - self._already_synced(side, announced[side])
         hub_ids |= self._triggered(triggers)
-        hub_ids |= self._swept_billing_contacts(cursors[HUBSPOT].watermark, started)
+        swept = self._swept_billing_contacts(cursors[HUBSPOT].watermark, started)
+        # The sweep is the safety net for lost webhooks, and its overlap window finds the same invoices
+        # run after run: a failed contact it finds waits for its backoff (a webhook still re-plans it at once).
+        hub_ids |= swept - self._resting_failures(HUBSPOT, swept)
         hub_ids |= self._archived_linked(cursors[HUBSPOT], started)
         for link in self._due_links():
             if link.hubspot_id:
@@ -612,6 +615,24 @@ class _Run:
             return set()
         found = self._triggered({"invoices": set(changed.records)})
         return found - self._linked_hubspot_ids(found)
+
+    def _resting_failures(self, side: str, ids: set[str]) -> set[str]:
+        """Ids of failed records whose next retry is not due yet."""
+        if not ids:
+            return set()
+        column = RecordLink.hubspot_id if side == HUBSPOT else RecordLink.qbo_id
+        with self.runtime.database.session() as session:
+            return set(
+                session.scalars(
+                    select(column).where(
+                        RecordLink.qbo_company_id == self.company_id,
+                        RecordLink.object_type == self.module.OBJECT_TYPE,
+                        RecordLink.state == "failed",
+                        RecordLink.next_attempt_at > utcnow(),
+                        column.in_(sorted(ids)),
+                    )
+                )
+            )
 
     def _triggered(self, changed: dict[str, set[str]]) -> set[str]:
         """Our records whose plan depends on other records that changed (cross-object triggers)."""
