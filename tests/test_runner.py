@@ -1332,8 +1332,8 @@ def test_a_pair_linked_by_email_settles_in_one_run(stack, synced):
     assert first.counts.get("link") == 1 and "create" not in first.counts, first
     customer = qbo_customers(stack, realm)["p1@example.com"]
     assert (customer["GivenName"], customer["FamilyName"], customer["DisplayName"]) == ("First", "Last", "Customer 1")
-    second = assert_settled(stack, company_id)
-    assert second.counts == {}, second
+    second = assert_settled(stack, company_id)  # nothing written; at most our own write's webhook, as a skip
+    assert set(second.counts) <= {"skip"}, second
 
 
 def test_a_record_written_in_one_page_is_not_planned_from_its_stale_listing_in_a_later_page(stack, synced, monkeypatch):
@@ -1359,7 +1359,9 @@ def test_a_record_written_in_one_page_is_not_planned_from_its_stale_listing_in_a
     customer = qbo_customers(stack, realm)["pg@example.com"]
     assert (contact["firstname"], contact["lastname"]) == ("Paige", "Gray")
     assert (customer["GivenName"], customer["FamilyName"]) == ("Paige", "Gray")
-    assert assert_settled(stack, company_id).counts == {}
+    # No writes (assert_settled checks both emulators); a webhook of our own write that lands between the
+    # runs may be planned once more as a skip (see the first test of this module), never as a write.
+    assert set(assert_settled(stack, company_id).counts) <= {"skip"}
 
 
 def test_a_link_takes_over_the_row_its_target_failed_on(stack, synced):
