@@ -34,17 +34,17 @@ class Runtime:
 
     def enqueue(self, func: Callable[..., Any], *args: Any, **options: Any) -> Job:
         """Enqueue a job; in embedded mode it runs now, in this process, with this runtime."""
-        if self.jobs.mode == "embedded":
-            with use_runtime(self):
-                return self.jobs.enqueue(func, *args, **options)
-        return self.jobs.enqueue(func, *args, **options)
+        return self._embedded_aware(self.jobs.enqueue, func, *args, **options)
 
     def enqueue_once(self, func: Callable[..., Any], *args: Any, **options: Any) -> Job:
         """`JobQueue.enqueue_once`; in embedded mode it runs now, in this process, with this runtime."""
-        if self.jobs.mode == "embedded":
+        return self._embedded_aware(self.jobs.enqueue_once, func, *args, **options)
+
+    def _embedded_aware(self, enqueue: Callable[..., Job], *args: Any, **options: Any) -> Job:
+        if self.jobs.mode == "embedded":  # the job runs inside this call: it must see this runtime
             with use_runtime(self):
-                return self.jobs.enqueue_once(func, *args, **options)
-        return self.jobs.enqueue_once(func, *args, **options)
+                return enqueue(*args, **options)
+        return enqueue(*args, **options)
 
     def close(self) -> None:
         self.database.dispose()

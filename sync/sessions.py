@@ -40,10 +40,9 @@ class SessionStore:
         if not session_id or not isinstance(session_id, str) or len(session_id) > 128:
             return None
         key = _PREFIX + session_id
-        record = self.redis.get(key)
+        record = self.redis.getex(key, ex=self.idle_seconds)  # read and restart the idle time at once
         if record is None:
             return None
-        self.redis.expire(key, self.idle_seconds)
         facts = json.loads(record)
         self.redis.expire(self._portal_key(facts["installation_id"]), self.idle_seconds)
         return facts

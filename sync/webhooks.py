@@ -72,6 +72,10 @@ CLASSIC_PREFIXES = {
 }
 
 
+# Schemas are built once: each load is independent, so one instance serves every delivery.
+HUBSPOT_EVENT, CLOUD_EVENT, LEGACY_ENTITY = HubSpotEventSchema(), CloudEventSchema(), LegacyEntitySchema()
+
+
 class SignatureInvalid(Exception):
     """The request was not signed by the sender it claims to come from."""
 
@@ -140,13 +144,13 @@ def parse_hubspot(body: bytes) -> list[IncomingEvent]:
         raise MalformedDelivery("a HubSpot delivery is a JSON array of events")
     if len(events) > MAX_EVENTS:
         raise MalformedDelivery(f"a HubSpot delivery holds at most {MAX_EVENTS} events")
-    schema, parsed = HubSpotEventSchema(), []
+    parsed = []
     for raw in events:
         if not isinstance(raw, dict):
             parsed.append(_rejected("hubspot", raw, "an event is a JSON object"))
             continue
         try:
-            event = schema.load(raw)
+            event = HUBSPOT_EVENT.load(raw)
         except ValidationError as error:
             parsed.append(_rejected("hubspot", raw, reason_of(error), raw.get("portalId")))
             continue
@@ -192,7 +196,7 @@ def _cloud_event(raw: Any) -> IncomingEvent:
     if not isinstance(raw, dict):
         return _rejected("quickbooks", raw, "an event is a JSON object")
     try:
-        event = CloudEventSchema().load(raw)
+        event = CLOUD_EVENT.load(raw)
     except ValidationError as error:
         return _rejected("quickbooks", raw, reason_of(error), raw.get("intuitaccountid"))
     _qbo, entity, verb, _version = event["type"].split(".")  # qbo.customer.updated.v1
@@ -223,7 +227,7 @@ def _legacy_events(notification: Any) -> list[IncomingEvent]:
             parsed.append(_rejected("quickbooks", {"realmId": realm, "entity": raw}, "an entity is an object", realm))
             continue
         try:
-            entity = LegacyEntitySchema().load(raw)
+            entity = LEGACY_ENTITY.load(raw)
         except ValidationError as error:
             parsed.append(_rejected("quickbooks", {"realmId": realm, **raw}, reason_of(error), realm))
             continue

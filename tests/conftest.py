@@ -331,6 +331,33 @@ def stack_database_url() -> str | None:
     return None
 
 
+BOTH_DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def stack_on_both_databases(request) -> str | None:
+    """A module's stack tests on SQLite and on PostgreSQL, by overriding the fixture above:
+    `stack_database_url = pytest.fixture(params=BOTH_DATABASES, name="stack_database_url")(stack_on_both_databases)`."""
+    if request.param == "sqlite":
+        return None
+    url = request.getfixturevalue("postgres_server_url")
+    _empty_postgres(url)
+    return url
+
+
+def with_contacts_sync(installed, stack):
+    """`installed`, with the contacts sync set up (two-way, no filters): for a module whose events must be
+    ones a sync uses: `installed = pytest.fixture(name="installed")(with_contacts_sync)`."""
+    from sqlalchemy import select
+
+    from sync.setup import set_up
+    from sync.store.models import QboCompany
+
+    with stack.db() as session:
+        company_id = session.scalar(select(QboCompany)).id
+    set_up(stack.runtime, company_id, "contacts", "two-way", "hubspot", filters={"hubspot": None})
+    return installed
+
+
 @pytest.fixture
 def stack(make_settings, redis_url, hubspot_emulator, qbo_emulator, stack_database_url):
     """The real app on a local port, pointed at both emulators; the HubSpot emulator knows our project."""

@@ -8,18 +8,10 @@ from sqlalchemy import func, select
 from sync.runner import run_object
 from sync.setup import set_up
 from sync.store.models import QboCompany, RecordLink, SyncActivity, WebhookEvent
+from tests.conftest import BOTH_DATABASES, stack_on_both_databases
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def stack_database_url(request, tmp_path):
-    """Every runner test runs on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
-        return None
-    from tests.conftest import _empty_postgres
-
-    url = request.getfixturevalue("postgres_server_url")
-    _empty_postgres(url)
-    return url
+# Every runner test runs on SQLite and on PostgreSQL.
+stack_database_url = pytest.fixture(params=BOTH_DATABASES, name="stack_database_url")(stack_on_both_databases)
 
 
 @pytest.fixture

@@ -11,22 +11,11 @@ from sqlalchemy import select
 
 from sync.store.models import WebhookEvent
 from sync.webhooks import SignatureInvalid, verify_hubspot_v3, verify_intuit
-from tests.conftest import Stack
+from tests.conftest import Stack, with_contacts_sync
 
 SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
-
-
-@pytest.fixture
-def installed(installed, stack):
-    """Installed and connected, with the contacts sync set up: the events below are ones a sync uses
-    (events no set-up sync can use are marked ignored as soon as they are stored)."""
-    from sync.setup import set_up
-    from sync.store.models import QboCompany
-
-    with stack.db() as session:
-        company_id = session.scalar(select(QboCompany)).id
-    set_up(stack.runtime, company_id, "contacts", "two-way", "hubspot", filters={"hubspot": None})
-    return installed
+# Events no set-up sync can use are marked ignored as they are stored: these tests send ones a sync uses.
+installed = pytest.fixture(name="installed")(with_contacts_sync)
 
 
 def stored(stack: Stack) -> list[WebhookEvent]:

@@ -21,33 +21,12 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
 from sync.store.models import WebhookEvent
+from tests.conftest import BOTH_DATABASES, stack_on_both_databases, with_contacts_sync
 
 HUBSPOT_SECRET = "ledgersync-emulator-client-secret"
 INTUIT_TOKEN = "qbo-emulator-verifier-token"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def stack_database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return None
-    from tests.conftest import _empty_postgres
-
-    url = request.getfixturevalue("postgres_server_url")
-    _empty_postgres(url)
-    return url
-
-
-@pytest.fixture
-def installed(installed, stack):
-    """Installed and connected, with the contacts sync set up: the events below are ones a sync uses
-    (events no set-up sync can use are marked ignored as soon as they are stored)."""
-    from sync.setup import set_up
-    from sync.store.models import QboCompany
-
-    with stack.db() as session:
-        company_id = session.scalar(select(QboCompany)).id
-    set_up(stack.runtime, company_id, "contacts", "two-way", "hubspot", filters={"hubspot": None})
-    return installed
+stack_database_url = pytest.fixture(params=BOTH_DATABASES, name="stack_database_url")(stack_on_both_databases)
+installed = pytest.fixture(name="installed")(with_contacts_sync)  # the events below are ones a sync uses
 
 
 def send_hubspot(stack, body: bytes) -> requests.Response:

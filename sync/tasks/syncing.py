@@ -77,13 +77,10 @@ def run_sync(company_id: int, object_type: str) -> dict:
 
 
 def continue_run(runtime: Runtime, company_id: int, object_type: str):
-    """Queue the next page of a run. Two job ids take turns: a job cannot reuse the id it runs under."""
-    from rq import get_current_job
-
-    first, second = (f"{run_job_id(company_id, object_type)}-{suffix}" for suffix in ("next", "after"))
-    current = get_current_job()
-    job_id = second if current is not None and current.id == first else first
-    return runtime.enqueue(run_sync, company_id, object_type, job_id=job_id)
+    """Queue the next page of a run, under whichever of two ids is free: a job cannot reuse the id it
+    runs under (see `JobQueue.enqueue_once`)."""
+    base = run_job_id(company_id, object_type)
+    return runtime.enqueue_once(run_sync, company_id, object_type, job_ids=(f"{base}-next", f"{base}-after"))
 
 
 def enqueue_for_events(runtime: Runtime, installation_id: int) -> int:
@@ -119,10 +116,13 @@ def enqueue_for_events(runtime: Runtime, installation_id: int) -> int:
             if not runs:
                 unused.append((event_id, object_type))
             queued |= runs
+        by_type: dict[str | None, list[int]] = {}
         for event_id, object_type in unused:
+            by_type.setdefault(object_type, []).append(event_id)
+        for object_type, event_ids in by_type.items():  # one statement per kind, not per event
             session.execute(
                 update(WebhookEvent)
-                .where(WebhookEvent.id == event_id, WebhookEvent.status == "pending")
+                .where(WebhookEvent.id.in_(event_ids), WebhookEvent.status == "pending")
                 .values(status="ignored", error=f"no sync set up uses {object_type or 'these'} events")
             )
         session.commit()
