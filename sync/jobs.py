@@ -102,19 +102,20 @@ class JobQueue:
         works, and its repeat is lost). `job_ids` holds two ids, since at most one run of a company's
         object works at a time (the run lock) while the next one waits.
         """
-        statuses = {job_id: self.status(job_id) for job_id in job_ids}
+        jobs = {job_id: self._job(job_id) for job_id in job_ids}
+        statuses = {job_id: job.get_status(refresh=False) if job else None for job_id, job in jobs.items()}
         for job_id, status in statuses.items():
             if status in WAITING_STATUSES:
-                return Job.fetch(job_id, connection=self.connection)
+                return jobs[job_id]
         free = next((j for j, status in statuses.items() if status != JobStatus.STARTED), job_ids[-1])
         queue = self.queue(options.pop("queue", "default"))
         if delay > 0:
             return queue.enqueue_in(timedelta(seconds=delay), func, *args, job_id=free, **options)
         return queue.enqueue(func, *args, job_id=free, **options)
 
-    def status(self, job_id: str) -> JobStatus | None:
+    def _job(self, job_id: str) -> Job | None:
         try:
-            return Job.fetch(job_id, connection=self.connection).get_status(refresh=False)
+            return Job.fetch(job_id, connection=self.connection)
         except NoSuchJobError:
             return None
 

@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 RUN_REQUEST_TTL_SECONDS = 3600
 
 
+def lock_key(company_id: int, object_type: str) -> str:
+    return f"ledgersync:run:{company_id}:{object_type}"
+
+
 class LockLost(Exception):
     """Another run holds the lock now: this run must stop without writing."""
 
@@ -47,7 +51,7 @@ class RunLock:
         self.runtime, self.object_type = runtime, object_type
         self.installation_id, self.company_id = installation_id, company_id
         self.ttl_ms = int(ttl_seconds * 1000)
-        self.key = f"ledgersync:run:{company_id}:{object_type}"
+        self.key = lock_key(company_id, object_type)
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.fence: int | None = None
 
@@ -135,8 +139,8 @@ class RunLock:
 
     def lease_remaining(self) -> float:
         """Seconds until the current holder's lease ends (0 when nobody holds it)."""
-        remaining_ms = self.redis.pttl(self.key)
-        return max(0.0, remaining_ms / 1000) if remaining_ms and remaining_ms > 0 else 0.0
+        remaining_ms = self.redis.pttl(self.key)  # -2: no such key, -1: no expiry (never ours)
+        return remaining_ms / 1000 if remaining_ms > 0 else 0.0
 
     def __enter__(self) -> RunLock:
         if not self.acquire():
@@ -154,7 +158,7 @@ def abandoned_runs(runtime: Runtime) -> list[tuple[int, str]]:
     found = []
     with runtime.database.session() as session:
         for row in session.scalars(select(SyncLock).where(SyncLock.holder.is_not(None))):
-            if runtime.jobs.connection.exists(f"ledgersync:run:{row.qbo_company_id}:{row.object_type}"):
+            if runtime.jobs.connection.exists(lock_key(row.qbo_company_id, row.object_type)):
                 continue
             ended = session.execute(
                 update(SyncLock)
