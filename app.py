@@ -12,22 +12,20 @@ import time
 
 import secure
 from flask import Flask, g, request, session
-from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from blueprints import register_blueprints
+from blueprints import csrf, register_blueprints
 from cli import register_commands
+from sync.config import Config
 from sync.log import configure_logging
 from sync.runtime import Runtime
 from sync.sessions import IDLE_SECONDS
-from sync.settings import Settings
 
 log = logging.getLogger("ledgersync.web")
-csrf = CSRFProtect()
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    settings = settings or Settings.from_env()
+def create_app(settings: Config | None = None) -> Flask:
+    settings = settings or Config.from_env()
     configure_logging(settings)
 
     app = Flask(__name__, instance_path=str(settings.instance_path))
@@ -61,7 +59,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
-def security_headers(settings: Settings) -> secure.Secure:
+def security_headers(settings: Config) -> secure.Secure:
     """Every response's security headers (the `secure` package): a Content-Security-Policy that allows
     only our own scripts, styles and forms (the pages have no inline script or style), no framing,
     no sniffing, and HSTS in production, where the app is served over https only."""
@@ -91,7 +89,7 @@ def _add_request_hooks(app: Flask) -> None:
     def start_timer() -> None:
         g.request_started = time.perf_counter()
 
-    headers = security_headers(app.extensions["ledgersync"].settings)
+    headers = security_headers(app.extensions["ledgersync"].config)
 
     @app.after_request
     def finish(response):

@@ -33,9 +33,9 @@ from werkzeug.serving import make_server  # noqa: E402
 from app import create_app  # noqa: E402
 from emulators.hubspot import EmulatorServer  # noqa: E402
 from emulators.quickbooks import QboEmulatorServer  # noqa: E402
-from sync.jobs import start_embedded_redis  # noqa: E402
+from sync.config import Config  # noqa: E402
+from sync.job_queue import start_embedded_redis  # noqa: E402
 from sync.runner import run_object  # noqa: E402
-from sync.settings import Settings  # noqa: E402
 from sync.setup import set_up  # noqa: E402
 from sync.store import migrate  # noqa: E402
 
@@ -58,7 +58,7 @@ def main() -> dict:
         redis = start_embedded_redis(Path(folder))
         server = make_server("127.0.0.1", 0, None, threaded=True)
         url = f"http://localhost:{server.server_port}"
-        settings = Settings(
+        settings = Config(
             instance_path=Path(folder) / "instance",
             database_url=f"sqlite:///{folder}/bench.db",
             redis_url=f"unix://{redis.socket_file}",

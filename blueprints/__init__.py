@@ -11,15 +11,18 @@ from collections.abc import Callable
 from functools import wraps
 
 from flask import Flask, current_app, g, redirect, render_template, session, url_for
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import Session
 
 from sync.runtime import Runtime
 from sync.sessions import SessionStore
 from sync.store.models import Installation
 
+# Every form posts a CSRF token; the webhooks blueprint is exempt (its senders sign instead).
+csrf = CSRFProtect()
+
 
 def register_blueprints(app: Flask) -> None:
-    from app import csrf
     from blueprints import auth, connection, health, home, quickbooks, webhooks
 
     for module in (health, home, auth, quickbooks, connection, webhooks):

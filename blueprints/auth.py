@@ -24,7 +24,7 @@ def install():
     """Send the browser to HubSpot's authorize page with our scopes and a fresh state."""
     state = secrets.token_urlsafe(32)
     session["hubspot_oauth_state"] = state
-    return redirect(HubSpotOAuth(current_runtime().settings).authorize_url(state))
+    return redirect(HubSpotOAuth(current_runtime().config).authorize_url(state))
 
 
 @bp.get("/oauth/hubspot/callback")

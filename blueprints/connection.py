@@ -47,7 +47,7 @@ def show():
         notices=notices,
         user_email=(signed_in() or {}).get("user_email"),
         can_change=can_change(),
-        sandbox=current_runtime().settings.intuit_environment == "sandbox",
+        sandbox=current_runtime().config.intuit_environment == "sandbox",
     )
 
 

@@ -11,4 +11,4 @@ bp = Blueprint("home", __name__)
 @bp.get("/")
 def index():
     runtime = current_runtime()
-    return render_template("home.html", health=overall_health(runtime), app_env=runtime.settings.app_env)
+    return render_template("home.html", health=overall_health(runtime), app_env=runtime.config.app_env)

@@ -21,7 +21,7 @@ def connect():
     state = secrets.token_urlsafe(32)
     session["qbo_oauth_state"] = state
     try:
-        return redirect(QuickBooksOAuth(current_runtime().settings).authorize_url(state))
+        return redirect(QuickBooksOAuth(current_runtime().config).authorize_url(state))
     except errors.ApiError as error:
         return message_page("QuickBooks is unreachable", error.message, 502)
 

@@ -36,7 +36,7 @@ def _refused(reason: str, status: int = 401):
 
 @bp.post("/webhooks/hubspot")
 def hubspot():
-    settings = current_runtime().settings
+    settings = current_runtime().config
     body = request.get_data()
     uri = settings.app_base_url + request.full_path.rstrip("?")
     try:
@@ -58,7 +58,7 @@ def hubspot():
 
 @bp.post("/webhooks/quickbooks")
 def quickbooks():
-    settings = current_runtime().settings
+    settings = current_runtime().config
     body = request.get_data()
     try:
         verify_intuit(settings.intuit_webhook_verifier_token, body, request.headers.get("intuit-signature"))

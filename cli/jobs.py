@@ -4,7 +4,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from sync.jobs import JobNotFinished, wait_for_result
+from sync.job_queue import JobNotFinished, wait_for_result
 from sync.tasks.maintenance import ping as ping_job
 from sync.tasks.maintenance import prune_history
 

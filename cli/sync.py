@@ -7,7 +7,9 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
-from sync.runner import MODULES, run_object
+from sync.objects import names
+from sync.objects import object_type as registered
+from sync.runner import run_object
 from sync.setup import DIRECTION_NAMES, set_up
 from sync.store.models import QboCompany, RecordLink, SyncBacklog
 
@@ -25,7 +27,7 @@ def _company(portal: int | None) -> QboCompany:
 
 
 @group.command("setup", help="Set up (or change) the sync of OBJECT.")
-@click.argument("object_type", type=click.Choice(sorted(MODULES)))
+@click.argument("object_type", type=click.Choice(names()))
 @click.option("--direction", type=click.Choice(sorted(DIRECTION_NAMES)), default="two-way", show_default=True)
 @click.option("--winner", type=click.Choice(["hubspot", "quickbooks"]), default="hubspot", show_default=True)
 @click.option(
@@ -83,7 +85,7 @@ def setup(
     filters = None
     if hubspot_filter is not None:
         filters = {
-            "hubspot": MODULES[object_type].RECOMMENDED_FILTERS.get("hubspot")
+            "hubspot": registered(object_type).recommended_filters.get("hubspot")
             if hubspot_filter == "recommended"
             else None
         }
@@ -111,14 +113,14 @@ def setup(
     click.echo(f"{object_type}: {direction}, {winner} wins conflicts, deletes: {settings.delete_policy}")
     off = [name for name, mapping in (settings.field_mappings or {}).items() if not mapping.get("enabled", True)]
     click.echo("  fields off: " + (", ".join(sorted(off)) if off else "none"))
-    labels = getattr(MODULES[object_type], "FILTER_LABELS", {})
+    labels = registered(object_type).filter_labels
     for side in ("hubspot", "quickbooks"):
         name = (settings.filters or {}).get(side)
         click.echo(f"  new {side} records: " + (f"only the {labels.get(name, name)}" if name else "all"))
 
 
 @group.command("run", help="Run the sync of OBJECT now.")
-@click.argument("object_type", type=click.Choice(sorted(MODULES)))
+@click.argument("object_type", type=click.Choice(names()))
 @click.option("--portal", type=int)
 def run(object_type: str, portal: int | None) -> None:
     company = _company(portal)

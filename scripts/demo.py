@@ -37,16 +37,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sync.jobs import QUEUE_NAMES, JobNotFinished, start_embedded_redis, wait_for_result  # noqa: E402
+from sync.config import Config, ConfigError  # noqa: E402
+from sync.job_queue import QUEUE_NAMES, JobNotFinished, start_embedded_redis, wait_for_result  # noqa: E402
 from sync.runtime import Runtime  # noqa: E402
-from sync.settings import ConfigError, Settings  # noqa: E402
 from sync.store import migrate  # noqa: E402
 from sync.tasks.maintenance import ping  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import demo_data  # noqa: E402
-
-from sync import demo_file as sync_demo_file  # noqa: E402
+import demo_file as sync_demo_file  # noqa: E402
 
 BIN = Path(sys.executable).parent
 # The QBO emulator's default app (production keys) and webhook verifier token.
@@ -116,7 +115,7 @@ def stop(processes: dict[str, subprocess.Popen]) -> None:
 
 def main() -> int:
     try:
-        settings = Settings.from_env()
+        settings = Config.from_env()
     except ConfigError as error:
         print(f"[demo] configuration error: {error}", file=sys.stderr)
         return 2
@@ -125,7 +124,9 @@ def main() -> int:
     env.setdefault("APP_BASE_URL", f"http://localhost:{port}")
     env.setdefault("LOG_FORMAT", "text")
     demo_file = settings.instance_path / "demo.json"
-    env["LEDGERSYNC_DEMO_FILE"] = str(demo_file)  # every token refresh rewrites it (sync.demo_file)
+    env["LEDGERSYNC_DEMO_FILE"] = str(demo_file)  # every token refresh rewrites it (scripts/demo_file.py)
+    env["LEDGERSYNC_TOKEN_REFRESH_HOOKS"] = "scripts.demo_file:refreshed"  # noqa: S105 - a function name
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
     if "DATABASE_URL" not in os.environ:  # the emulators start empty: so does the demo's database
         database = settings.instance_path / "demo.db"
         database.parent.mkdir(parents=True, exist_ok=True)
@@ -232,7 +233,7 @@ def main() -> int:
         story = None
         if set(emulators) == {"HubSpot emulator", "QuickBooks Online emulator"} and not stopping:
             story = tell_the_story(
-                Runtime(Settings.from_env(env, load_dotenv_file=False)), env, emulators, demo_file, lambda: stopping
+                Runtime(Config.from_env(env, load_dotenv_file=False)), env, emulators, demo_file, lambda: stopping
             )
         say("press Ctrl-C to stop everything")
         next_token_check = time.monotonic() + 60

@@ -29,13 +29,14 @@ from sync.clients import errors
 from sync.clients.hubspot import HubSpotClient
 from sync.clients.quickbooks import QuickBooksClient
 from sync.clients.ratelimit import RateLimiter
+from sync.objects import object_type
 from sync.runtime import Runtime
 from sync.setup import set_up
 from sync.store.models import Installation, QboCompany, RecordLink, SyncBacklog, WebhookEvent
-from sync.tasks.syncing import EVENT_OBJECTS, enqueue_run, run_job_id
+from sync.tasks.syncing import enqueue_run, run_job_id
 from sync.tokens import TokenManager
 
-CONTACT_EVENTS = sorted(kind for kind, objects in EVENT_OBJECTS.items() if "contacts" in objects)
+CONTACT_EVENTS = sorted({*object_type("contacts").event_types, *object_type("contacts").hubspot_triggers})
 PRIMARY_COMPANY, INVOICE_CONTACT, LINE_ITEM_INVOICE = 1, 177, 410  # HubSpot association type ids
 
 COMPANIES = {"northwind": "Northwind Traders", "globex": "Globex"}
@@ -191,7 +192,7 @@ def _invoices_of(runtime: Runtime, demo: Demo, contact_id: str) -> list[str]:
 
 def _hubspot(runtime: Runtime, demo: Demo) -> HubSpotClient:
     token = TokenManager(runtime).hubspot_access_token(demo.installation_id)
-    return HubSpotClient(runtime.settings, demo.portal_id, token, RateLimiter(runtime.jobs.connection))
+    return HubSpotClient(runtime.config, demo.portal_id, token, RateLimiter(runtime.jobs.connection))
 
 
 def _hubspot_sdk(runtime: Runtime, demo: Demo):
@@ -203,7 +204,7 @@ def _hubspot_sdk(runtime: Runtime, demo: Demo):
 
 def _qbo(runtime: Runtime, demo: Demo) -> QuickBooksClient:
     access, refresh = TokenManager(runtime).quickbooks_tokens(demo.company_id)
-    return QuickBooksClient(runtime.settings, demo.realm_id, access, refresh, RateLimiter(runtime.jobs.connection))
+    return QuickBooksClient(runtime.config, demo.realm_id, access, refresh, RateLimiter(runtime.jobs.connection))
 
 
 def set_up_contacts(runtime: Runtime, demo: Demo) -> None:

@@ -39,7 +39,7 @@ class SignedIn:
 
 def install_or_sign_in(runtime: Runtime, code: str) -> SignedIn:
     """Finish HubSpot's OAuth: a new (or reinstalled) portal is installed; a user of an installed one signs in."""
-    oauth = HubSpotOAuth(runtime.settings)
+    oauth = HubSpotOAuth(runtime.config)
     tokens = oauth.exchange_code(code)
     info = oauth.token_info(tokens.access_token)
     with runtime.database.session() as session:
@@ -89,8 +89,8 @@ def _can_change(oauth: HubSpotOAuth, installation: Installation, access_token: s
 
 def connect_quickbooks(runtime: Runtime, installation_id: int, code: str, realm_id: str) -> QboCompany:
     """Finish Intuit's OAuth for an installation: store the company and its tokens, then pre-flight it."""
-    oauth = QuickBooksOAuth(runtime.settings)
-    environment = runtime.settings.intuit_environment
+    oauth = QuickBooksOAuth(runtime.config)
+    environment = runtime.config.intuit_environment
     with runtime.database.session() as session:
         taken = session.scalar(
             select(QboCompany).where(
@@ -113,7 +113,7 @@ def connect_quickbooks(runtime: Runtime, installation_id: int, code: str, realm_
             "Disconnect it before connecting another company (one company per account)."
         )
     tokens = oauth.exchange_code(code, realm_id)
-    client = QuickBooksClient(runtime.settings, realm_id, tokens.access_token, tokens.refresh_token)
+    client = QuickBooksClient(runtime.config, realm_id, tokens.access_token, tokens.refresh_token)
     info, preferences = client.company_info(), client.preferences()
     with runtime.database.session() as session:
         company = session.scalar(
@@ -213,7 +213,7 @@ def disconnect_quickbooks(
             runtime.cipher.decrypt(token.refresh_token_encrypted) if token and token.refresh_token_encrypted else None
         )
     if refresh:
-        _quietly(lambda: QuickBooksOAuth(runtime.settings).revoke(refresh))
+        _quietly(lambda: QuickBooksOAuth(runtime.config).revoke(refresh))
     with runtime.database.session() as session:
         company = session.get(QboCompany, company_id)
         company.status, company.disconnected_at = "disconnected", utcnow()
@@ -240,7 +240,7 @@ def uninstall(runtime: Runtime, installation_id: int) -> None:
     for company_id in companies:
         disconnect_quickbooks(runtime, installation_id, company_id, reason="app uninstalled")
     if refresh:
-        _quietly(lambda: HubSpotOAuth(runtime.settings).delete_refresh_token(refresh))
+        _quietly(lambda: HubSpotOAuth(runtime.config).delete_refresh_token(refresh))
     with runtime.database.session() as session:
         installation = session.get(Installation, installation_id)
         installation.status, installation.uninstalled_at = "uninstalled", utcnow()

@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sync.clients.hubspot import HubSpotClient
 from sync.clients.quickbooks import QuickBooksClient
+from sync.times import parse_time
 
 OVERLAP = timedelta(minutes=2)
 SEARCH_PAGE = 200
@@ -42,17 +42,6 @@ class Changes:
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
-
-
-def parse_time(text: Any) -> datetime | None:
-    """A HubSpot or QBO timestamp (ISO 8601 with any offset, or epoch milliseconds) as an aware datetime."""
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return datetime.fromtimestamp(int(text) / 1000, UTC) if str(text).isdigit() else None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def hubspot_changes(

@@ -14,7 +14,7 @@ import re
 import sys
 from datetime import UTC, datetime
 
-from sync.settings import Settings
+from sync.config import Config
 
 REDACTED = "[redacted]"
 
@@ -87,7 +87,7 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def configure_logging(settings: Settings, stream=None) -> logging.Handler:
+def configure_logging(settings: Config, stream=None) -> logging.Handler:
     """Replace the root logger's handlers with one redacting handler; returns it."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())

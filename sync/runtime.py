@@ -1,4 +1,4 @@
-"""What every Ledgersync process needs, built once from `Settings`.
+"""What every Ledgersync process needs, built once from its `Config` (the environment's configuration).
 
 The web app builds a `Runtime` in `create_app`; a worker builds one per process
 the first time a job asks for `current_runtime()`. Jobs receive ids, not
@@ -8,6 +8,7 @@ same whichever process runs it.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -16,21 +17,32 @@ from typing import Any
 
 from rq.job import Job
 
+from sync.config import Config
 from sync.crypto import TokenCipher
-from sync.jobs import JobQueue
+from sync.job_queue import JobQueue
 from sync.log import configure_logging
-from sync.settings import Settings
 from sync.store.database import Database
+
+log = logging.getLogger(__name__)
 
 
 class Runtime:
-    """Settings plus the database, the job queue and the token cipher they describe."""
+    """Config plus the database, the job queue and the token cipher they describe."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.database = Database(settings.database_url)
-        self.jobs = JobQueue(settings.redis_url, settings.instance_path)
-        self.cipher = TokenCipher(settings.token_encryption_key)
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.database = Database(config.database_url)
+        self.jobs = JobQueue(config.redis_url, config.instance_path)
+        self.cipher = TokenCipher(config.token_encryption_key)
+        self.token_listeners: list[Callable[[str, str], None]] = [_load(spec) for spec in config.token_refresh_hooks]
+
+    def token_refreshed(self, provider: str, access_token: str) -> None:
+        """Tell the registered listeners (`LEDGERSYNC_TOKEN_REFRESH_HOOKS`); one that fails never fails the refresh."""
+        for listener in self.token_listeners:
+            try:
+                listener(provider, access_token)
+            except Exception:  # noqa: BLE001 - a listener's trouble is its own; the token is stored
+                log.exception("a token-refresh listener failed", extra={"provider": provider})
 
     def enqueue(self, func: Callable[..., Any], *args: Any, **options: Any) -> Job:
         """Enqueue a job; in embedded mode it runs now, in this process, with this runtime."""
@@ -50,6 +62,14 @@ class Runtime:
         self.database.dispose()
 
 
+def _load(spec: str) -> Callable[..., Any]:
+    """ "package.module:function" → the function (a wrong name fails at start, not at the first refresh)."""
+    module_name, _, attribute = spec.partition(":")
+    if not attribute:
+        raise ValueError(f"a hook is named as module:function, not {spec!r}")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
 _current: Runtime | None = None
 _current_pid: int | None = None
 
@@ -63,10 +83,10 @@ def current_runtime() -> Runtime:
     """
     global _current, _current_pid
     if _current is None or _current_pid != os.getpid():
-        settings = Settings.from_env()
+        config = Config.from_env()
         if not logging.getLogger().handlers:
-            configure_logging(settings)
-        _current, _current_pid = Runtime(settings), os.getpid()
+            configure_logging(config)
+        _current, _current_pid = Runtime(config), os.getpid()
     return _current
 
 

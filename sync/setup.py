@@ -6,6 +6,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from sync.objects import REGISTERED, names
+from sync.objects import object_type as registered
 from sync.runtime import Runtime
 from sync.store.models import DIRECTIONS, QboCompany, RecordLink, SyncBacklog, SyncSettings, utcnow
 
@@ -30,6 +32,9 @@ def set_up(
     `fields` turns default mappings on or off ({"phone": False}); a field turned off is left alone
     on both sides. A new sync starts with the object's recommended filters; `filters` ({side: name or None}) changes
     them ({"hubspot": None}: every HubSpot record may start syncing)."""
+    if object_type not in REGISTERED:
+        raise ValueError(f"unknown object type {object_type!r} (synced: {', '.join(names())})")
+    kind = registered(object_type)
     direction = DIRECTION_NAMES.get(direction, direction)
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(DIRECTION_NAMES)}")
@@ -53,10 +58,10 @@ def set_up(
                 object_type=object_type,
                 set_up_at=utcnow(),
             )
-            settings.filters = dict(getattr(_module(object_type), "RECOMMENDED_FILTERS", {}))
+            settings.filters = dict(kind.recommended_filters)
             session.add(settings)
         if fields:
-            known = _module(object_type).DEFAULT_FIELDS
+            known = kind.default_fields
             unknown = sorted(set(fields) - set(known))
             if unknown:
                 raise ValueError(f"unknown field {', '.join(unknown)} (the mappings are: {', '.join(known)})")
@@ -73,23 +78,14 @@ def set_up(
         settings.delete_policy = delete_policy or settings.delete_policy or "keep"  # None: as it was
         settings.status, settings.paused_reason = "active", None
         if options:
-            if "template" in options:
-                from sync.contacts import check_template
-
-                options = {**options, "template": check_template(options["template"])}
+            options = kind.check_options(dict(options))
             settings.options = {**(settings.options or {}), **options}
         session.flush()
         return settings
 
 
-def _module(object_type: str):
-    from sync.runner import MODULES
-
-    return MODULES[object_type]
-
-
 def _checked_filters(object_type: str, filters: dict[str, str | None]) -> dict[str, str]:
-    known = getattr(_module(object_type), "FILTER_LABELS", {})
+    known = registered(object_type).filter_labels
     for side, name in filters.items():
         if side not in ("hubspot", "quickbooks"):
             raise ValueError("filters are keyed by the side records come from: hubspot or quickbooks")

@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from sync import demo_file
 from sync.clients import errors
 from sync.clients.hubspot import HubSpotOAuth, TokenSet
 from sync.clients.quickbooks import QuickBooksOAuth
@@ -121,7 +120,7 @@ class TokenManager:
             if changed == 0:
                 raise errors.Transient(provider, "the token changed while we refreshed it; try again")
             log.info("token refreshed", extra={"provider": provider, "owner": owner_id, "version": version + 1})
-            demo_file.update_access_token(self.runtime.settings.demo_file, provider, fresh.access_token)
+            self.runtime.token_refreshed(provider, fresh.access_token)
             return fresh.access_token
         finally:
             try:
@@ -131,8 +130,8 @@ class TokenManager:
 
     def _refresh(self, provider: str, refresh_token: str) -> TokenSet:
         if provider == "hubspot":
-            return HubSpotOAuth(self.runtime.settings).refresh(refresh_token)
-        return QuickBooksOAuth(self.runtime.settings).refresh(refresh_token)
+            return HubSpotOAuth(self.runtime.config).refresh(refresh_token)
+        return QuickBooksOAuth(self.runtime.config).refresh(refresh_token)
 
     @staticmethod
     def _load(session: Session, provider: str, owner_id: int) -> OAuthToken:

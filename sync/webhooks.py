@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sync.store.models import Installation, QboCompany, WebhookEvent
+from sync.times import parse_time
 from sync.webhook_schemas import (  # noqa: F401 - MalformedDelivery is part of this module's interface
     DIGITS,
     MAX_EVENTS,
@@ -206,7 +207,7 @@ def _cloud_event(raw: Any) -> IncomingEvent:
         f"{entity}.{verb}",
         entity,
         event["intuitentityid"],
-        _when(event.get("time")),
+        parse_time(event.get("time")),
         clean_payload(raw),
     )
 
@@ -239,24 +240,11 @@ def _legacy_events(notification: Any) -> list[IncomingEvent]:
                 f"{name}.{entity['operation'].lower()}",
                 name,
                 entity["id"],
-                _when(entity.get("lastUpdated")),
+                parse_time(entity.get("lastUpdated")),
                 clean_payload({"realmId": realm, **raw}),
             )
         )
     return parsed
-
-
-def _when(text: Any) -> datetime | None:
-    if not text:
-        return None
-    value = str(text)
-    if len(value) > 5 and value[-5] in "+-" and value[-3] != ":":  # 2015-10-05T14:42:19-0700
-        value = value[:-2] + ":" + value[-2:]
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def store_events(session: Session, events: list[IncomingEvent]) -> dict[str, int]:

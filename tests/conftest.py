@@ -23,8 +23,8 @@ import requests
 from cryptography.fernet import Fernet
 from psycopg import sql
 
+from sync.config import Config, normalize_database_url
 from sync.runtime import Runtime
-from sync.settings import Settings, normalize_database_url
 from sync.store import migrate
 from sync.store.database import Database
 
@@ -92,9 +92,9 @@ def database_url(request, tmp_path: Path) -> str:
 
 @pytest.fixture
 def make_settings(tmp_path: Path):
-    """Settings for a test, with a private instance folder and fixed secrets."""
+    """Config for a test, with a private instance folder and fixed secrets."""
 
-    def build(**overrides) -> Settings:
+    def build(**overrides) -> Config:
         values = dict(
             instance_path=tmp_path / "instance",
             database_url=f"sqlite:///{tmp_path / 'app.db'}",
@@ -104,7 +104,7 @@ def make_settings(tmp_path: Path):
         )
         values.update(overrides)
         values["database_url"] = normalize_database_url(values["database_url"])
-        return Settings(**values)
+        return Config(**values)
 
     return build
 
@@ -130,7 +130,7 @@ def runtime(make_settings, redis_url) -> Iterator[Runtime]:
 def app(runtime):
     from app import create_app
 
-    flask_app = create_app(runtime.settings)
+    flask_app = create_app(runtime.config)
     flask_app.config["TESTING"] = True
     migrate.upgrade(flask_app.extensions["ledgersync"].database.engine)
     return flask_app

@@ -90,7 +90,7 @@ def test_cli_jobs_ping_waits_for_a_real_worker(app, runtime):
             "worker",
             "--burst",
             "--url",
-            runtime.settings.redis_url,
+            runtime.config.redis_url,
             "high",
             "default",
             "low",
@@ -116,7 +116,7 @@ def test_cli_jobs_ping_fails_clearly_without_a_worker(app):
 
 
 def _env_for(runtime) -> dict:
-    settings = runtime.settings
+    settings = runtime.config
     return {
         **os.environ,
         "DATABASE_URL": settings.database_url,

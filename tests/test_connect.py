@@ -50,7 +50,7 @@ def test_install_through_real_redirects_stores_an_encrypted_token(stack):
         token = session.scalar(select(OAuthToken))
         access = stack.runtime.cipher.decrypt(token.access_token_encrypted)
         assert access.encode() not in token.access_token_encrypted
-    info = HubSpotOAuth(stack.runtime.settings).token_info(access)
+    info = HubSpotOAuth(stack.runtime.config).token_info(access)
     assert info["hub_id"] == account["portalId"] and "crm.objects.invoices.write" in info["scopes"]
 
 
@@ -222,7 +222,7 @@ def test_uninstall_deletes_hubspot_access(stack, installed):
         assert session.scalar(select(Installation)).status == "uninstalled"
         assert session.scalars(select(OAuthToken)).all() == []
     with pytest.raises(errors.Unauthorized):
-        HubSpotOAuth(stack.runtime.settings).refresh(refresh)  # deleted at HubSpot too
+        HubSpotOAuth(stack.runtime.config).refresh(refresh)  # deleted at HubSpot too
     assert browser.get(f"{stack.url}/connection", timeout=5).url == f"{stack.url}/"
 
 
@@ -283,7 +283,7 @@ def test_refresh_rotation_raced_by_two_workers(stack, installed):
     # The stored (rotated) refresh token is the live one: refreshing again works.
     _expire_access_token(stack, "quickbooks")
     access, _refresh = TokenManager(stack.runtime).quickbooks_tokens(token.qbo_company_id)
-    client = QuickBooksClient(stack.runtime.settings, company["realmId"], access)
+    client = QuickBooksClient(stack.runtime.config, company["realmId"], access)
     assert client.company_info()["CompanyName"] == "Craig's Design"
 
 
@@ -325,7 +325,7 @@ def test_hubspot_refresh_and_an_uninstall_from_hubspot(stack, installed):
         installation_id = session.scalar(select(Installation)).id
     _expire_access_token(stack, "hubspot")
     access = TokenManager(stack.runtime).hubspot_access_token(installation_id)
-    assert HubSpotOAuth(stack.runtime.settings).token_info(access)["hub_id"] == account["portalId"]
+    assert HubSpotOAuth(stack.runtime.config).token_info(access)["hub_id"] == account["portalId"]
     stack.hubspot.control("POST", f"/accounts/{account['portalId']}/uninstall", expect=200)
     _expire_access_token(stack, "hubspot")
     from sync.connect import check_hubspot_access
@@ -345,7 +345,7 @@ def test_key_rotation_keeps_tokens_readable(stack, installed, tmp_path):
             t.id: stack.runtime.cipher.decrypt(t.access_token_encrypted) for t in session.scalars(select(OAuthToken))
         }
     new_key = Fernet.generate_key().decode()
-    stack.runtime.cipher = TokenCipher(f"{new_key},{stack.runtime.settings.token_encryption_key}")
+    stack.runtime.cipher = TokenCipher(f"{new_key},{stack.runtime.config.token_encryption_key}")
     assert TokenManager(stack.runtime).rotate_encryption_key() == len(before)
     only_new = TokenCipher(new_key)
     with stack.db() as session:
@@ -360,7 +360,7 @@ def test_hubspot_client_errors_and_limiter(stack, hubspot_account, redis_url):
     import redis
 
     limiter = RateLimiter(redis.Redis.from_url(redis_url))
-    client = HubSpotClient(stack.runtime.settings, hubspot_account["portalId"], hubspot_account["accessToken"], limiter)
+    client = HubSpotClient(stack.runtime.config, hubspot_account["portalId"], hubspot_account["accessToken"], limiter)
     created = client.create("contacts", {"email": "c@example.com"})
     with pytest.raises(errors.Duplicate):
         client.create("contacts", {"email": "c@example.com"})
@@ -388,9 +388,7 @@ def test_quickbooks_client_errors_and_limiter(stack, qbo_company, redis_url):
     import redis
 
     limiter = RateLimiter(redis.Redis.from_url(redis_url))
-    client = QuickBooksClient(
-        stack.runtime.settings, qbo_company["realmId"], qbo_company["accessToken"], limiter=limiter
-    )
+    client = QuickBooksClient(stack.runtime.config, qbo_company["realmId"], qbo_company["accessToken"], limiter=limiter)
     customer = client.create("Customer", {"DisplayName": "Client Test"})
     with pytest.raises(errors.Duplicate):
         client.create("Customer", {"DisplayName": "Client Test"})
@@ -548,8 +546,8 @@ def test_hsts_in_production():
     from flask import Response
 
     from app import security_headers
-    from sync.settings import Settings
+    from sync.config import Config
 
     response = Response("x")
-    security_headers(Settings(app_env="production", secret_key="x", token_encryption_key="x")).set_headers(response)
+    security_headers(Config(app_env="production", secret_key="x", token_encryption_key="x")).set_headers(response)
     assert "max-age=31536000" in response.headers["Strict-Transport-Security"]

@@ -29,7 +29,7 @@ CONTACTS = 700  # two pages of 500: the kill lands in the first
 
 
 def settings_env(settings) -> dict[str, str]:
-    """The environment a worker process needs to build the same Settings as the test's stack."""
+    """The environment a worker process needs to build the same Config as the test's stack."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
     env.update(
         APP_ENV="development",
@@ -131,8 +131,8 @@ def test_a_worker_killed_mid_sync_is_resumed_within_two_minutes(stack, installed
         },
         expect=201,
     )
-    env = settings_env(stack.runtime.settings)
-    url = stack.runtime.settings.redis_url
+    env = settings_env(stack.runtime.config)
+    url = stack.runtime.config.redis_url
     worker = [str(BIN / "rq"), "worker", "--with-scheduler", "--url", url, "high", "default", "low"]
     logs = [tmp_path / "clock.log", tmp_path / "first-worker.log", tmp_path / "second-worker.log"]
     clock = start([str(BIN / "rq"), "cron", "sync.tasks.schedule", "--url", url], env, logs[0])

@@ -1,4 +1,5 @@
-"""instance/demo.json: written whole by the demo, its access tokens rewritten by every refresh."""
+"""instance/demo.json: written whole by the demo, its access tokens rewritten by every refresh (through
+the token-refresh hook the demo registers; the product has no demo branch)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import threading
 
 from sqlalchemy import select
 
-from sync import demo_file
+from scripts import demo_file
+from sync.runtime import Runtime
 from sync.store.models import Installation, QboCompany
 from sync.tokens import TokenManager
 
@@ -41,9 +43,13 @@ def test_concurrent_rewrites_never_leave_half_a_file_or_lose_a_side(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_a_token_refresh_rewrites_that_sides_token_in_the_file(stack, installed, tmp_path):
+def test_a_token_refresh_rewrites_that_sides_token_in_the_file(stack, installed, tmp_path, monkeypatch):
     path = tmp_path / "demo.json"
-    stack.runtime.settings = stack.runtime.settings.with_overrides(demo_file=path)
+    monkeypatch.setenv("LEDGERSYNC_DEMO_FILE", str(path))
+    # the runtime a demo process builds: the hook is named in its configuration, loaded at start
+    hooked = Runtime(stack.runtime.config.with_overrides(token_refresh_hooks=("scripts.demo_file:refreshed",)))
+    stack.runtime.token_listeners = hooked.token_listeners
+    hooked.close()
     with stack.db() as session:
         installation_id = session.scalar(select(Installation)).id
         company_id = session.scalar(select(QboCompany)).id

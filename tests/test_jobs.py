@@ -6,7 +6,7 @@ from datetime import timedelta
 from rq import SimpleWorker
 from sqlalchemy import select
 
-from sync.jobs import QUEUE_NAMES, JobQueue
+from sync.job_queue import QUEUE_NAMES, JobQueue
 from sync.runtime import Runtime, use_runtime
 from sync.store import migrate
 from sync.store.models import Installation, Notification, QboCompany, SyncActivity, WebhookEvent, utcnow

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from sync import writer
+from sync.locks import lock_key
 from sync.runner import run_object
 from sync.setup import set_up
 from sync.store.models import QboCompany, RecordLink, SyncActivity, WebhookEvent
@@ -175,7 +177,7 @@ def test_a_crash_after_the_remote_create_leaves_no_duplicate(stack, synced, monk
         (pending,) = session.scalars(select(RecordLink)).all()
         assert pending.pending_write is not None and pending.qbo_id is None
     monkeypatch.setattr(runner.QuickBooksClient, "batch_create", original)
-    stack.runtime.jobs.connection.delete(f"ledgersync:run:{company_id}:contacts")  # the dead worker's lock expires
+    stack.runtime.jobs.connection.delete(lock_key(company_id, "contacts"))  # the dead worker's lock expires
     summary = run_object(stack.runtime, company_id, "contacts")
     assert summary.counts.get("resumed") == 1
     assert len([c for c in qbo_customers(stack, realm) if c == "crash@example.com"]) == 1
@@ -267,7 +269,7 @@ def test_cli_setup_run_and_status(stack, installed):
 def _drain(stack) -> None:
     from rq import SimpleWorker
 
-    from sync.jobs import QUEUE_NAMES
+    from sync.job_queue import QUEUE_NAMES
     from sync.runtime import use_runtime
 
     queues = [stack.runtime.jobs.queue(name) for name in QUEUE_NAMES]
@@ -346,7 +348,6 @@ def test_a_change_that_arrives_during_a_run_is_written_right_after_it(stack, syn
     the run it queues finds the lock held and leaves a mark; the holder honours it when it releases."""
     import threading
 
-    from sync import runner
     from sync.runtime import use_runtime
     from sync.tasks.syncing import run_sync
 
@@ -364,7 +365,7 @@ def test_a_change_that_arrives_during_a_run_is_written_right_after_it(stack, syn
     assert qbo_customers(stack, realm)["during@example.com"]["FamilyName"] == "Ing"
 
     inside, release, held = threading.Event(), threading.Event(), []
-    carry_out = runner._Run._carry_out
+    carry_out = writer.Writer.carry_out
 
     def carry_out_held_once(self, *args):  # the page's records are read and planned: hold before writing
         if not held:
@@ -373,7 +374,7 @@ def test_a_change_that_arrives_during_a_run_is_written_right_after_it(stack, syn
             assert release.wait(60)
         return carry_out(self, *args)
 
-    monkeypatch.setattr(runner._Run, "_carry_out", carry_out_held_once)
+    monkeypatch.setattr(writer.Writer, "carry_out", carry_out_held_once)
     stack.hubspot.control(
         "PATCH", f"/accounts/{portal}/objects/contacts/{created['id']}", {"properties": {"phone": "100"}}
     )
@@ -478,11 +479,11 @@ def test_crash_points_after_the_remote_create_resume_without_duplicates(stack, s
         def settle_then_die(self, link, base):
             raise SystemExit(crash_point)
 
-        monkeypatch.setattr(runner._Run, "_settled", settle_then_die)
+        monkeypatch.setattr(writer.Writer, "_settled", settle_then_die)
     with pytest.raises(SystemExit):
         run_object(stack.runtime, company_id, "contacts")
     monkeypatch.undo()
-    stack.runtime.jobs.connection.delete(f"ledgersync:run:{company_id}:contacts")  # the dead worker's lock
+    stack.runtime.jobs.connection.delete(lock_key(company_id, "contacts"))  # the dead worker's lock
     summary = run_object(stack.runtime, company_id, "contacts")
     assert summary.counts.get("resumed") == 1
     assert list(qbo_customers(stack, realm)) == ["point@example.com"]
@@ -536,7 +537,6 @@ def test_creates_go_in_batches_and_a_failure_stays_with_its_record(stack, synced
 
 
 def test_a_crash_in_the_middle_of_a_batch_resumes_without_duplicates(stack, synced, monkeypatch):
-    from sync import runner
 
     portal, realm, company_id = synced
     stack.hubspot.control(
@@ -549,19 +549,19 @@ def test_a_crash_in_the_middle_of_a_batch_resumes_without_duplicates(stack, sync
         },
         expect=201,
     )
-    original, linked = runner._Run._linked_after_create, []
+    original, linked = writer.Writer._linked_after_create, []
 
-    def link_some_then_die(self, link_id, target, target_id, read_back):
+    def link_some_then_die(self, link_id, target, target_id, read_back, *lines):
         if len(linked) == 2:
             raise SystemExit("worker killed half-way through recording the batch")
         linked.append(link_id)
-        original(self, link_id, target, target_id, read_back)
+        original(self, link_id, target, target_id, read_back, *lines)
 
-    monkeypatch.setattr(runner._Run, "_linked_after_create", link_some_then_die)
+    monkeypatch.setattr(writer.Writer, "_linked_after_create", link_some_then_die)
     with pytest.raises(SystemExit):
         run_object(stack.runtime, company_id, "contacts")
     monkeypatch.undo()
-    stack.runtime.jobs.connection.delete(f"ledgersync:run:{company_id}:contacts")
+    stack.runtime.jobs.connection.delete(lock_key(company_id, "contacts"))
     summary = run_object(stack.runtime, company_id, "contacts")
     assert summary.counts.get("resumed") == 3
     assert len(qbo_customers(stack, realm)) == 5
@@ -939,6 +939,14 @@ def test_a_new_customer_is_named_by_the_display_name_rule(stack, installed, opti
 def test_a_display_name_template_with_unknown_fields_is_refused(stack, installed):
     result = stack.app.test_cli_runner().invoke(args=["sync", "setup", "contacts", "--name-template", "{nickname}"])
     assert result.exit_code != 0 and "{company}" in result.output and "nickname" in result.output
+
+
+def test_only_registered_object_types_can_be_set_up(stack, installed):
+    """The database no longer lists object types (the registry does): setting up another is refused here."""
+    with stack.db() as session:
+        company_id = session.scalar(select(QboCompany)).id
+    with pytest.raises(ValueError, match="unknown object type 'deals'"):
+        set_up(stack.runtime, company_id, "deals")
 
 
 def _association(to_id: str, type_id: int) -> list[dict]:

@@ -48,7 +48,7 @@ def add_tenant(session, hub_id: int, realm_id: str) -> tuple[Installation, QboCo
 
 
 def test_migrations_create_every_table_and_go_back_down(database_url):
-    from sync.settings import normalize_database_url
+    from sync.config import normalize_database_url
 
     database = Database(normalize_database_url(database_url))
     try:

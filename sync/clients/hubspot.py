@@ -24,7 +24,7 @@ from hubspot import HubSpot
 
 from sync.clients import errors
 from sync.clients.ratelimit import HUBSPOT_LIMITS, RateLimiter
-from sync.settings import PROJECT_ROOT, Settings
+from sync.config import PROJECT_ROOT, Config
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -94,7 +94,7 @@ def _classify(side: str, status: int, body: str | None, headers) -> errors.ApiEr
 class HubSpotOAuth:
     """The app's side of HubSpot OAuth (no token needed)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Config) -> None:
         self.settings = settings
         self.sdk = HubSpot(host=settings.hubspot_api_base_url)
 
@@ -156,9 +156,7 @@ class HubSpotOAuth:
 class HubSpotClient:
     """CRM calls for one portal with one access token; limited and counted through Redis."""
 
-    def __init__(
-        self, settings: Settings, portal_id: int, access_token: str, limiter: RateLimiter | None = None
-    ) -> None:
+    def __init__(self, settings: Config, portal_id: int, access_token: str, limiter: RateLimiter | None = None) -> None:
         self.portal_id, self.limiter = portal_id, limiter
         self.sdk = HubSpot(access_token=access_token, host=settings.hubspot_api_base_url)
 
@@ -308,6 +306,20 @@ class HubSpotClient:
             str(result._from.id): [str(t.to_object_id) for t in result.to or []]
             for result in self._association_results(from_type, to_type, ids)
         }
+
+    def associate(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
+        """The default (unlabelled) association between two records; one already there is no error."""
+        self._call(
+            "api",
+            lambda: self.sdk.crm.associations.v4.basic_api.create_default(from_type, from_id, to_type, to_id),
+        )
+
+    def unassociate(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
+        """Remove every association between two records; one already gone is no error."""
+        with contextlib.suppress(errors.NotFound):
+            self._call(
+                "api", lambda: self.sdk.crm.associations.v4.basic_api.archive(from_type, from_id, to_type, to_id)
+            )
 
     def ensure_unique_property(self, object_type: str, name: str, label: str, group: str) -> None:
         """Create our unique id property once (needs crm.schemas.<object>.write)."""

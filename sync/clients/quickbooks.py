@@ -29,7 +29,7 @@ from quickbooks.exceptions import AuthorizationException, QuickbooksException
 from sync.clients import errors
 from sync.clients.hubspot import TokenSet
 from sync.clients.ratelimit import QBO_CONCURRENCY, QBO_LIMITS, RateLimiter
-from sync.settings import Settings, is_local_host
+from sync.config import Config, is_local_host
 
 MINOR_VERSION = 75
 ACCESS_SECONDS, REFRESH_SECONDS = 3600, 8_726_400
@@ -49,7 +49,7 @@ def _allow_plain_http_for_local(url: str) -> None:
 class QuickBooksOAuth:
     """The app's side of Intuit OAuth 2.0."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Config) -> None:
         self.settings = settings
 
     @property
@@ -134,7 +134,7 @@ class QuickBooksClient:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: Config,
         realm_id: str,
         access_token: str,
         refresh_token: str | None = None,
@@ -247,6 +247,17 @@ class QuickBooksClient:
         body = {**changes, "Id": entity_id, "SyncToken": sync_token, "sparse": True}
         params = {"requestid": request_id} if request_id else None
         return self._request("POST", entity.lower(), body, params=params)[entity]
+
+    def full_update(self, entity: str, body: dict) -> dict:
+        """A full update: `body` is the whole entity (its Id and SyncToken included); what it leaves out is
+        cleared. Used where QBO replaces a whole array anyway (a document's lines)."""
+        return self._request("POST", entity.lower(), {**body, "sparse": False})[entity]
+
+    def delete(self, entity: str, entity_id: str, sync_token: str) -> None:
+        """Delete a transaction (name-list entities cannot be deleted: they are made inactive)."""
+        self._request(
+            "POST", entity.lower(), {"Id": entity_id, "SyncToken": sync_token}, params={"operation": "delete"}
+        )
 
 
 def _classify(error: QuickbooksException) -> errors.ApiError:

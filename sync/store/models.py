@@ -41,7 +41,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-OBJECT_TYPES = ("contacts", "products", "invoices")
 DIRECTIONS = ("hubspot_to_qbo", "qbo_to_hubspot", "two_way")
 CONFLICT_WINNERS = ("hubspot", "quickbooks")
 SIDES = ("hubspot", "quickbooks")
@@ -226,7 +225,6 @@ class SyncSettings(Timestamps, Base):
     __table_args__ = (
         *_company_scope("sync_settings"),
         UniqueConstraint("qbo_company_id", "object_type"),
-        CheckConstraint(_one_of("object_type", OBJECT_TYPES), name="object_type"),
         CheckConstraint(_one_of("status", ("active", "paused", "off")), name="status"),
         CheckConstraint(_one_of("direction", DIRECTIONS), name="direction"),
         CheckConstraint(_one_of("conflict_winner", CONFLICT_WINNERS), name="conflict_winner"),
@@ -257,6 +255,9 @@ class RecordLink(Timestamps, Base):
     created_side: Mapped[str | None] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16), default="syncing")
     base_values: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # A compound record's lines synced on both sides: {hubspot line id: qbo line id}; their bases
+    # are in base_values["lines"], keyed by the HubSpot line id.
+    line_pairs: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     hubspot_modified_at: Mapped[datetime | None]
     qbo_modified_at: Mapped[datetime | None]
     qbo_sync_token: Mapped[str | None] = mapped_column(String(32))
@@ -280,7 +281,6 @@ class RecordLink(Timestamps, Base):
         UniqueConstraint("qbo_company_id", "object_type", "qbo_id"),
         Index("ix_record_links_state", "qbo_company_id", "object_type", "state"),
         Index("ix_record_links_next_attempt_at", "next_attempt_at"),
-        CheckConstraint(_one_of("object_type", OBJECT_TYPES), name="object_type"),
         CheckConstraint(_one_of("origin", SIDES), name="origin"),
         CheckConstraint(_one_of("state", RECORD_STATES), name="state"),
         CheckConstraint("hubspot_id IS NOT NULL OR qbo_id IS NOT NULL", name="has_an_id"),
@@ -310,7 +310,6 @@ class SyncActivity(Base):
         *_company_scope("sync_activity"),
         Index("ix_sync_activity_record", "record_link_id", "created_at"),
         Index("ix_sync_activity_recent", "qbo_company_id", "object_type", "created_at"),
-        CheckConstraint(_one_of("object_type", OBJECT_TYPES), name="object_type"),
     )
 
 
@@ -331,7 +330,6 @@ class SyncCursor(Base):
     __table_args__ = (
         *_company_scope("sync_cursors"),
         UniqueConstraint("qbo_company_id", "object_type", "side"),
-        CheckConstraint(_one_of("object_type", OBJECT_TYPES), name="object_type"),
         CheckConstraint(_one_of("side", SIDES), name="side"),
     )
 
@@ -358,7 +356,6 @@ class SyncBacklog(Base):
     __table_args__ = (
         *_company_scope("sync_backlog"),
         UniqueConstraint("qbo_company_id", "object_type", "side", "record_id"),
-        CheckConstraint(_one_of("object_type", OBJECT_TYPES), name="object_type"),
         CheckConstraint(_one_of("side", SIDES), name="side"),
     )
 
@@ -480,5 +477,4 @@ class SyncLock(Base):
     __table_args__ = (
         *_company_scope("sync_locks"),
         UniqueConstraint("qbo_company_id", "object_type"),
-        CheckConstraint(_one_of("object_type", OBJECT_TYPES), name="object_type"),
     )

@@ -18,19 +18,12 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from sync.clients import errors
-from sync.runner import MODULES, run_object
+from sync.objects import REGISTERED, objects_for_event
+from sync.runner import run_object
 from sync.runtime import Runtime, current_runtime
 from sync.store.models import QboCompany, SyncSettings, WebhookEvent, utcnow
 
 log = logging.getLogger(__name__)
-# webhook object type → the object runs it concerns (a company's or an invoice's change re-plans
-# the contacts associated with it: display names, and the filter "billing contact of an open invoice")
-EVENT_OBJECTS = {
-    "contacts": ("contacts",),
-    "customer": ("contacts",),
-    "companies": ("contacts",),
-    "invoices": ("contacts",),
-}
 
 
 def run_job_id(company_id: int, object_type: str) -> str:
@@ -71,7 +64,7 @@ def run_sync(company_id: int, object_type: str) -> dict:
     if summary.retry_in is not None:  # busy: once more when the holder's lease ends, in case it died
         enqueue_run(runtime, company_id, object_type, delay=summary.retry_in)
     for released in summary.released - {object_type}:  # records a new link freed (their own backlog)
-        if released in MODULES:
+        if released in REGISTERED:
             enqueue_run(runtime, company_id, released)
     return {"counts": summary.counts, "skipped": summary.skipped_run, "more_to_do": summary.more_to_do}
 
@@ -109,9 +102,9 @@ def enqueue_for_events(runtime: Runtime, installation_id: int) -> int:
         for event_id, object_type, company_id in pending:
             runs = {
                 (company, target)
-                for target in EVENT_OBJECTS.get(object_type or "", ())
+                for target in objects_for_event(object_type)
                 for company in ([company_id] if company_id else companies)
-                if target in MODULES and (company, target) in active
+                if target in REGISTERED and (company, target) in active
             }
             if not runs:
                 unused.append((event_id, object_type))
@@ -147,7 +140,7 @@ def sweep() -> int:
         )
         stale_installations = [i for i in stale if i is not None]
     for company_id, object_type in active:
-        if object_type in MODULES:
+        if object_type in REGISTERED:
             enqueue_run(runtime, company_id, object_type)
     for installation_id in stale_installations:
         enqueue_for_events(runtime, installation_id)
@@ -164,6 +157,6 @@ def recover_abandoned_runs() -> int:
     found = abandoned_runs(runtime)
     for company_id, object_type in found:
         log.warning("resuming a run whose worker died", extra={"company_id": company_id, "object_type": object_type})
-        if object_type in MODULES:
+        if object_type in REGISTERED:
             enqueue_run(runtime, company_id, object_type)
     return len(found)

@@ -1,10 +1,13 @@
-"""Ledgersync's settings: one immutable object, read from the environment.
+"""Ledgersync's configuration: one immutable object, read from the environment.
+
+(Not to be confused with a sync's *settings* — its direction, mappings and filters — which are
+rows of `SyncSettings` in the database.)
 
 Everything that varies between a laptop, CI and production is an environment
-variable (optionally from a `.env` file). `Settings.from_env()` reads them once
+variable (optionally from a `.env` file). `Config.from_env()` reads them once
 and the result is passed explicitly to whatever needs it: the Flask app, the
 RQ jobs, the CLI. Nothing reads `os.environ` anywhere else, so a test can build
-a `Settings` by hand and know exactly what the code under test sees.
+a `Config` by hand and know exactly what the code under test sees.
 
 Production refuses to start without its secrets and names every missing
 variable. Development generates `SECRET_KEY` and `TOKEN_ENCRYPTION_KEY` once,
@@ -59,7 +62,7 @@ class ConfigError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Settings:
+class Config:
     """Every setting Ledgersync has; see the README's table for each variable."""
 
     app_env: str = "development"
@@ -71,8 +74,9 @@ class Settings:
     app_base_url: str = "http://localhost:8000"
     log_level: str = "INFO"
     log_format: str = "json"
-    # `make demo` only: a file that always holds the current access tokens (sync.demo_file)
-    demo_file: Path | None = None
+    # Callables ("module:function") told of every token refresh as (provider, access token), in
+    # whichever process refreshes: `make demo` keeps instance/demo.json current with one.
+    token_refresh_hooks: tuple[str, ...] = ()
 
     hubspot_app_id: str = ""
     hubspot_client_id: str = ""
@@ -106,7 +110,7 @@ class Settings:
         # Very short values would redact ordinary words; real secrets are long.
         return tuple(value for value in candidates if value and len(value) >= 6)
 
-    def with_overrides(self, **changes: object) -> Settings:
+    def with_overrides(self, **changes: object) -> Config:
         """A copy with some fields changed (tests and the CLI use this)."""
         return replace(self, **changes)
 
@@ -116,7 +120,7 @@ class Settings:
         environ: Mapping[str, str] | None = None,
         *,
         load_dotenv_file: bool = True,
-    ) -> Settings:
+    ) -> Config:
         """Read the settings from `environ` (default: `os.environ` plus `.env`).
 
         Raises `ConfigError` naming the variables at fault.
@@ -165,7 +169,9 @@ class Settings:
             app_base_url=get("APP_BASE_URL", "http://localhost:8000").rstrip("/"),
             log_level=get("LOG_LEVEL", "INFO").upper(),
             log_format=log_format,
-            demo_file=Path(get("LEDGERSYNC_DEMO_FILE")).resolve() if get("LEDGERSYNC_DEMO_FILE") else None,
+            token_refresh_hooks=tuple(
+                spec.strip() for spec in get("LEDGERSYNC_TOKEN_REFRESH_HOOKS", "").split(",") if spec.strip()
+            ),
             hubspot_app_id=get("HUBSPOT_APP_ID"),
             hubspot_client_id=get("HUBSPOT_CLIENT_ID"),
             hubspot_client_secret=get("HUBSPOT_CLIENT_SECRET"),
@@ -243,7 +249,7 @@ def _check_fernet_keys(value: str) -> None:
             ) from None
 
 
-def _check_urls(settings: Settings) -> None:
+def _check_urls(settings: Config) -> None:
     for name in (
         "app_base_url",
         "hubspot_api_base_url",

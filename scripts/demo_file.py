@@ -4,9 +4,11 @@
      "quickbooks": {"base_url", "realm_id", "access_token"}, "updated_at"}
 
 Access tokens only (never a refresh token or a secret), mode 0600. The demo writes it once
-connected; afterwards every token refresh, in whichever process does it, rewrites that side's token
-(`LEDGERSYNC_DEMO_FILE` names the file; unset, nothing is written). Writes are atomic (a temporary
-file renamed over the old one) and serialized with a lock file, so a reader never sees half a file.
+connected; afterwards every token refresh, in whichever process does it, rewrites that side's token:
+the demo registers `refreshed` as a token-refresh hook (`LEDGERSYNC_TOKEN_REFRESH_HOOKS`) for its
+app, worker and clock, and `LEDGERSYNC_DEMO_FILE` names the file. The product knows nothing of it.
+Writes are atomic (a temporary file renamed over the old one) and serialized with a lock file, so a
+reader never sees half a file.
 """
 
 from __future__ import annotations
@@ -70,3 +72,9 @@ def update_access_token(path: Path | None, provider: str, access_token: str) -> 
             return  # the demo has not written it yet: it will write the current token itself
         content.setdefault(provider, {})["access_token"] = access_token
         _write(path, content)
+
+
+def refreshed(provider: str, access_token: str) -> None:
+    """The token-refresh hook the demo registers: the file named by LEDGERSYNC_DEMO_FILE follows."""
+    named = os.environ.get("LEDGERSYNC_DEMO_FILE")
+    update_access_token(Path(named).resolve() if named else None, provider, access_token)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from sync.settings import INTUIT_DISCOVERY_URLS, PRODUCTION_REQUIRED, ConfigError, Settings
+from sync.config import INTUIT_DISCOVERY_URLS, PRODUCTION_REQUIRED, Config, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,7 +24,7 @@ def production_env(**overrides) -> dict[str, str]:
 
 
 def test_defaults_in_development(tmp_path):
-    settings = Settings.from_env({"INSTANCE_PATH": str(tmp_path)})
+    settings = Config.from_env({"INSTANCE_PATH": str(tmp_path)})
     assert settings.app_env == "development"
     assert settings.database_url == f"sqlite:///{tmp_path / 'ledgersync.db'}"
     assert settings.redis_url is None
@@ -36,8 +36,8 @@ def test_defaults_in_development(tmp_path):
 
 
 def test_development_generates_secrets_once_and_reuses_them(tmp_path):
-    first = Settings.from_env({"INSTANCE_PATH": str(tmp_path)})
-    second = Settings.from_env({"INSTANCE_PATH": str(tmp_path)})
+    first = Config.from_env({"INSTANCE_PATH": str(tmp_path)})
+    second = Config.from_env({"INSTANCE_PATH": str(tmp_path)})
     assert first.secret_key and first.secret_key == second.secret_key
     assert first.token_encryption_key == second.token_encryption_key
     Fernet(first.token_encryption_key.encode())  # a usable key
@@ -48,7 +48,7 @@ def test_development_generates_secrets_once_and_reuses_them(tmp_path):
 
 def test_explicit_secrets_win_over_generated_ones(tmp_path):
     key = Fernet.generate_key().decode()
-    settings = Settings.from_env(
+    settings = Config.from_env(
         {"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "given-secret", "TOKEN_ENCRYPTION_KEY": key}
     )
     assert (settings.secret_key, settings.token_encryption_key) == ("given-secret", key)
@@ -57,7 +57,7 @@ def test_explicit_secrets_win_over_generated_ones(tmp_path):
 
 def test_production_names_every_missing_variable():
     with pytest.raises(ConfigError) as raised:
-        Settings.from_env({"APP_ENV": "production"})
+        Config.from_env({"APP_ENV": "production"})
     for name in PRODUCTION_REQUIRED:
         assert name in str(raised.value)
 
@@ -66,7 +66,7 @@ def test_production_names_the_one_missing_variable():
     env = production_env()
     del env["INTUIT_WEBHOOK_VERIFIER_TOKEN"]
     with pytest.raises(ConfigError, match="INTUIT_WEBHOOK_VERIFIER_TOKEN") as raised:
-        Settings.from_env(env)
+        Config.from_env(env)
     assert "SECRET_KEY" not in str(raised.value)
 
 
@@ -74,17 +74,17 @@ def test_production_never_generates_secrets(tmp_path):
     env = production_env(INSTANCE_PATH=str(tmp_path))
     del env["SECRET_KEY"]
     with pytest.raises(ConfigError, match="SECRET_KEY"):
-        Settings.from_env(env)
+        Config.from_env(env)
     assert not (tmp_path / "secret_key").exists()
 
 
 def test_production_requires_https_base_url():
     with pytest.raises(ConfigError, match="APP_BASE_URL must be https"):
-        Settings.from_env(production_env(APP_BASE_URL="http://ledgersync.example.com"))
+        Config.from_env(production_env(APP_BASE_URL="http://ledgersync.example.com"))
 
 
 def test_production_settings_are_read():
-    settings = Settings.from_env(production_env())
+    settings = Config.from_env(production_env())
     assert settings.is_production
     assert settings.database_url == "postgresql+psycopg://user:pw@db.example.com:5432/ledgersync"
     # Secrets are collected for redaction; the 2-letter password is too short to redact safely.
@@ -102,17 +102,17 @@ def test_production_settings_are_read():
     ],
 )
 def test_database_urls_are_normalized(tmp_path, given, expected):
-    assert Settings.from_env({"INSTANCE_PATH": str(tmp_path), "DATABASE_URL": given}).database_url == expected
+    assert Config.from_env({"INSTANCE_PATH": str(tmp_path), "DATABASE_URL": given}).database_url == expected
 
 
 def test_sandbox_environment_picks_sandbox_hosts(tmp_path):
-    settings = Settings.from_env({"INSTANCE_PATH": str(tmp_path), "INTUIT_ENVIRONMENT": "sandbox"})
+    settings = Config.from_env({"INSTANCE_PATH": str(tmp_path), "INTUIT_ENVIRONMENT": "sandbox"})
     assert settings.qbo_api_base_url == "https://sandbox-quickbooks.api.intuit.com"
     assert settings.intuit_discovery_url == INTUIT_DISCOVERY_URLS["sandbox"]
 
 
 def test_base_urls_can_point_at_emulators(tmp_path):
-    settings = Settings.from_env(
+    settings = Config.from_env(
         {
             "INSTANCE_PATH": str(tmp_path),
             "HUBSPOT_API_BASE_URL": "http://localhost:8101/",
@@ -140,12 +140,12 @@ def test_base_urls_can_point_at_emulators(tmp_path):
 )
 def test_bad_values_are_refused_by_name(tmp_path, name, value, message):
     with pytest.raises(ConfigError, match=message):
-        Settings.from_env({"INSTANCE_PATH": str(tmp_path), name: value})
+        Config.from_env({"INSTANCE_PATH": str(tmp_path), name: value})
 
 
 def test_several_encryption_keys_are_accepted(tmp_path):
     keys = f"{Fernet.generate_key().decode()},{Fernet.generate_key().decode()}"
-    assert Settings.from_env({"INSTANCE_PATH": str(tmp_path), "TOKEN_ENCRYPTION_KEY": keys})
+    assert Config.from_env({"INSTANCE_PATH": str(tmp_path), "TOKEN_ENCRYPTION_KEY": keys})
 
 
 def test_dotenv_file_is_read_and_environment_wins(tmp_path, monkeypatch):
@@ -154,7 +154,7 @@ def test_dotenv_file_is_read_and_environment_wins(tmp_path, monkeypatch):
     monkeypatch.setenv("DOTENV_PATH", str(dotenv))
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
     monkeypatch.setenv("HUBSPOT_APP_ID", "from-environment")
-    settings = Settings.from_env()
+    settings = Config.from_env()
     assert settings.hubspot_client_id == "from-dotenv"
     assert settings.hubspot_app_id == "from-environment"
 

@@ -1,0 +1,61 @@
+"""The object types Ledgersync syncs, by name: one module each, registered here.
+
+    from sync.objects import object_type
+    object_type("contacts").qbo_entity  # "Customer"
+
+Adding an object type: write its module (a subclass of `sync.objects.base.ObjectType`) and add an
+instance to `REGISTERED`. The runner, the jobs, the webhooks' routing and the CLI find it here;
+nothing else names it. Tests may `register` a type of their own.
+"""
+
+from __future__ import annotations
+
+from sync.objects.base import Association, ObjectType, RunContext
+from sync.objects.contacts import Contacts
+
+REGISTERED: dict[str, ObjectType] = {}
+
+
+def register(kind: ObjectType) -> ObjectType:
+    REGISTERED[kind.name] = kind
+    return kind
+
+
+def unregister(name: str) -> None:
+    REGISTERED.pop(name, None)
+
+
+def object_type(name: str) -> ObjectType:
+    """The registered object type of that name (KeyError: not one we sync)."""
+    return REGISTERED[name]
+
+
+def names() -> list[str]:
+    return sorted(REGISTERED)
+
+
+def objects_for_event(webhook_object_type: str | None) -> tuple[str, ...]:
+    """The object types whose runs a webhook about `webhook_object_type` concerns: the type that owns
+    those records, and every type that it triggers (a company's change re-plans its contacts)."""
+    if not webhook_object_type:
+        return ()
+    return tuple(
+        kind.name
+        for kind in REGISTERED.values()
+        if webhook_object_type in kind.event_types or webhook_object_type in kind.hubspot_triggers
+    )
+
+
+register(Contacts())
+
+__all__ = [
+    "REGISTERED",
+    "Association",
+    "ObjectType",
+    "RunContext",
+    "names",
+    "object_type",
+    "objects_for_event",
+    "register",
+    "unregister",
+]

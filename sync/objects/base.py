@@ -1,0 +1,234 @@
+"""What an object type declares, so that the runner can sync it without knowing what it is.
+
+An object type is a subclass of `ObjectType` with its names, mappings and rules as class attributes,
+and hooks for what only it needs; an instance is registered in `sync.objects`. The runner
+(sync.runner) owns the loop — detect, page, read, plan, write, remember — and asks the object type
+at each step. Every attribute below has a documented default, so a simple object type is a short
+class; none is probed with `getattr`.
+
+The object type speaks *canonical fields*: the names the planner merges on, the same on both
+sides ("email", "quantity"). It turns a raw HubSpot record and a raw QBO entity into engine
+`Record`s, and canonical changes back into each API's body.
+
+Compound records (an invoice and its lines) declare `line_fields` and the four line mappings; the
+runner reads a HubSpot record's associated line items and a QBO document's `Line` array, and
+writes lines back (HubSpot line items created, updated, archived and associated; QBO lines in a
+full update, since QBO replaces all lines). Associations a record needs (an invoice's customer)
+are declared as `Association`s; the runner reads them as fields and writes them as associations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sync.engine import HUBSPOT, QUICKBOOKS, Filter, Line, Plan, Record, SyncRules
+
+if TYPE_CHECKING:
+    from sync.clients.hubspot import HubSpotClient
+    from sync.clients.quickbooks import QuickBooksClient
+    from sync.store.links import LinkStore
+    from sync.store.models import RecordLink, SyncSettings
+
+
+@dataclass(frozen=True)
+class Association:
+    """A record's tie to a record of another synced object type, synced as a field.
+
+    The canonical value is the *QBO id* of the associated record on both sides: QBO names it in
+    `qbo_field` ({"value": id}); HubSpot associates the record with the linked partner of that id.
+    An associated record that is not linked yet is a dependency: the record waits for it.
+    """
+
+    name: str  # the canonical field ("customer")
+    object_type: str  # our object type of the associated record ("contacts")
+    hubspot_object: str  # HubSpot's object type ("contacts")
+    qbo_field: str  # the reference on the QBO entity ("CustomerRef")
+
+
+@dataclass
+class RunContext:
+    """What an object type's hooks may use during a run: the clients, this object's link store and
+    the sync's stored choices."""
+
+    hubspot: HubSpotClient
+    qbo: QuickBooksClient
+    links: LinkStore
+    options: Mapping[str, Any] = field(default_factory=dict)  # e.g. contacts: the display-name rule
+    filters: Mapping[str, str] = field(default_factory=dict)  # stored filter names, keyed by source side
+    set_up_at: datetime | None = None
+
+
+class ObjectType:
+    # --- names --------------------------------------------------------------------------------------------
+    name: ClassVar[str]  # ours: in the database, URLs and the CLI ("contacts")
+    hubspot_object: ClassVar[str]  # HubSpot's object type ("contacts")
+    qbo_entity: ClassVar[str]  # QBO's entity ("Customer")
+    hubspot_modified_property: ClassVar[str] = "hs_lastmodifieddate"
+    # Our unique property on the HubSpot record, holding the QBO id: HubSpot creates are upserts on it,
+    # so a create repeated after a crash updates instead of duplicating.
+    id_property: ClassVar[str]
+    id_property_label: ClassVar[str] = "QuickBooks id (Ledgersync)"
+    id_property_group: ClassVar[str]  # the HubSpot property group it is created in
+    # QBO name lists hide inactive rows unless asked; transactions have no Active.
+    qbo_has_active: ClassVar[bool] = True
+
+    # --- mappings --------------------------------------------------------------------------------------------
+    hubspot_properties: ClassVar[Mapping[str, str]] = {}  # canonical field → HubSpot property
+    default_fields: ClassVar[tuple[str, ...]] = ()  # the canonical fields synced, each can be turned off
+    associations: ClassVar[tuple[Association, ...]] = ()
+
+    # --- matching ------------------------------------------------------------------------------------------
+    key_required: ClassVar[bool] = False  # no natural key → excluded, explained
+    hubspot_key_property: ClassVar[str | None] = None  # a unique HubSpot property to batch-read keys by
+
+    # --- events ----------------------------------------------------------------------------------------------
+    event_types: ClassVar[Mapping[str, str]] = {}  # webhook object type → the side it comes from
+    # HubSpot object types whose changes re-plan the associated records of this type
+    hubspot_triggers: ClassVar[tuple[str, ...]] = ()
+
+    # --- filters, failures, deletes -------------------------------------------------------------------------
+    recommended_filters: ClassVar[Mapping[str, str]] = {}  # set when the sync is set up: {side: filter name}
+    filter_labels: ClassVar[Mapping[str, str]] = {}  # filter name → what it means, in words
+    advice: ClassVar[Mapping[str, str]] = {}  # failure category → what the user can do
+    qbo_delete_body: ClassVar[Mapping[str, Any] | None] = None  # a propagated delete: this sparse body
+
+    # --- compound records --------------------------------------------------------------------------------------
+    line_fields: ClassVar[tuple[str, ...]] = ()  # non-empty: records of this type have lines
+    line_object: ClassVar[str] = "line_items"  # HubSpot's object type of a line
+    line_properties: ClassVar[Mapping[str, str]] = {}  # canonical line field → HubSpot line item property
+
+    @property
+    def has_lines(self) -> bool:
+        return bool(self.line_fields)
+
+    # --- rules ---------------------------------------------------------------------------------------------
+
+    def rules(self, settings: SyncSettings) -> SyncRules:
+        """The planner's rules from a sync's stored settings (fields turned off are left alone)."""
+        mappings = settings.field_mappings or {}
+        enabled = tuple(name for name in self.default_fields if mappings.get(name, {}).get("enabled", True))
+        return SyncRules(
+            direction=settings.direction,
+            conflict_winner=settings.conflict_winner,
+            fields=enabled + tuple(a.name for a in self.associations),
+            delete_policy=settings.delete_policy,
+            filters=self.sync_filters(settings.filters),
+            natural_key=self.natural_key,
+            key_required=self.key_required,
+            line_fields=self.line_fields,
+        )
+
+    def natural_key(self, record: Record) -> str | None:
+        """The key two unlinked records match on (None: records of this type never match, they are created)."""
+        return None
+
+    def quickbooks_key_query(self, keys: list[str]) -> str | None:
+        """A QBO query for the entities whose key is one of `keys` (None: no key lookup)."""
+        return None
+
+    def sync_filters(self, stored: Mapping[str, str] | None) -> dict[str, Filter]:
+        """The engine's filters for the stored filter names (sync.setup refuses unknown names)."""
+        return {}
+
+    def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The sync's options as given by a user, checked (ValueError says what is wrong)."""
+        return options
+
+    # --- records ---------------------------------------------------------------------------------------------
+
+    def hubspot_read_properties(self) -> list[str]:
+        return [*self.hubspot_properties.values(), self.id_property, self.hubspot_modified_property]
+
+    def from_hubspot(self, raw: dict, extra: Mapping[str, Any] | None = None) -> Record:
+        """A HubSpot record as canonical fields; `extra` holds what `enrich_hubspot` found for it."""
+        properties = raw["properties"]
+        fields = {name: _blank_to_none(properties.get(prop)) for name, prop in self.hubspot_properties.items()}
+        fields.update(extra or {})
+        return Record(HUBSPOT, str(raw["id"]), fields, deleted=bool(raw.get("archived")))
+
+    def from_quickbooks(self, raw: dict) -> Record:
+        raise NotImplementedError
+
+    def to_hubspot(self, changes: Mapping[str, Any]) -> dict[str, str]:
+        """HubSpot properties for canonical changes (a cleared field is an empty string)."""
+        return {
+            self.hubspot_properties[name]: "" if value is None else str(value)
+            for name, value in changes.items()
+            if name in self.hubspot_properties
+        }
+
+    def to_quickbooks(
+        self, changes: Mapping[str, Any], merged: Mapping[str, Any], creating: bool, options: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A QBO body for canonical changes; `merged` holds every field's agreed value (for whole objects)."""
+        raise NotImplementedError
+
+    # --- lines (compound records only) -------------------------------------------------------------------------
+
+    def line_from_hubspot(self, raw: dict) -> Line:
+        properties = raw["properties"]
+        return Line(
+            str(raw["id"]),
+            {name: _blank_to_none(properties.get(prop)) for name, prop in self.line_properties.items()},
+        )
+
+    def line_from_quickbooks(self, raw: dict) -> Line | None:
+        """A QBO `Line` entry as a line (None: not one of ours, e.g. the subtotal; it is kept as it is)."""
+        raise NotImplementedError
+
+    def line_to_hubspot(self, fields: Mapping[str, Any]) -> dict[str, str]:
+        return {
+            self.line_properties[name]: "" if value is None else str(value)
+            for name, value in fields.items()
+            if name in self.line_properties
+        }
+
+    def line_to_quickbooks(self, fields: Mapping[str, Any], existing: dict | None) -> dict[str, Any]:
+        """A QBO `Line` entry with these canonical fields (`existing`: the entry they change)."""
+        raise NotImplementedError
+
+    # --- creates -----------------------------------------------------------------------------------------------
+
+    def find_lost_create(self, qbo: QuickBooksClient, body: Mapping[str, Any]) -> dict | None:
+        """A QBO create that may have been made by a batch that died before answering: find it.
+        Default None: the create is resent with its own request id, which QBO answers with the first
+        create's result."""
+        return None
+
+    def failure_message(self, category: str, body: Mapping[str, Any] | None, message: str) -> str:
+        """A create's failure in the user's words (e.g. which name is taken)."""
+        return message
+
+    # --- hooks ----------------------------------------------------------------------------------------------------
+
+    def enrich_hubspot(
+        self, context: RunContext, records: dict[str, dict], unlinked: list[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Extra fields for HubSpot records before planning, by id (read from elsewhere: a company name,
+        a billing standing). They are not synced fields unless named in `default_fields`."""
+        return {}
+
+    def extra_changed_ids(self, context: RunContext, since: datetime | None, started: datetime) -> set[str]:
+        """HubSpot ids to re-plan that no search or webhook of this type finds (a sweep of another object)."""
+        return set()
+
+    def adjust_plan(
+        self,
+        context: RunContext,
+        plan: Plan,
+        links: list[RecordLink],
+        hub_records: Mapping[str, Record],
+        qbo_records: Mapping[str, Record],
+    ) -> Plan:
+        """Add or change actions the planner cannot know of (a rename rule)."""
+        return plan
+
+
+def _blank_to_none(value: Any) -> Any:
+    return None if value in ("", None) else value
+
+
+__all__ = ["HUBSPOT", "QUICKBOOKS", "Association", "ObjectType", "RunContext"]

@@ -1,0 +1,633 @@
+"""Carrying out a plan: every write made safely, and every outcome kept on the record's row.
+
+- a create is stored as a *pending write* (with its request id) before it is sent; QBO creates
+  carry that id as `requestid`, so a repeat after a crash gets QBO's first answer; HubSpot creates
+  are upserts on the object type's id property, so a repeat updates instead of duplicating. A run
+  that finds a pending write finishes it first (`finish_pending_writes`).
+- updates send only the changed fields (QBO: a sparse body with the SyncToken just read; a stale
+  one (5010) means read again and plan again). A compound record's lines go in a full update of
+  the QBO document (QBO replaces all lines); on HubSpot its line items are created, updated and
+  archived one by one, each associated with the record.
+- the link's base is what the target answered after the write, so our own write read back later
+  plans nothing.
+- failures are kept on the record's row with their category, explanation and advice, and retried
+  with backoff.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from sync.clients import errors
+from sync.engine import HUBSPOT, LINES, QUICKBOOKS, Action, Record
+from sync.locks import LockLost
+from sync.objects.base import ObjectType, RunContext
+from sync.reader import Reader
+from sync.store.links import id_attribute
+from sync.store.models import RecordLink, utcnow
+
+QBO_BATCH, HUBSPOT_BATCH = 30, 100  # the APIs' batch sizes
+RETRY_BACKOFF = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=6),
+)
+
+
+def category_of(error: errors.ApiError) -> str:
+    if isinstance(error, errors.Duplicate):
+        return "duplicate display name" if error.side == QUICKBOOKS and error.code == "6240" else "duplicate"
+    if isinstance(error, errors.ValidationFailed):
+        return f"refused by {error.side}"
+    if isinstance(error, errors.NotFound):
+        return "not found"
+    return "temporary failure"
+
+
+class Writer:
+    def __init__(
+        self,
+        kind: ObjectType,
+        context: RunContext,
+        reader: Reader,
+        rules,
+        summary,
+        renew: Callable[[], bool],
+        replan: Callable[[Action], None],
+    ) -> None:
+        self.kind, self.context, self.reader, self.rules, self.summary = kind, context, reader, rules, summary
+        self.hubspot, self.qbo, self.links = context.hubspot, context.qbo, context.links
+        self.renew, self.replan = renew, replan
+        self.new_links: set[tuple[str, str]] = set()  # (side, id) linked by this page
+
+    def carry_out(self, result, hub_records: dict[str, Record], qbo_records: dict[str, Record]) -> None:
+        for action in result.of_kind("relink"):  # first: the survivor's writes go through the moved link
+            self.guarded(lambda a=action: self._relink(a), [action])
+        creates = [a for a in result.actions if a.kind == "create"]
+        for target, size in ((QUICKBOOKS, QBO_BATCH), (HUBSPOT, HUBSPOT_BATCH)):
+            group = [a for a in creates if a.target_side == target]
+            for start in range(0, len(group), size):
+                chunk = group[start : start + size]
+                self.guarded(lambda c=chunk, t=target: self._create_batch(c, t), chunk)
+        # plain field updates are batched alike; a compound record's goes alone (its lines, its associations)
+        updates = [a for a in result.actions if a.kind in ("update", "link") and a.changes and not self._whole(a)]
+        for target, size, write in (
+            (QUICKBOOKS, QBO_BATCH, self._update_batch_qbo),
+            (HUBSPOT, HUBSPOT_BATCH, self._update_batch_hubspot),
+        ):
+            group = [a for a in updates if a.target_side == target]
+            for start in range(0, len(group), size):
+                chunk = group[start : start + size]
+                self.guarded(lambda c=chunk, w=write: w(c), chunk)
+        for action in result.actions:
+            if action.kind in ("create", "relink") or (
+                action.kind in ("update", "link") and action.changes and not self._whole(action)
+            ):
+                continue
+            self.guarded(lambda a=action: self.apply(a), [action])
+
+    def _whole(self, action: Action) -> bool:
+        """Written on its own: lines change, or an association (HubSpot writes those as associations)."""
+        if LINES in action.changes:
+            return True
+        return action.target_side == HUBSPOT and any(a.name in action.changes for a in self.kind.associations)
+
+    def guarded(self, step, actions: list[Action]) -> None:
+        """Run one step; a failure of the remote is kept on each of its records, anything else stops the run."""
+        if not self.renew():  # kept while working; lost means someone else runs now
+            raise LockLost("the run lock expired")
+        try:
+            step()
+        except (LockLost, errors.NeedsReconnect, errors.RateLimited):
+            raise  # stop: the job is re-enqueued, or the connection needs the user
+        except errors.ApiError as error:
+            for action in actions:
+                self.failed(action, category_of(error), error.message, error.detail)
+
+    def apply(self, action: Action) -> None:
+        kind = action.kind
+        self.summary.add(kind)
+        if kind in ("update", "link"):
+            self._update(action)
+        elif kind in ("fail", "exclude", "wait"):
+            self.remember_state(action)
+        elif kind == "tombstone":
+            self._tombstone(action)
+        elif kind == "delete":
+            self._delete(action)
+        elif kind == "skip" and action.link_id and action.base_after:
+            self._store_base(action.link_id, action.base_after, None)
+
+    # --- creates -----------------------------------------------------------------------------------------
+
+    def _qbo_body(self, changes: Mapping[str, Any], merged: Mapping[str, Any], creating: bool) -> dict[str, Any]:
+        """The QBO body for canonical changes: the object type's fields, its associations' references,
+        and (on create) its lines."""
+        plain = {k: v for k, v in changes.items() if k != LINES}
+        body = self.kind.to_quickbooks(plain, merged, creating=creating, options=self.context.options)
+        for association in self.kind.associations:
+            if association.name in changes:
+                value = changes[association.name]
+                body[association.qbo_field] = {"value": value} if value else None
+        if creating and self.kind.has_lines:
+            added = (changes.get(LINES) or {}).get("add", [])
+            body["Line"] = [self.kind.line_to_quickbooks(entry["fields"], None) for entry in added]
+        return body
+
+    def _create_batch(self, actions: list[Action], target: str) -> None:
+        """Creates in one call (QBO ≤ 30, HubSpot ≤ 100), each stored as a pending write before it is sent."""
+        pending: dict[int, tuple[Action, dict]] = {}
+        before: dict[int, str | None] = {}  # each row's state before it was staged (None: a new row)
+        with self.links.writing() as session:
+            for action in actions:
+                self.summary.add("create")
+                source = action.source
+                link = self.links.own_row(session, source)
+                previous = link.state if link is not None else None
+                if link is None:
+                    link = self.links.new_row(session, source.side, source.id)
+                write = {"request_id": str(uuid.uuid4()), "target": target, "changes": dict(action.changes)}
+                if target == QUICKBOOKS:
+                    write["body"] = self._qbo_body(dict(action.changes), dict(source.fields), creating=True)
+                link.state, link.pending_write = "pending", write
+                session.flush()
+                pending[link.id] = (action, write)
+                before[link.id] = previous
+        if target == QUICKBOOKS:
+            try:
+                answers = self.qbo.batch_create(
+                    self.kind.qbo_entity, {str(link_id): write["body"] for link_id, (_a, write) in pending.items()}
+                )
+            except errors.RateLimited as limited:
+                self._unstage(before, limited)
+                raise
+            created = {link_id: answers.get(str(link_id)) for link_id in pending}
+            self._mark_hubspot({pending[i][0].source.id: r["Id"] for i, r in created.items() if isinstance(r, dict)})
+            outcomes = {
+                i: (r, self.reader.read_back(QUICKBOOKS, r) if isinstance(r, dict) else None)
+                for i, r in created.items()
+            }
+        else:
+            inputs = {
+                a.source.id: {**self.kind.to_hubspot(_plain(a.changes)), self.kind.id_property: a.source.id}
+                for a, _write in pending.values()
+            }
+            try:
+                answers = self.hubspot.batch_upsert(self.kind.hubspot_object, self.kind.id_property, inputs)
+            except errors.RateLimited as limited:
+                self._unstage(before, limited)
+                raise
+            outcomes = {}
+            for link_id, (action, _write) in pending.items():
+                answer = answers.get(action.source.id, errors.Transient(HUBSPOT, "no answer for this record"))
+                outcomes[link_id] = (
+                    answer,
+                    self.reader.read_back(HUBSPOT, answer) if isinstance(answer, dict) else None,
+                )
+        for link_id, (answer, read_back) in outcomes.items():
+            action, write = pending[link_id]
+            if isinstance(answer, errors.ApiError) or answer is None:
+                error = answer or errors.Transient(target, "no answer for this record")
+                category = category_of(error)
+                message = self.kind.failure_message(category, write.get("body"), error.message)
+                self.failed(Action("create", action.source, link_id=link_id), category, message, error.detail)
+                continue
+            self._after_create(link_id, target, write, answer, read_back)
+
+    def _mark_hubspot(self, marks: dict[str, str]) -> None:
+        """Our id property on each HubSpot record whose QBO twin we created: a recreate can never duplicate it."""
+        if not marks:
+            return
+        updates = {hub_id: {self.kind.id_property: qbo_id} for hub_id, qbo_id in marks.items()}
+        for answer in self.hubspot.batch_update(self.kind.hubspot_object, updates).values():
+            if isinstance(answer, dict):
+                self.reader.read_back(HUBSPOT, answer)
+
+    def _after_create(self, link_id: int, target: str, write: dict, answer: dict, read_back: Record) -> None:
+        """A create answered: write what goes beside it (HubSpot lines and associations), then link."""
+        target_id = answer["Id"] if target == QUICKBOOKS else answer["id"]
+        added = ((write.get("changes") or {}).get(LINES) or {}).get("add", [])
+        pairs: dict[str, str] = {}
+        line_bases: dict[str, dict] = {}
+        if target == QUICKBOOKS and self.kind.has_lines:
+            for entry, line in zip(added, read_back.lines or (), strict=False):  # QBO keeps the order we sent
+                pairs[entry["key"]], line_bases[entry["key"]] = line.id, dict(line.fields)
+        elif target == HUBSPOT:
+            self._associate(target_id, write.get("changes") or {}, previous=None)
+            for entry in added:
+                created = self._create_line_item(target_id, entry["fields"])
+                qbo_line = _qbo_line_id(entry["key"])
+                pairs[created.id], line_bases[created.id] = qbo_line, dict(created.fields)
+        self._linked_after_create(link_id, target, target_id, read_back, pairs, line_bases)
+
+    def _unstage(self, before: dict[int, str | None], limited: errors.RateLimited) -> None:
+        """Our own limiter stopped a batch before it was sent (no status: no answer from anyone), so
+        nothing is pending: the staged writes go, and the records are simply planned again later —
+        in a batch, rather than resumed one by one as writes that may have happened."""
+        if limited.status is not None:
+            return  # the remote answered 429: it received the request, so the writes stay to be resumed
+        with self.links.writing() as session:
+            for link_id, previous in before.items():
+                link = session.get(RecordLink, link_id)
+                if previous is None:
+                    session.delete(link)
+                else:
+                    link.state, link.pending_write = previous, None
+
+    def _linked_after_create(
+        self,
+        link_id: int,
+        target: str,
+        target_id: str,
+        read_back: Record,
+        pairs: dict[str, str] | None = None,
+        line_bases: dict[str, dict] | None = None,
+    ) -> None:
+        with self.links.writing() as session:
+            link = session.get(RecordLink, link_id)
+            setattr(link, id_attribute(target), target_id)
+            link.created_side = target
+            base = {name: read_back.fields.get(name) for name in self.rules.fields}
+            if self.kind.has_lines:
+                base[LINES] = line_bases or {}
+                link.line_pairs = pairs or {}
+            self._settled(link, base)
+            self.links.activity(session, link, "created", target, f"created in {target}")
+
+    def finish_pending_writes(self) -> None:
+        """A crash between storing a pending write and linking its answer: finish it, never duplicating.
+
+        HubSpot creates are upserts on our property: sending again is safe. A QBO create may have been
+        made by a batch that died before answering: the object type looks for it first (contacts: by
+        DisplayName, unique in QBO), and only if it is not there is it created, with the write's own
+        request id.
+        """
+        for link in self.links.pending_writes():
+            write = link.pending_write
+            source_id = link.hubspot_id if link.origin == HUBSPOT else link.qbo_id
+            source = Record(link.origin, source_id, write["changes"])
+            try:
+                if write["target"] == QUICKBOOKS:
+                    existing = self.kind.find_lost_create(self.qbo, write["body"])
+                    holder = self.links.holder_of(QUICKBOOKS, existing["Id"], link.id) if existing else None
+                    if holder is not None:  # it belongs to another linked record, not to our lost create
+                        self.failed(
+                            Action("create", source, link_id=link.id),
+                            "linked to another record",
+                            f"QuickBooks {self.kind.qbo_entity.lower()} {existing['Id']}"
+                            + (f" (“{write['body']['DisplayName']}”)" if write["body"].get("DisplayName") else "")
+                            + f" is already linked to HubSpot record {holder}",
+                            None,
+                        )
+                        continue
+                    written = existing or self.qbo.create(
+                        self.kind.qbo_entity, write["body"], request_id=write["request_id"]
+                    )
+                    self._mark_hubspot({source.id: written["Id"]})
+                    self._after_create(link.id, QUICKBOOKS, write, written, self.reader.read_back(QUICKBOOKS, written))
+                else:
+                    properties = {**self.kind.to_hubspot(_plain(write["changes"])), self.kind.id_property: source.id}
+                    written = self.hubspot.upsert(
+                        self.kind.hubspot_object, self.kind.id_property, source.id, properties
+                    )
+                    self._after_create(link.id, HUBSPOT, write, written, self.reader.read_back(HUBSPOT, written))
+                self.summary.add("resumed")
+            except errors.ApiError as error:
+                self.failed(Action("create", source, link_id=link.id), category_of(error), error.message, error.detail)
+
+    # --- updates -----------------------------------------------------------------------------------------
+
+    def _update(self, action: Action) -> None:
+        target, changes = action.target_side, dict(action.changes)
+        target_id = action.target_id
+        if not changes:
+            base = dict(action.base_after)
+        elif target == QUICKBOOKS:
+            current = self.qbo.read(self.kind.qbo_entity, target_id)  # the SyncToken to write against
+            merged = {**self.kind.from_quickbooks(current).fields, **action.base_after}
+            body = self._qbo_body(changes, merged, creating=False)
+            try:
+                if LINES in changes:  # QBO replaces all lines: a full update of the document
+                    sent = _with_lines(self.kind, current, changes[LINES])
+                    written = self.qbo.full_update(self.kind.qbo_entity, {**sent, **body})
+                else:
+                    written = self.qbo.sparse_update(self.kind.qbo_entity, target_id, current["SyncToken"], body)
+            except errors.StaleObject:
+                self.summary.add("stale")
+                self.replan(action)  # changed meanwhile: read again, plan again, write again
+                return
+            read_back = self.reader.read_back(QUICKBOOKS, written)
+            base = self._base_after_write(action, read_back)
+            if LINES in changes:
+                self._lines_after_qbo_write(action, written, read_back, base)
+                return
+        else:
+            properties = self.kind.to_hubspot(_plain(changes))
+            if properties:
+                written = self.hubspot.update(self.kind.hubspot_object, target_id, properties)
+                read_back = self.reader.read_back(HUBSPOT, written)
+            else:
+                read_back = Record(HUBSPOT, target_id, dict(action.base_after))
+            link = self.links.get(action.link_id) if action.link_id else None
+            self._associate(target_id, changes, previous=dict(link.base_values or {}) if link else None)
+            base = self._base_after_write(action, read_back)
+            if LINES in changes:
+                self._lines_after_hubspot_write(action, target_id, link, base)
+                return
+        if action.kind == "link":
+            self._link_row(action, base)
+        else:
+            self._store_base(action.link_id, base, target)
+
+    def _base_after_write(self, action: Action, read_back: Record) -> dict:
+        """The base of a link after an update: the agreed values, as the target stored what we wrote."""
+        synced = [name for name in action.changes if name in self.rules.fields]  # not a rename's display_name
+        return {**action.base_after, **{name: read_back.fields.get(name) for name in synced}}
+
+    def _update_batch_qbo(self, actions: list[Action]) -> None:
+        """Sparse updates, 30 a call, against the SyncTokens this run read; a stale one is planned again."""
+        bodies = {}
+        for index, action in enumerate(actions):  # keyed by position: a first link has no link id yet
+            self.summary.add(action.kind)
+            current = self.reader.qbo_cache.get(action.target_id) or self.qbo.read(
+                self.kind.qbo_entity, action.target_id
+            )
+            merged = {**self.kind.from_quickbooks(current).fields, **action.base_after}
+            body = self._qbo_body(dict(action.changes), merged, creating=False)
+            bodies[str(index)] = {**body, "Id": action.target_id, "SyncToken": current["SyncToken"], "sparse": True}
+        answers = self.qbo.batch_write(self.kind.qbo_entity, "update", bodies)
+        for index, action in enumerate(actions):
+            answer = answers.get(str(index))
+            if isinstance(answer, errors.StaleObject) and action.kind == "link":
+                self.summary.add("stale")  # not linked yet: it is planned again on its next change or retry
+                self.failed(
+                    action, "temporary failure", f"the {self.kind.qbo_entity.lower()} changed while we linked it", None
+                )
+            elif isinstance(answer, errors.StaleObject):
+                self.summary.add("stale")
+                self.replan(action)  # changed meanwhile: read again, plan again, write again
+            elif isinstance(answer, dict):
+                self._written(action, self.reader.read_back(QUICKBOOKS, answer))
+            else:
+                error = answer or errors.Transient(QUICKBOOKS, "no answer for this record")
+                self.failed(action, category_of(error), error.message, error.detail)
+
+    def _update_batch_hubspot(self, actions: list[Action]) -> None:
+        for action in actions:
+            self.summary.add(action.kind)
+        answers = self.hubspot.batch_update(
+            self.kind.hubspot_object, {a.target_id: self.kind.to_hubspot(dict(a.changes)) for a in actions}
+        )
+        for action in actions:
+            answer = answers.get(action.target_id)
+            if isinstance(answer, dict):
+                self._written(action, self.reader.read_back(HUBSPOT, answer))
+            else:
+                error = answer or errors.Transient(HUBSPOT, "no answer for this record")
+                self.failed(action, category_of(error), error.message, error.detail)
+
+    def _written(self, action: Action, read_back: Record) -> None:
+        base = self._base_after_write(action, read_back)
+        if action.kind == "link":
+            self._link_row(action, base)
+        else:
+            self._store_base(action.link_id, base, action.target_side)
+
+    # --- lines and associations -------------------------------------------------------------------------------
+
+    def _create_line_item(self, parent_id: str, fields: Mapping[str, Any]):
+        """One HubSpot line item, then its association with the record."""
+        created = self.hubspot.create(self.kind.line_object, self.kind.line_to_hubspot(fields))
+        self.hubspot.associate(self.kind.line_object, created["id"], self.kind.hubspot_object, parent_id)
+        return self.kind.line_from_hubspot(created)
+
+    def _associate(self, record_id: str, changes: Mapping[str, Any], previous: Mapping[str, Any] | None) -> None:
+        """A HubSpot record's associations to follow its associations' canonical values (QBO ids)."""
+        for association in self.kind.associations:
+            if association.name not in changes:
+                continue
+            store = self.links.of(association.object_type)
+            wanted_qbo = changes[association.name]
+            wanted = store.partners(QUICKBOOKS, {wanted_qbo}).get(wanted_qbo) if wanted_qbo else None
+            current = self.hubspot.associated_ids(self.kind.hubspot_object, association.hubspot_object, [record_id])
+            for other in current.get(record_id, []):
+                if other != wanted:
+                    self.hubspot.unassociate(self.kind.hubspot_object, record_id, association.hubspot_object, other)
+            if wanted and wanted not in current.get(record_id, []):
+                self.hubspot.associate(self.kind.hubspot_object, record_id, association.hubspot_object, wanted)
+
+    def _lines_after_qbo_write(self, action: Action, written: dict, read_back: Record, base: dict) -> None:
+        """After a full update of a QBO document: pair the lines it added (QBO keeps our order) and
+        take the line bases from what it stored."""
+        link = self.links.get(action.link_id)
+        pairs = dict(link.line_pairs or {})
+        change = action.changes[LINES]
+        removed = set(change.get("remove", []))
+        pairs = {hub: qbo for hub, qbo in pairs.items() if qbo not in removed}
+        sent_new = [entry["key"] for entry in change.get("add", [])]
+        ours = list(read_back.lines or ())
+        new_lines = [line for line in ours if line.id not in set(pairs.values())]
+        for key, line in zip(sent_new, new_lines, strict=False):
+            pairs[key] = line.id
+        by_qbo = {line.id: line for line in ours}
+        lines_base = dict(base.get(LINES) or {})
+        for hub, qbo in pairs.items():
+            if qbo in by_qbo:
+                lines_base[hub] = dict(by_qbo[qbo].fields)
+        self._store_lines(action, {**base, LINES: lines_base}, pairs, QUICKBOOKS)
+
+    def _lines_after_hubspot_write(self, action: Action, parent_id: str, link, base: dict) -> None:
+        """HubSpot line items: archived, updated, created (and associated); the base keyed by their ids."""
+        change = action.changes[LINES]
+        pairs = dict(link.line_pairs or {}) if link else {}
+        lines_base = dict(base.get(LINES) or {})
+        for line_id in change.get("remove", []):
+            self.hubspot.archive(self.kind.line_object, line_id)
+            pairs.pop(line_id, None)
+            lines_base.pop(line_id, None)
+        updates = {line_id: self.kind.line_to_hubspot(fields) for line_id, fields in change.get("update", {}).items()}
+        if updates:
+            for line_id, answer in self.hubspot.batch_update(self.kind.line_object, updates).items():
+                if isinstance(answer, errors.ApiError):
+                    raise answer
+                lines_base[line_id] = dict(self.kind.line_from_hubspot(answer).fields)
+        for entry in change.get("add", []):
+            created = self._create_line_item(parent_id, entry["fields"])
+            pairs[created.id] = _qbo_line_id(entry["key"])
+            lines_base.pop(entry["key"], None)
+            lines_base[created.id] = dict(created.fields)
+        self._store_lines(action, {**base, LINES: lines_base}, pairs, HUBSPOT)
+
+    def _store_lines(self, action: Action, base: dict, pairs: dict[str, str], target: str) -> None:
+        if action.kind == "link":
+            self._link_row(action, base, pairs)
+            return
+        with self.links.writing() as session:
+            link = session.get(RecordLink, action.link_id)
+            link.line_pairs = pairs
+            self._settled(link, base)
+            self.links.activity(session, link, "updated", target, f"updated in {target}")
+
+    # --- rows ----------------------------------------------------------------------------------------------
+
+    def _link_row(self, action: Action, base: dict, pairs: dict[str, str] | None = None) -> None:
+        """A first link between two records: the source's row takes the target's id (a one-sided row
+        the target had — a failure or exclusion of its own — goes: this link is its row now)."""
+        target, target_id = action.target_side, action.target_id
+        with self.links.writing() as session:
+            link = self.links.own_row(session, action.source)
+            self.links.free_id(session, target, target_id, keep=link.id if link is not None else None)
+            if link is None:
+                link = self.links.new_row(session, action.source.side, None)
+            setattr(link, id_attribute(action.source.side), action.source.id)
+            setattr(link, id_attribute(target), target_id)
+            if pairs is not None:
+                link.line_pairs = pairs
+            self._settled(link, base)
+            self.links.activity(session, link, "linked", target, action.reason)
+
+    def _store_base(self, link_id: int, base: dict, target: str | None) -> None:
+        with self.links.writing() as session:
+            link = session.get(RecordLink, link_id)
+            changed = link.base_values != base or link.state != "syncing"
+            self._settled(link, base)
+            if target is not None:
+                self.links.activity(session, link, "updated", target, f"updated in {target}")
+            elif changed:
+                session.add(link)
+
+    def _settled(self, link: RecordLink, base: dict) -> None:
+        link.base_values, link.state, link.pending_write, link.waiting_for = base, "syncing", None, None
+        if link.hubspot_id and link.qbo_id:
+            self.new_links.update({(HUBSPOT, link.hubspot_id), (QUICKBOOKS, link.qbo_id)})
+        link.error_category = link.error_message = link.excluded_reason = None
+        link.attempts, link.next_attempt_at, link.last_synced_at = 0, None, utcnow()
+
+    def _relink(self, action: Action) -> None:
+        """A merge: the link moves to the survivor (a one-sided row the survivor had goes: the link is its row now)."""
+        self.summary.add("relink")
+        with self.links.writing() as session:
+            self.links.free_id(session, action.target_side, action.target_id, keep=action.link_id)
+            link = session.get(RecordLink, action.link_id)
+            setattr(link, id_attribute(action.target_side), action.target_id)
+            self.links.activity(session, link, "merged", None, action.reason)
+
+    def _delete(self, action: Action) -> None:
+        """The propagate policy: delete the other side too (QBO name lists: made inactive), then tombstone."""
+        if action.target_side == QUICKBOOKS:
+            current = self.qbo.read(self.kind.qbo_entity, action.target_id)
+            if self.kind.qbo_delete_body is None:
+                self.qbo.delete(self.kind.qbo_entity, action.target_id, current["SyncToken"])
+            elif current.get("Active") is not False:
+                written = self.qbo.sparse_update(
+                    self.kind.qbo_entity, action.target_id, current["SyncToken"], dict(self.kind.qbo_delete_body)
+                )
+                self.reader.read_back(QUICKBOOKS, written)
+        else:
+            self.hubspot.archive(self.kind.hubspot_object, action.target_id)
+        self._tombstone(action, deleted_in=action.target_side)
+
+    def _tombstone(self, action: Action, deleted_in: str | None = None) -> None:
+        with self.links.writing() as session:
+            link = session.get(RecordLink, action.link_id)
+            if action.source.side == HUBSPOT or deleted_in == HUBSPOT:
+                link.hubspot_deleted_at = utcnow()
+            if action.source.side == QUICKBOOKS or deleted_in == QUICKBOOKS:
+                link.qbo_deleted_at = utcnow()
+            self.links.activity(session, link, "deleted", deleted_in, action.reason)
+
+    def remember_state(self, action: Action) -> None:
+        state = {"fail": "failed", "exclude": "excluded", "wait": "waiting"}[action.kind]
+        with self.links.writing() as session:
+            link = (
+                session.get(RecordLink, action.link_id)
+                if action.link_id
+                else self.links.own_row(session, action.source)
+            )
+            if link is None:
+                link = self.links.new_row(session, action.source.side, action.source.id)
+            if link.hubspot_id and link.qbo_id and state == "excluded":
+                return  # a linked record is never excluded
+            link.state = state
+            link.waiting_for = (
+                [{"object_type": d.object_type, "side": d.side, "id": d.id} for d in action.waiting_for]
+                if state == "waiting"
+                else None
+            )
+            link.error_category = action.category
+            link.error_message = action.reason + (f" What to do: {action.fix}" if action.fix else "")
+            link.excluded_reason = action.reason if state == "excluded" else None
+            if state == "failed":
+                if action.category != "temporary failure":
+                    # The other side refused the write for good: it did not happen, so it is not resumed as
+                    # a write that may have (that resumption, run after run, was the retry churn).
+                    link.pending_write = None
+                link.attempts = (link.attempts or 0) + 1  # a new row has no default before its insert
+                link.next_attempt_at = utcnow() + RETRY_BACKOFF[min(link.attempts, len(RETRY_BACKOFF)) - 1]
+            session.flush()
+            if state == "failed" and self._repeat_of_last_failure(session, link, action):
+                return
+            self.links.activity(session, link, state, None, action.reason, category=action.category)
+
+    def _repeat_of_last_failure(self, session, link: RecordLink, action: Action) -> bool:
+        """The same failure as the record's last activity: counted there (`details.repeats`, `last_at`)
+        instead of a new row each attempt."""
+        last = self.links.last_activity(session, link)
+        if last is None or (last.action, last.error_category, last.message) != (
+            "failed",
+            action.category,
+            action.reason,
+        ):
+            return False
+        details = dict(last.details or {})
+        details["repeats"] = int(details.get("repeats", 1)) + 1
+        details["last_at"] = utcnow().isoformat()
+        last.details = details
+        return True
+
+    def failed(self, action: Action, category: str, message: str, detail: str | None) -> None:
+        self.summary.add("failed")
+        self.remember_state(
+            Action(
+                "fail",
+                action.source,
+                link_id=action.link_id,
+                category=category,
+                reason=message + (f" ({detail[:300]})" if detail else ""),
+                fix=self.kind.advice.get(category),
+            )
+        )
+
+
+def _plain(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Changes without their lines (those are written as line items)."""
+    return {k: v for k, v in changes.items() if k != LINES}
+
+
+def _qbo_line_id(key: str) -> str:
+    """The QBO line id a line key names: "q:<id>" for a line new in QBO, or the id itself (a create)."""
+    return key[2:] if key.startswith("q:") else key
+
+
+def _with_lines(kind: ObjectType, current: dict, change: Mapping[str, Any]) -> dict:
+    """The whole document for a full update, its `Line` array changed as planned: lines that are not
+    ours (a subtotal, a discount) stay as they are; QBO computes the subtotal again."""
+    removed = set(change.get("remove", []))
+    updated = change.get("update", {})
+    lines = []
+    for entry in current.get("Line") or []:
+        if entry.get("DetailType") == "SubTotalLineDetail":
+            continue
+        line = kind.line_from_quickbooks(entry)
+        if line is not None and line.id in removed:
+            continue
+        if line is not None and line.id in updated:
+            entry = kind.line_to_quickbooks({**line.fields, **updated[line.id]}, entry)
+        lines.append(entry)
+    lines += [kind.line_to_quickbooks(added["fields"], None) for added in change.get("add", [])]
+    return {**current, "Line": lines, "sparse": False}
