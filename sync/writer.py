@@ -173,10 +173,7 @@ class Writer:
                 for i, r in created.items()
             }
         else:
-            inputs = {
-                a.source.id: {**self.kind.to_hubspot(_plain(a.changes)), self.kind.id_property: a.source.id}
-                for a, _write in pending.values()
-            }
+            inputs = {a.source.id: self._hubspot_create_body(a.source.id, a.changes) for a, _write in pending.values()}
             try:
                 answers = self.hubspot.batch_upsert(self.kind.hubspot_object, self.kind.id_property, inputs)
             except errors.RateLimited as limited:
@@ -198,6 +195,14 @@ class Writer:
                 self.failed(Action("create", action.source, link_id=link_id), category, message, error.detail)
                 continue
             self._after_create(link_id, target, write, answer, read_back)
+
+    def _hubspot_create_body(self, source_id: str, changes: Mapping[str, Any]) -> dict[str, str]:
+        """What a HubSpot create carries: the object type's required properties, the fields, our id property."""
+        return {
+            **self.kind.hubspot_create_properties,
+            **self.kind.to_hubspot(_plain(changes)),
+            self.kind.id_property: source_id,
+        }
 
     def _mark_hubspot(self, marks: dict[str, str]) -> None:
         """Our id property on each HubSpot record whose QBO twin we created: a recreate can never duplicate it."""
@@ -291,7 +296,7 @@ class Writer:
                     self._mark_hubspot({source.id: written["Id"]})
                     self._after_create(link.id, QUICKBOOKS, write, written, self.reader.read_back(QUICKBOOKS, written))
                 else:
-                    properties = {**self.kind.to_hubspot(_plain(write["changes"])), self.kind.id_property: source.id}
+                    properties = self._hubspot_create_body(source.id, write["changes"])
                     written = self.hubspot.upsert(
                         self.kind.hubspot_object, self.kind.id_property, source.id, properties
                     )

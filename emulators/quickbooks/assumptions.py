@@ -159,3 +159,9 @@ WEBHOOK_RETRY_DELAYS = (10, 20, 30, 300, 1200, 7200, 14400, 21600, 21600, 21600)
 WEBHOOK_TIMEOUT_SECONDS = 3.0
 # Events are grouped into deliveries of ≤ 100, realms mixed, in the order they happened.
 WEBHOOK_BATCH = 100
+
+# A sales form's lines: a line sent with its `Id` keeps it (a full update that keeps a line keeps its
+# Id); a line sent without one gets the next number above the highest Id the document has or had
+# before this update, so a line added in the update that removes another never takes its Id. The samples show Ids "1",
+# "2", … in document order for a new form; how QBO numbers lines added later is not documented.
+LINE_IDS = "kept when sent; new lines numbered above the highest Id, old or new"

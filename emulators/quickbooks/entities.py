@@ -492,8 +492,13 @@ class Writer:
         self._check_closed(record["TxnDate"])
         non_us = self.company.country != "US"
         total, line_number = 0.0, 1
+        # A line sent with its Id keeps it; a new one gets the next Id above every Id the document has
+        # or had before this update (assumptions.LINE_IDS): a line added never takes a removed line's Id.
+        known = [*lines, *((existing or {}).get("Line") or [])]
+        next_id = max((int(line["Id"]) for line in known if str(line.get("Id", "")).isdigit()), default=0) + 1
         for line in lines:
-            line.setdefault("Id", str(line_number))
+            if not line.get("Id"):
+                line["Id"], next_id = str(next_id), next_id + 1
             line["LineNum"] = line_number
             line_number += 1
             kind = line.get("DetailType")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -172,7 +173,7 @@ class QuickBooksClient:
             return self._send(method, url, body, params, content_type)
 
     def _send(self, method: str, url: str, body: Any, params: dict | None, content_type: str) -> dict:
-        data = body if isinstance(body, str) or body is None else json.dumps(body)
+        data = body if isinstance(body, str) or body is None else json.dumps(body, default=_json_number)
         try:
             return self.qb.make_request(method, url, data, content_type=content_type, params=params or {})
         except AuthorizationException as error:
@@ -258,6 +259,14 @@ class QuickBooksClient:
         self._request(
             "POST", entity.lower(), {"Id": entity_id, "SyncToken": sync_token}, params={"operation": "delete"}
         )
+
+
+def _json_number(value: Any) -> float:
+    """Money is Decimal in our code and a JSON number on the wire. QBO amounts have at most 15
+    significant digits, which a float carries exactly (its repr is the shortest text that reads back)."""
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _classify(error: QuickbooksException) -> errors.ApiError:

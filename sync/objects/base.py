@@ -72,6 +72,8 @@ class ObjectType:
     id_property: ClassVar[str]
     id_property_label: ClassVar[str] = "QuickBooks id (Ledgersync)"
     id_property_group: ClassVar[str]  # the HubSpot property group it is created in
+    # What every HubSpot create of this type must carry besides its fields (an invoice: its currency).
+    hubspot_create_properties: ClassVar[Mapping[str, str]] = {}
     # QBO name lists hide inactive rows unless asked; transactions have no Active.
     qbo_has_active: ClassVar[bool] = True
 

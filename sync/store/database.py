@@ -7,10 +7,13 @@ Web requests get one session each (see `blueprints`); jobs open one with
 from __future__ import annotations
 
 import contextlib
+import json
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,6 +24,7 @@ STATEMENT_TIMEOUT_MS = 60_000
 
 def make_engine(database_url: str, **engine_options) -> Engine:
     """An engine with the per-dialect settings Ledgersync relies on."""
+    engine_options.setdefault("json_serializer", _json_text)
     if database_url.startswith("sqlite"):
         engine = create_engine(database_url, **engine_options)
         event.listen(engine, "connect", _configure_sqlite_connection)
@@ -34,6 +38,18 @@ def make_engine(database_url: str, **engine_options) -> Engine:
     connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
     connect_args.setdefault("options", f"-c statement_timeout={STATEMENT_TIMEOUT_MS}")
     return create_engine(database_url, **engine_options)
+
+
+def _json_text(value: Any) -> str:
+    """JSON columns as text. Money in a stored body (a pending QBO write) is Decimal in our code: it is
+    kept as a JSON number, which is what QBO is sent (at most 15 significant digits: exact as a float)."""
+    return json.dumps(value, default=_decimal_number)
+
+
+def _decimal_number(value: Any) -> float:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _configure_sqlite_connection(dbapi_connection, _connection_record) -> None:

@@ -1,0 +1,231 @@
+"""Compound records through the run path, end to end against both emulators, on SQLite and PostgreSQL.
+
+A test-only object type (tests/compound_object.py: HubSpot invoices with line items ⇄ QBO sales
+receipts with lines, tied to the deal's contact) proves what invoices will rely on: lines read on
+both sides, planned line by line against the base kept on the link, written back (HubSpot line items
+created, updated, archived and associated; QBO lines in a full update), line pairs remembered, an
+association declared by the object type and written by the runner, and a record that waits for its
+contact until the contacts sync links it.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from sync.objects import register, unregister
+from sync.runner import run_object
+from sync.setup import set_up
+from sync.store.models import Installation, QboCompany, RecordLink, WebhookEvent
+from tests.compound_object import InvoicesAsSalesReceipts
+from tests.conftest import BOTH_DATABASES, stack_on_both_databases
+
+stack_database_url = pytest.fixture(params=BOTH_DATABASES, name="stack_database_url")(stack_on_both_databases)
+
+
+@pytest.fixture
+def deals(stack, installed):
+    """Contacts and the test-only deals type both set up two-way; QBO has one item to sell."""
+    account, _users, _browser, company, _page = installed
+    portal, realm = account["portalId"], company["realmId"]
+    with stack.db() as session:
+        company_id = session.scalar(select(QboCompany)).id
+    stack.hubspot.control("POST", "/config", {"rateLimits": False})
+    state = stack.qbo.state
+    with state.lock:
+        income = next(a for a in state.companies[realm].table("Account").values() if a["Name"] == "Services")
+    item = stack.qbo.control(
+        "POST",
+        f"/companies/{realm}/item",
+        {"Name": "Widget", "Type": "Service", "IncomeAccountRef": {"value": income["Id"]}},
+    )["Item"]
+    kind = register(InvoicesAsSalesReceipts(item_id=item["Id"]))
+    set_up(stack.runtime, company_id, "contacts", "two-way", "hubspot", filters={"hubspot": None})
+    set_up(stack.runtime, company_id, kind.name, "two-way", "hubspot")
+    yield portal, realm, company_id
+    unregister(kind.name)
+
+
+def _create(stack, portal, object_type: str, properties: dict, associations=()) -> dict:
+    body = {
+        "properties": properties,
+        "associations": [
+            {"to": {"id": to_id}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]}
+            for to_id, type_id in associations
+        ],
+    }
+    return stack.hubspot.control("POST", f"/accounts/{portal}/objects/{object_type}", body, expect=201)
+
+
+def _patch(stack, portal, object_type: str, record_id: str, properties: dict) -> None:
+    stack.hubspot.control(
+        "PATCH", f"/accounts/{portal}/objects/{object_type}/{record_id}", {"properties": properties}, expect=200
+    )
+
+
+def _receipts(stack, realm) -> list[dict]:
+    with stack.qbo.state.lock:
+        return [dict(r) for r in stack.qbo.state.companies[realm].table("SalesReceipt").values()]
+
+
+def _lines(receipt: dict) -> list[tuple[str, float, float, float]]:
+    return [
+        (
+            line.get("Description"),
+            line["SalesItemLineDetail"]["Qty"],
+            line["SalesItemLineDetail"]["UnitPrice"],
+            line["Amount"],
+        )
+        for line in receipt["Line"]
+        if line["DetailType"] == "SalesItemLineDetail"
+    ]
+
+
+def _sdk(stack):
+    """The official SDK with the installation's current access token."""
+    from sync.tokens import TokenManager
+
+    with stack.db() as session:
+        installation_id = session.scalar(select(Installation)).id
+    return stack.hubspot.sdk(TokenManager(stack.runtime).hubspot_access_token(installation_id))
+
+
+def _associated(stack, from_type: str, record_id: str, to_type: str) -> list[str]:
+    page = _sdk(stack).crm.associations.v4.basic_api.get_page(from_type, record_id, to_type)
+    return sorted((str(r.to_object_id) for r in page.results), key=int)
+
+
+def _deal_lines(stack, portal, deal_id: str) -> list[tuple[str, str, str]]:
+    """The invoice's live line items as HubSpot holds them: (name, quantity, price)."""
+    ids = _associated(stack, "invoices", deal_id, "line_items")
+    found = []
+    for line_id in ids:
+        record = _sdk(stack).crm.line_items.basic_api.get_by_id(line_id, properties=["name", "quantity", "price"])
+        found.append(tuple(record.properties.get(p) for p in ("name", "quantity", "price")))
+    return found
+
+
+def _line_item_named(stack, deal_id: str, name: str) -> str:
+    for line_id in _associated(stack, "invoices", deal_id, "line_items"):
+        if _sdk(stack).crm.line_items.basic_api.get_by_id(line_id, properties=["name"]).properties["name"] == name:
+            return line_id
+    raise AssertionError(f"no line item {name}")
+
+
+def _link(stack, kind: str, **ids) -> RecordLink:
+    with stack.db() as session:
+        return session.scalar(select(RecordLink).filter_by(object_type=kind, **ids))
+
+
+def _settled(stack, company_id) -> None:
+    """One more run writes nothing on either side: our own writes do not come back as changes."""
+    stack.qbo.control("DELETE", "/requests")
+    stack.hubspot.control("DELETE", "/requests")
+    summary = run_object(stack.runtime, company_id, "test_receipts")
+    for emulator in (stack.qbo, stack.hubspot):
+        writes = {
+            endpoint: count
+            for endpoint, count in emulator.control("GET", "/requests")["byEndpoint"].items()
+            if endpoint.startswith(("POST", "PATCH", "PUT", "DELETE"))
+            and not any(read in endpoint for read in ("search", "batch/read", "query"))
+        }
+        assert writes == {}, (writes, summary.counts)
+
+
+def test_lines_and_the_customer_sync_both_ways(stack, deals):
+    portal, realm, company_id = deals
+    contact = _create(
+        stack, portal, "contacts", {"email": "buyer@example.com", "firstname": "Bea", "lastname": "Buyer"}
+    )
+    deal = _create(stack, portal, "invoices", {"hs_title": "Big order", "hs_currency": "USD"}, [(contact["id"], 177)])
+
+    # The contact is not linked yet: the deal waits for it, saying so, and is freed by the contacts run.
+    first = run_object(stack.runtime, company_id, "test_receipts")
+    assert first.counts.get("wait") == 1 and not _receipts(stack, realm)
+    waiting = _link(stack, "test_receipts", hubspot_id=deal["id"])
+    assert waiting.state == "waiting" and waiting.waiting_for == [
+        {"object_type": "contacts", "side": "hubspot", "id": contact["id"]}
+    ]
+    for name, quantity, price in (("Widget A", "2", "10"), ("Widget B", "1", "5.5")):
+        _create(stack, portal, "line_items", {"name": name, "quantity": quantity, "price": price}, [(deal["id"], 410)])
+    assert "test_receipts" in run_object(stack.runtime, company_id, "contacts").released
+    customer_id = _link(stack, "contacts", hubspot_id=contact["id"]).qbo_id
+
+    created = run_object(stack.runtime, company_id, "test_receipts")
+    assert created.counts.get("create") == 1, created.counts
+    (receipt,) = _receipts(stack, realm)
+    assert receipt["PrivateNote"] == "Big order" and receipt["CustomerRef"]["value"] == customer_id
+    assert sorted(_lines(receipt)) == [("Widget A", 2, 10, 20), ("Widget B", 1, 5.5, 5.5)]
+    link = _link(stack, "test_receipts", hubspot_id=deal["id"])
+    assert link.qbo_id == receipt["Id"] and len(link.line_pairs) == 2
+    assert set(link.line_pairs.values()) == {line["Id"] for line in receipt["Line"] if "SalesItemLineDetail" in line}
+    _settled(stack, company_id)
+
+    # In QBO: one line's quantity changes, the other is removed, a third is added (QBO replaces all lines).
+    kept = next(line for line in receipt["Line"] if line.get("Description") == "Widget A")
+    added = {"DetailType": "SalesItemLineDetail", "Description": "Widget C", "Amount": 10}
+    added["SalesItemLineDetail"] = {"ItemRef": kept["SalesItemLineDetail"]["ItemRef"], "Qty": 4, "UnitPrice": 2.5}
+    changed = {**kept, "Amount": 30, "SalesItemLineDetail": {**kept["SalesItemLineDetail"], "Qty": 3}}
+    body = {"Id": receipt["Id"], "SyncToken": receipt["SyncToken"], "sparse": True, "Line": [changed, added]}
+    stack.qbo.control("POST", f"/companies/{realm}/salesreceipt", body, expect=200)
+    summary = run_object(stack.runtime, company_id, "test_receipts")
+    assert summary.counts.get("update") == 1, summary.counts
+    assert sorted(_deal_lines(stack, portal, deal["id"])) == [("Widget A", "3", "10"), ("Widget C", "4", "2.5")]
+    link = _link(stack, "test_receipts", hubspot_id=deal["id"])
+    assert len(link.line_pairs) == 2 and "Widget C" in str(link.base_values["lines"])
+    _settled(stack, company_id)
+
+    # In HubSpot: a line item's price alone changes (found through its webhook: the object type
+    # declares line items as a trigger of their deal) …
+    widget_c = _line_item_named(stack, deal["id"], "Widget C")
+    _patch(stack, portal, "line_items", widget_c, {"price": "3"})
+    _line_item_event(stack, widget_c)
+    run_object(stack.runtime, company_id, "test_receipts")
+    (receipt,) = _receipts(stack, realm)
+    assert sorted(_lines(receipt)) == [("Widget A", 3, 10, 30), ("Widget C", 4, 3, 12)]
+    # … then the deal is renamed and gets a new line.
+    _patch(stack, portal, "invoices", deal["id"], {"hs_title": "Bigger order"})
+    _create(stack, portal, "line_items", {"name": "Widget D", "quantity": "1", "price": "7"}, [(deal["id"], 410)])
+    run_object(stack.runtime, company_id, "test_receipts")
+    (receipt,) = _receipts(stack, realm)
+    assert receipt["PrivateNote"] == "Bigger order"
+    assert sorted(_lines(receipt)) == [("Widget A", 3, 10, 30), ("Widget C", 4, 3, 12), ("Widget D", 1, 7, 7)]
+    assert len(_link(stack, "test_receipts", hubspot_id=deal["id"]).line_pairs) == 3
+    _settled(stack, company_id)
+
+    # A sales receipt born in QBO for the linked customer: a deal with its line item and its contact.
+    line = {"DetailType": "SalesItemLineDetail", "Description": "Gadget", "Amount": 15}
+    line["SalesItemLineDetail"] = {"ItemRef": kept["SalesItemLineDetail"]["ItemRef"], "Qty": 3, "UnitPrice": 5}
+    born = stack.qbo.control(
+        "POST",
+        f"/companies/{realm}/salesreceipt",
+        {"PrivateNote": "Counter sale", "CustomerRef": {"value": customer_id}, "Line": [line]},
+        expect=200,
+    )["SalesReceipt"]
+    run_object(stack.runtime, company_id, "test_receipts")
+    link = _link(stack, "test_receipts", qbo_id=born["Id"])
+    assert link is not None and link.state == "syncing" and link.hubspot_id
+    assert _deal_lines(stack, portal, link.hubspot_id) == [("Gadget", "3", "5")]
+    new_invoice = _sdk(stack).crm.objects.basic_api.get_by_id("invoices", link.hubspot_id, properties=["hs_title"])
+    assert new_invoice.properties["hs_title"] == "Counter sale"
+    assert _associated(stack, "invoices", link.hubspot_id, "contacts") == [contact["id"]]
+    _settled(stack, company_id)
+
+
+def _line_item_event(stack, line_item_id: str) -> None:
+    """A stored HubSpot webhook about a line item, as the webhook endpoint keeps it."""
+    with stack.db() as session:
+        installation = session.scalar(select(Installation))
+        session.add(
+            WebhookEvent(
+                source="hubspot",
+                account_id=str(installation.hub_id),
+                installation_id=installation.id,
+                event_type="object.propertyChange",
+                object_type="line_items",
+                object_id=line_item_id,
+                dedupe_key=f"test-{line_item_id}",
+                payload={},
+            )
+        )
+        session.commit()
