@@ -1,7 +1,7 @@
 """Ledgersync's web app: `create_app()` builds it; gunicorn runs `app:create_app()`.
 
-Nothing here does I/O at import time. `create_app` reads the settings (or takes
-them from a test), builds the `Runtime` (database, job queue, token cipher) and
+Nothing here does I/O at import time. `create_app` reads the configuration (or takes
+it from a test), builds the `Runtime` (database, job queue, token cipher) and
 registers the blueprints and CLI commands; connections open on first use.
 """
 
@@ -24,25 +24,25 @@ from sync.sessions import IDLE_SECONDS
 log = logging.getLogger("ledgersync.web")
 
 
-def create_app(settings: Config | None = None) -> Flask:
-    settings = settings or Config.from_env()
-    configure_logging(settings)
+def create_app(config: Config | None = None) -> Flask:
+    config = config or Config.from_env()
+    configure_logging(config)
 
-    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app = Flask(__name__, instance_path=str(config.instance_path))
     app.config.update(
-        SECRET_KEY=settings.secret_key,
+        SECRET_KEY=config.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.app_base_url.startswith("https://"),
+        SESSION_COOKIE_SECURE=config.app_base_url.startswith("https://"),
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         PERMANENT_SESSION_LIFETIME=IDLE_SECONDS,  # the cookie; the session itself is server-side
         MAX_CONTENT_LENGTH=5 * 1024 * 1024,
     )
-    if settings.is_production:
+    if config.is_production:
         # Behind one proxy (Heroku's router, a load balancer) that sets X-Forwarded-*.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
 
-    runtime = Runtime(settings)
+    runtime = Runtime(config)
     app.extensions["ledgersync"] = runtime
     csrf.init_app(app)
     register_blueprints(app)
@@ -51,7 +51,7 @@ def create_app(settings: Config | None = None) -> Flask:
     log.info(
         "app created",
         extra={
-            "app_env": settings.app_env,
+            "app_env": config.app_env,
             "database": runtime.database.engine.dialect.name,
             "job_mode": runtime.jobs.mode,
         },

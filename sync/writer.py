@@ -223,7 +223,7 @@ class Writer:
             for entry, line in zip(added, read_back.lines or (), strict=False):  # QBO keeps the order we sent
                 pairs[entry["key"]], line_bases[entry["key"]] = line.id, dict(line.fields)
         elif target == HUBSPOT:
-            self._associate(target_id, write.get("changes") or {}, previous=None)
+            self._associate(target_id, write.get("changes") or {})
             for entry in added:
                 created = self._create_line_item(target_id, entry["fields"])
                 qbo_line = _qbo_line_id(entry["key"])
@@ -339,7 +339,7 @@ class Writer:
             else:
                 read_back = Record(HUBSPOT, target_id, dict(action.base_after))
             link = self.links.get(action.link_id) if action.link_id else None
-            self._associate(target_id, changes, previous=dict(link.base_values or {}) if link else None)
+            self._associate(target_id, changes)
             base = self._base_after_write(action, read_back)
             if LINES in changes:
                 self._lines_after_hubspot_write(action, target_id, link, base)
@@ -411,7 +411,7 @@ class Writer:
         self.hubspot.associate(self.kind.line_object, created["id"], self.kind.hubspot_object, parent_id)
         return self.kind.line_from_hubspot(created)
 
-    def _associate(self, record_id: str, changes: Mapping[str, Any], previous: Mapping[str, Any] | None) -> None:
+    def _associate(self, record_id: str, changes: Mapping[str, Any]) -> None:
         """A HubSpot record's associations to follow its associations' canonical values (QBO ids)."""
         for association in self.kind.associations:
             if association.name not in changes:

@@ -160,7 +160,7 @@ def test_dotenv_file_is_read_and_environment_wins(tmp_path, monkeypatch):
 
 
 def test_readme_documents_every_variable():
-    source = (ROOT / "sync" / "settings.py").read_text()
+    source = (ROOT / "sync" / "config.py").read_text()
     read = set(re.findall(r'get\(\s*"([A-Z_]+)"', source)) | set(PRODUCTION_REQUIRED)
     readme = (ROOT / "README.md").read_text()
     table_rows = {m for m in re.findall(r"^\| `([A-Z_]+)` \|", readme, flags=re.MULTILINE)}

@@ -63,3 +63,12 @@ def test_a_token_refresh_rewrites_that_sides_token_in_the_file(stack, installed,
     fresh_qbo = tokens._access_token("quickbooks", company_id, force=True)
     assert demo_file.read(path)["quickbooks"]["access_token"] == fresh_qbo != old_qbo
     assert "refresh" not in path.read_text().lower()
+
+
+def test_a_misnamed_refresh_hook_fails_at_start_not_at_the_first_refresh(stack):
+    import pytest
+
+    with pytest.raises(ValueError, match="module:function"):
+        Runtime(stack.runtime.config.with_overrides(token_refresh_hooks=("scripts.demo_file",)))
+    with pytest.raises(AttributeError):
+        Runtime(stack.runtime.config.with_overrides(token_refresh_hooks=("scripts.demo_file:nothing",)))

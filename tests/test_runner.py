@@ -1063,7 +1063,7 @@ def test_recommended_filters_start_only_billing_contacts_and_every_customer(stac
 
 
 def _created(record: dict):
-    from sync.cursors import parse_time
+    from sync.times import parse_time
 
     return parse_time(record["properties"].get("hs_createdate") or record["createdAt"])
 

@@ -172,7 +172,6 @@ def test_check_constraints_refuse_unknown_values(migrated_database):
         ids = dict(installation_id=installation.id, qbo_company_id=company.id)
     for row in (
         SyncSettings(object_type="contacts", direction="sideways", **ids),
-        SyncSettings(object_type="deals", **ids),
         RecordLink(object_type="contacts", origin="hubspot", **ids),  # no id on either side
         RecordLink(object_type="contacts", origin="hubspot", hubspot_id="1", state="happy", **ids),
     ):

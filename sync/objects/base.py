@@ -156,11 +156,7 @@ class ObjectType:
 
     def to_hubspot(self, changes: Mapping[str, Any]) -> dict[str, str]:
         """HubSpot properties for canonical changes (a cleared field is an empty string)."""
-        return {
-            self.hubspot_properties[name]: "" if value is None else str(value)
-            for name, value in changes.items()
-            if name in self.hubspot_properties
-        }
+        return _properties(self.hubspot_properties, changes)
 
     def to_quickbooks(
         self, changes: Mapping[str, Any], merged: Mapping[str, Any], creating: bool, options: Mapping[str, Any]
@@ -182,11 +178,7 @@ class ObjectType:
         raise NotImplementedError
 
     def line_to_hubspot(self, fields: Mapping[str, Any]) -> dict[str, str]:
-        return {
-            self.line_properties[name]: "" if value is None else str(value)
-            for name, value in fields.items()
-            if name in self.line_properties
-        }
+        return _properties(self.line_properties, fields)
 
     def line_to_quickbooks(self, fields: Mapping[str, Any], existing: dict | None) -> dict[str, Any]:
         """A QBO `Line` entry with these canonical fields (`existing`: the entry they change)."""
@@ -227,6 +219,11 @@ class ObjectType:
     ) -> Plan:
         """Add or change actions the planner cannot know of (a rename rule)."""
         return plan
+
+
+def _properties(names: Mapping[str, str], values: Mapping[str, Any]) -> dict[str, str]:
+    """HubSpot properties (all strings) for canonical values; a cleared value is an empty string."""
+    return {names[name]: "" if value is None else str(value) for name, value in values.items() if name in names}
 
 
 def _blank_to_none(value: Any) -> Any:

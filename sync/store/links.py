@@ -146,22 +146,20 @@ class LinkStore:
             return None
         return (holder.hubspot_id if side == QUICKBOOKS else holder.qbo_id) or f"link {holder.id}"
 
-    def linked_ids(self, side: str, ids: set[str], live: bool = False) -> set[str]:
-        """Those of `ids` (on `side`) whose record is linked (`live`: and not tombstoned there)."""
+    def _ids_where(self, side: str, ids: set[str], *conditions) -> set[str]:
+        """Those of `ids` (on `side`) whose row meets `conditions`, asked in chunks."""
         found: set[str] = set()
-        other = id_column(QUICKBOOKS if side == HUBSPOT else HUBSPOT)
-        deleted = RecordLink.hubspot_deleted_at if side == HUBSPOT else RecordLink.qbo_deleted_at
         with self.reading() as session:
             for chunk in _chunks(ids):
-                query = (
-                    self._links()
-                    .with_only_columns(id_column(side))
-                    .where(id_column(side).in_(chunk), other.is_not(None))
-                )
-                if live:
-                    query = query.where(deleted.is_(None))
+                query = self._links().with_only_columns(id_column(side)).where(id_column(side).in_(chunk), *conditions)
                 found.update(session.scalars(query))
         return found
+
+    def linked_ids(self, side: str, ids: set[str], live: bool = False) -> set[str]:
+        """Those of `ids` (on `side`) whose record is linked (`live`: and not tombstoned there)."""
+        other = id_column(QUICKBOOKS if side == HUBSPOT else HUBSPOT)
+        deleted = RecordLink.hubspot_deleted_at if side == HUBSPOT else RecordLink.qbo_deleted_at
+        return self._ids_where(side, ids, other.is_not(None), *((deleted.is_(None),) if live else ()))
 
     def partners(self, side: str, ids: set[str]) -> dict[str, str]:
         """For linked records of `ids` on `side`: their partner's id on the other side."""
@@ -179,18 +177,7 @@ class LinkStore:
 
     def created_by_sync(self, side: str, ids: set[str]) -> set[str]:
         """Those of `ids` (on `side`) that our own sync created there (brought in from the other side)."""
-        origin = QUICKBOOKS if side == HUBSPOT else HUBSPOT
-        found: set[str] = set()
-        with self.reading() as session:
-            for chunk in _chunks(ids):
-                found.update(
-                    session.scalars(
-                        self._links()
-                        .with_only_columns(id_column(side))
-                        .where(RecordLink.origin == origin, id_column(side).in_(chunk))
-                    )
-                )
-        return found
+        return self._ids_where(side, ids, RecordLink.origin == (QUICKBOOKS if side == HUBSPOT else HUBSPOT))
 
     def is_linked(self, dependency: Dependency) -> bool:
         """The planner's question for a record's prerequisites (its customer, its items), of any object."""
@@ -226,21 +213,7 @@ class LinkStore:
 
     def resting_failures(self, side: str, ids: set[str]) -> set[str]:
         """Ids of failed records whose next retry is not due yet."""
-        found: set[str] = set()
-        with self.reading() as session:
-            for chunk in _chunks(ids):
-                found.update(
-                    session.scalars(
-                        self._links()
-                        .with_only_columns(id_column(side))
-                        .where(
-                            RecordLink.state == "failed",
-                            RecordLink.next_attempt_at > utcnow(),
-                            id_column(side).in_(chunk),
-                        )
-                    )
-                )
-        return found
+        return self._ids_where(side, ids, RecordLink.state == "failed", RecordLink.next_attempt_at > utcnow())
 
     # --- versions: what was already planned ----------------------------------------------------------------
 
