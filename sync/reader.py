@@ -18,6 +18,7 @@ from sync.store.models import RecordLink
 from sync.times import parse_time
 
 QBO_IDS_PER_QUERY = 100
+HUBSPOT_KEYS_PER_SEARCH = 100  # values in one IN filter (HubSpot allows 100)
 
 
 class Reader:
@@ -167,26 +168,16 @@ class Reader:
             keys = (self.rules.natural_key(r) for i, r in records.items() if i not in linked[side] and not r.deleted)
             return sorted({key for key in keys if key})
 
-        hub_found: set[str] = set()
-        if self.kind.hubspot_key_property:
-            hub_found = {
-                r["id"]
-                for r in self.hubspot.batch_read(
-                    self.kind.hubspot_object,
-                    keys_of(qbo_records, QUICKBOOKS),
-                    [],
-                    id_property=self.kind.hubspot_key_property,
-                )
-            } - set(hub_records)
+        hub_keys, qbo_keys = keys_of(hub_records, HUBSPOT), keys_of(qbo_records, QUICKBOOKS)
+        if self.kind.duplicate_key:  # keys unique per side: each side's own twins are looked up too
+            hub_keys = qbo_keys = sorted(set(hub_keys) | set(qbo_keys))
+        hub_found = self._hubspot_by_key(qbo_keys) - set(hub_records)
         qbo_found: set[str] = set()
-        hub_keys = keys_of(hub_records, HUBSPOT)
         for start in range(0, len(hub_keys), QBO_IDS_PER_QUERY):
-            statement = self.kind.quickbooks_key_query(hub_keys[start : start + QBO_IDS_PER_QUERY])
-            if statement is None:
-                break
-            for row in self.qbo.query(statement).get(self.kind.qbo_entity, []):
-                self.qbo_cache[row["Id"]] = row
-                qbo_found.add(row["Id"])
+            for statement in self.kind.quickbooks_key_queries(hub_keys[start : start + QBO_IDS_PER_QUERY]):
+                for row in self.qbo.query(statement).get(self.kind.qbo_entity, []):
+                    self.qbo_cache[row["Id"]] = row
+                    qbo_found.add(row["Id"])
         qbo_found -= set(qbo_records)
         if not hub_found and not qbo_found:
             return
@@ -196,6 +187,28 @@ class Reader:
         qbo_found |= {link.qbo_id for link in extra if link.qbo_id} - set(qbo_records)
         hub_records.update(self.read_hubspot(hub_found, extra))
         qbo_records.update(self.read_quickbooks(qbo_found))
+
+    def _hubspot_by_key(self, keys: list[str]) -> set[str]:
+        """HubSpot ids of the records with these keys: a batch read by a unique property, or a search."""
+        if not keys:
+            return set()
+        if self.kind.hubspot_key_property:
+            found = self.hubspot.batch_read(
+                self.kind.hubspot_object, keys, [], id_property=self.kind.hubspot_key_property
+            )
+            return {r["id"] for r in found}
+        ids: set[str] = set()
+        for start in range(0, len(keys), HUBSPOT_KEYS_PER_SEARCH):
+            groups = self.kind.hubspot_key_search(keys[start : start + HUBSPOT_KEYS_PER_SEARCH])
+            after = None
+            while groups:
+                request = {"filter_groups": groups, "properties": ["hs_object_id"], "limit": 200, "after": after}
+                page = self.hubspot.search(self.kind.hubspot_object, request)
+                ids.update(r["id"] for r in page["results"])
+                after = page["after"]
+                if after is None:
+                    break
+        return ids
 
     def merges(self, hub_records: dict[str, Record], links: list[RecordLink]) -> set[str]:
         """HubSpot merges among what was read: each linked record merged into a survivor becomes a

@@ -92,6 +92,7 @@ def run_object(
             options=dict(settings.options or {}),
             filters=dict(settings.filters or {}),
             set_up_at=aware(settings.set_up_at),
+            home_currency=company.home_currency,
         )
         rules = kind.rules(settings)
     lock = RunLock(runtime, tenant.installation_id, company_id, object_type_name)
@@ -135,6 +136,7 @@ class _Tenant:
     options: dict[str, Any]  # the object type's options (contacts: the display-name rule)
     filters: dict[str, str]  # the stored filter names, keyed by source side
     set_up_at: datetime
+    home_currency: str | None
 
 
 class _Run:
@@ -152,7 +154,9 @@ class _Run:
         access, refresh = tokens.quickbooks_tokens(tenant.company_id)
         qbo = QuickBooksClient(runtime.config, tenant.realm_id, access, refresh, limiter)
         self.links = LinkStore(runtime.database, tenant.installation_id, tenant.company_id, kind.name, lock.guard)
-        self.context = RunContext(hubspot, qbo, self.links, tenant.options, tenant.filters, tenant.set_up_at)
+        self.context = RunContext(
+            hubspot, qbo, self.links, tenant.options, tenant.filters, tenant.set_up_at, tenant.home_currency
+        )
         self.hubspot, self.qbo = hubspot, qbo
         self.reader = Reader(kind, self.context, rules)
         self.writer = Writer(kind, self.context, self.reader, rules, summary, lock.renew, self._replan)
@@ -162,9 +166,14 @@ class _Run:
     # --- 2. what changed --------------------------------------------------------------------------------------
 
     def execute(self, pages: int | None) -> None:
+        self.rules = self.reader.rules = self.writer.rules = self.kind.prepare(self.context, self.rules)
         self.hubspot.ensure_unique_property(
             self.kind.hubspot_object, self.kind.id_property, self.kind.id_property_label, self.kind.id_property_group
         )
+        for name, label, field_type in self.kind.extra_hubspot_properties:
+            self.hubspot.ensure_property(
+                self.kind.hubspot_object, name, label, self.kind.id_property_group, field_type=field_type
+            )
         self.writer.finish_pending_writes()
         self._detect(datetime.now(UTC))
         total = self.links.backlog_size()

@@ -18,7 +18,7 @@ def set_up(
     runtime: Runtime,
     company_id: int,
     object_type: str,
-    direction: str = "two_way",
+    direction: str | None = None,
     winner: str = "hubspot",
     delete_policy: str | None = None,
     options: dict[str, Any] | None = None,
@@ -29,14 +29,18 @@ def set_up(
     {"use_company": bool, "template": "{company} ({email})", "rename": bool} — the display-name rule;
     `rename` lets it rename the customers our sync created when the contact's company or name changes).
 
-    `fields` turns default mappings on or off ({"phone": False}); a field turned off is left alone
-    on both sides. A new sync starts with the object's recommended filters; `filters` ({side: name or None}) changes
-    them ({"hubspot": None}: every HubSpot record may start syncing)."""
+    products: {"match_by_name": bool, "income_account_id", "expense_account_id", "allow_inventory": bool,
+    "asset_account_id"}, checked against the QBO company (its accounts) when they change.
+
+    `direction` None keeps a sync's direction, or gives a new one its object type's recommended one
+    (products: QBO → HubSpot). `fields` turns default mappings on or off ({"phone": False}); a field
+    turned off is left alone on both sides. A new sync starts with the object's recommended filters;
+    `filters` ({side: name or None}) changes them ({"hubspot": None}: every HubSpot record may start syncing)."""
     if object_type not in REGISTERED:
         raise ValueError(f"unknown object type {object_type!r} (synced: {', '.join(names())})")
     kind = registered(object_type)
-    direction = DIRECTION_NAMES.get(direction, direction)
-    if direction not in DIRECTIONS:
+    direction = DIRECTION_NAMES.get(direction, direction) if direction is not None else None
+    if direction is not None and direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(DIRECTION_NAMES)}")
     if winner not in ("hubspot", "quickbooks"):
         raise ValueError("the conflict winner is hubspot or quickbooks")
@@ -61,7 +65,7 @@ def set_up(
             settings.filters = dict(kind.recommended_filters)
             session.add(settings)
         if fields:
-            known = kind.default_fields
+            known = (*kind.default_fields, *kind.create_only_fields)
             unknown = sorted(set(fields) - set(known))
             if unknown:
                 raise ValueError(f"unknown field {', '.join(unknown)} (the mappings are: {', '.join(known)})")
@@ -74,14 +78,27 @@ def set_up(
             settings.filters = _checked_filters(object_type, {**before, **filters})
             if settings.filters != before and settings.id is not None:
                 _requeue_excluded(session, settings)
-        settings.direction, settings.conflict_winner = direction, winner
+        settings.direction = direction or settings.direction or kind.recommended_direction
+        settings.conflict_winner = winner
         settings.delete_policy = delete_policy or settings.delete_policy or "keep"  # None: as it was
         settings.status, settings.paused_reason = "active", None
-        if options:
-            options = kind.check_options(dict(options))
-            settings.options = {**(settings.options or {}), **options}
+        if options or settings.id is None:
+            options = kind.check_options(dict(options or {}))
+            merged = {**(settings.options or {}), **options}
+            if kind.checks_with_quickbooks:
+                merged = kind.check_with_quickbooks(_quickbooks(runtime, company), merged, settings.set_up_at)
+            settings.options = merged
         session.flush()
         return settings
+
+
+def _quickbooks(runtime: Runtime, company: QboCompany):
+    """A QBO client for set-up's few checks (the company's accounts)."""
+    from sync.clients.quickbooks import QuickBooksClient
+    from sync.tokens import TokenManager
+
+    access, refresh = TokenManager(runtime).quickbooks_tokens(company.id)
+    return QuickBooksClient(runtime.config, company.realm_id, access, refresh)
 
 
 def _checked_filters(object_type: str, filters: dict[str, str | None]) -> dict[str, str]:

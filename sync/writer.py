@@ -39,7 +39,11 @@ RETRY_BACKOFF = (
 )
 
 
-def category_of(error: errors.ApiError) -> str:
+def category_of(error: errors.ApiError, kind: ObjectType | None = None) -> str:
+    """The failure category a record is kept under (the object type may name its own first)."""
+    named = kind.failure_category(error) if kind is not None else None
+    if named:
+        return named
     if isinstance(error, errors.Duplicate):
         return "duplicate display name" if error.side == QUICKBOOKS and error.code == "6240" else "duplicate"
     if isinstance(error, errors.ValidationFailed):
@@ -107,7 +111,7 @@ class Writer:
             raise  # stop: the job is re-enqueued, or the connection needs the user
         except errors.ApiError as error:
             for action in actions:
-                self.failed(action, category_of(error), error.message, error.detail)
+                self.failed(action, category_of(error, self.kind), error.message, error.detail)
 
     def apply(self, action: Action) -> None:
         kind = action.kind
@@ -190,7 +194,7 @@ class Writer:
             action, write = pending[link_id]
             if isinstance(answer, errors.ApiError) or answer is None:
                 error = answer or errors.Transient(target, "no answer for this record")
-                category = category_of(error)
+                category = category_of(error, self.kind)
                 message = self.kind.failure_message(category, write.get("body"), error.message)
                 self.failed(Action("create", action.source, link_id=link_id), category, message, error.detail)
                 continue
@@ -261,8 +265,11 @@ class Writer:
             if self.kind.has_lines:
                 base[LINES] = line_bases or {}
                 link.line_pairs = pairs or {}
+            write = link.pending_write or {}
+            note = self.kind.create_note(write.get("changes") or {}, write.get("body"))
+            message = f"created in {target}" + (f" ({note})" if note else "")
             self._settled(link, base)
-            self.links.activity(session, link, "created", target, f"created in {target}")
+            self.links.activity(session, link, "created", target, self._said(message))
 
     def finish_pending_writes(self) -> None:
         """A crash between storing a pending write and linking its answer: finish it, never duplicating.
@@ -303,7 +310,12 @@ class Writer:
                     self._after_create(link.id, HUBSPOT, write, written, self.reader.read_back(HUBSPOT, written))
                 self.summary.add("resumed")
             except errors.ApiError as error:
-                self.failed(Action("create", source, link_id=link.id), category_of(error), error.message, error.detail)
+                self.failed(
+                    Action("create", source, link_id=link.id),
+                    category_of(error, self.kind),
+                    error.message,
+                    error.detail,
+                )
 
     # --- updates -----------------------------------------------------------------------------------------
 
@@ -380,7 +392,7 @@ class Writer:
                 self._written(action, self.reader.read_back(QUICKBOOKS, answer))
             else:
                 error = answer or errors.Transient(QUICKBOOKS, "no answer for this record")
-                self.failed(action, category_of(error), error.message, error.detail)
+                self.failed(action, category_of(error, self.kind), error.message, error.detail)
 
     def _update_batch_hubspot(self, actions: list[Action]) -> None:
         for action in actions:
@@ -394,7 +406,7 @@ class Writer:
                 self._written(action, self.reader.read_back(HUBSPOT, answer))
             else:
                 error = answer or errors.Transient(HUBSPOT, "no answer for this record")
-                self.failed(action, category_of(error), error.message, error.detail)
+                self.failed(action, category_of(error, self.kind), error.message, error.detail)
 
     def _written(self, action: Action, read_back: Record) -> None:
         base = self._base_after_write(action, read_back)
@@ -476,7 +488,11 @@ class Writer:
             link = session.get(RecordLink, action.link_id)
             link.line_pairs = pairs
             self._settled(link, base)
-            self.links.activity(session, link, "updated", target, f"updated in {target}")
+            self.links.activity(session, link, "updated", target, self._said(f"updated in {target}"))
+
+    def _said(self, message: str) -> str:
+        """An activity message with what this run says of every record (e.g. why a price did not sync)."""
+        return "; ".join([message, *self.context.notes])
 
     # --- rows ----------------------------------------------------------------------------------------------
 
@@ -502,7 +518,7 @@ class Writer:
             changed = link.base_values != base or link.state != "syncing"
             self._settled(link, base)
             if target is not None:
-                self.links.activity(session, link, "updated", target, f"updated in {target}")
+                self.links.activity(session, link, "updated", target, self._said(f"updated in {target}"))
             elif changed:
                 session.add(link)
 

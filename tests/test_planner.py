@@ -206,6 +206,20 @@ def test_one_candidate_links_several_fail_none_creates():
     assert creates["q9"].target_side == HUBSPOT
 
 
+def test_a_first_link_goes_from_the_winner_to_the_loser_whichever_record_was_new():
+    """Two-way with QuickBooks winning: the HubSpot record is planned first, yet the link's source is the
+    QBO record and its target the HubSpot one (a source equal to its target would link nothing)."""
+    result = plan(
+        [hs("h1", email="a@example.com", name="From HubSpot")],
+        [qb("q1", email="a@example.com", name="From QBO")],
+        [],
+        rules(conflict_winner=QUICKBOOKS),
+    )
+    (link,) = result.of_kind("link")
+    assert (link.source.side, link.source.id, link.target_side, link.target_id) == (QUICKBOOKS, "q1", HUBSPOT, "h1")
+    assert link.changes == {"name": "From QBO"}
+
+
 def test_first_link_fills_a_blank_winner_from_the_other_record():
     result = plan(
         [hs("h1", email="a@example.com", name=None)],

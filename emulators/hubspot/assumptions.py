@@ -191,3 +191,9 @@ APP_EVENT_CREATE_STATUS = 201
 # The legacy timeline v3 API, for an app that has no v1/v3 event templates: every
 # event or template lookup is a 404 OBJECT_NOT_FOUND naming the template id.
 LEGACY_TIMELINE_STATUS = 404
+
+# Account information (`GET /account-info/v3/details`): any valid access token of the portal may read
+# it (the docs list no scope for it); `utcOffset` is always "+00:00" (time zones are not modelled
+# beyond their name); `companyCurrency` is the account's currency (control API `currency`).
+ACCOUNT_DETAILS_SCOPES = ()
+ACCOUNT_UTC_OFFSET = "+00:00"

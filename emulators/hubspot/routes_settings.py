@@ -1,10 +1,12 @@
-"""The user provisioning API's read (`GET /settings/v3/users/{userId}`): who a portal's user is, and
-whether they are a super admin — what an app learns about a signed-in user's rights."""
+"""Account settings an app reads: the user provisioning API's read (`GET /settings/v3/users/{userId}`:
+who a portal's user is, and whether they are a super admin) and the account information API's
+details (`GET /account-info/v3/details`: the portal's time zone and company currency)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, g, request
 
+from emulators.hubspot import assumptions
 from emulators.hubspot.errors import json_response, not_found, validation
 from emulators.hubspot.routes_crm import require_scopes, state
 
@@ -31,3 +33,23 @@ def read_user(user_ref: str):
                     }
                 )
     raise not_found(f"No user {user_ref} in this account", userId=[user_ref])
+
+
+@bp.get("/account-info/v3/details")
+def account_details():
+    """Any valid token of the portal may read it (assumptions.ACCOUNT_DETAILS_SCOPES)."""
+    with state().lock:
+        account = state().accounts[g.token.hub_id]
+        return json_response(
+            {
+                "portalId": account.hub_id,
+                "accountType": "STANDARD",
+                "timeZone": account.time_zone,
+                "companyCurrency": account.currency,
+                "additionalCurrencies": [],
+                "utcOffset": assumptions.ACCOUNT_UTC_OFFSET,
+                "utcOffsetMilliseconds": 0,
+                "uiDomain": "app.hubspot.com",
+                "dataHostingLocation": "na1",
+            }
+        )

@@ -158,7 +158,8 @@ class HubSpotClient:
 
     def __init__(self, settings: Config, portal_id: int, access_token: str, limiter: RateLimiter | None = None) -> None:
         self.portal_id, self.limiter = portal_id, limiter
-        self.sdk = HubSpot(access_token=access_token, host=settings.hubspot_api_base_url)
+        self.host = settings.hubspot_api_base_url
+        self.sdk = HubSpot(access_token=access_token, host=self.host)
 
     def _call(self, kind: str, call: Callable[[], T]) -> T:
         if self.limiter is not None:
@@ -307,6 +308,17 @@ class HubSpotClient:
             for result in self._association_results(from_type, to_type, ids)
         }
 
+    def company_currency(self) -> str | None:
+        """The portal's company currency (`GET /account-info/v3/details`; the SDK has no wrapper for the
+        account information API, so its generic request is used)."""
+        return self._call("api", lambda: self._raw("GET", "/account-info/v3/details")).get("companyCurrency")
+
+    def _raw(self, method: str, path: str) -> dict[str, Any]:
+        response = self.sdk.api_request({"method": method, "path": path, "base_url": self.host})
+        if response.status_code >= 400:
+            raise _HttpFailure(response.status_code, response.text, response.headers)
+        return response.json()
+
     def associate(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
         """The default (unlabelled) association between two records; one already there is no error."""
         self._call(
@@ -323,6 +335,12 @@ class HubSpotClient:
 
     def ensure_unique_property(self, object_type: str, name: str, label: str, group: str) -> None:
         """Create our unique id property once (needs crm.schemas.<object>.write)."""
+        self.ensure_property(object_type, name, label, group, unique=True)
+
+    def ensure_property(
+        self, object_type: str, name: str, label: str, group: str, unique: bool = False, field_type: str = "text"
+    ) -> None:
+        """Create a string property of ours once, if it is not there (needs crm.schemas.<object>.write)."""
         from hubspot.crm.properties import PropertyCreate
 
         try:
@@ -337,9 +355,9 @@ class HubSpotClient:
                             name=name,
                             label=label,
                             type="string",
-                            field_type="text",
+                            field_type=field_type,
                             group_name=group,
-                            has_unique_value=True,
+                            has_unique_value=unique,
                         ),
                     ),
                 )
@@ -424,6 +442,14 @@ class HubSpotClient:
             "results": [_plain(r) for r in page.results],
             "after": page.paging.next.after if page.paging and page.paging.next else None,
         }
+
+
+class _HttpFailure(Exception):
+    """A failed generic request, shaped as the SDK's exceptions are (status, body, headers) for `translate`."""
+
+    def __init__(self, status: int, body: str, headers) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status, self.body, self.headers = status, body, headers
 
 
 def _input_errors(answer, statuses: dict[str, int]) -> dict[str, errors.ApiError]:

@@ -17,9 +17,10 @@ Decisions, in order, for every record:
    never recreated; with the "propagate" policy the other side is deleted instead.
 4. **New records** — the direction's filter decides whether a record may start syncing
    (exclude, naming the filter); then the natural key: none → excluded (when the object needs
-   one); one unlinked candidate on the other side → link (and merge their fields); several →
-   failed "ambiguous match"; a candidate already linked to another → failed "key in use";
-   none → create.
+   one); shared with another record on its own side → failed (when keys must be unique there,
+   e.g. "duplicate SKU"); one unlinked candidate on the other side → link (and merge their
+   fields); several → failed "ambiguous match"; a candidate already linked to another → failed
+   "key in use"; none → create.
 5. **Prerequisites** — a record whose dependencies (its customer, its items) are not linked
    yet waits, saying for what; the runtime plans it again when the link appears.
 
@@ -365,12 +366,14 @@ def _plan_new(
         return
     key = rules.natural_key(record)
     if key is None and rules.key_required:
+        result.add(Action("exclude", record, reason=rules.key_missing_reason))
+        return
+    twins = [r for r in keyed[side].get(key, []) if r.id != record.id] if key and rules.duplicate_key else []
+    if twins:
+        category, fix = rules.duplicate_key
+        named = ", ".join(sorted([record.id, *(r.id for r in twins)]))
         result.add(
-            Action(
-                "exclude",
-                record,
-                reason="it has no matching key (for example no email address), so it cannot be matched safely",
-            )
+            Action("fail", record, category=category, reason=f"{side} records {named} share the key {key}", fix=fix)
         )
         return
     candidates = [c for c in keyed[target].get(key, []) if key] if key else []
@@ -409,7 +412,11 @@ def _plan_new(
             )
         )
         return
-    fields = {name: record.fields.get(name) for name in rules.fields if record.fields.get(name) not in BLANK}
+    fields = {
+        name: record.fields.get(name)
+        for name in (*rules.fields, *rules.create_fields)
+        if record.fields.get(name) not in BLANK
+    }
     changes: dict[str, Any] = dict(fields)
     if record.lines is not None:
         changes[LINES] = {"add": [{"key": line.id, "fields": dict(line.fields)} for line in record.lines]}
@@ -449,10 +456,12 @@ def _plan_first_link(record: Record, match: Record, rules: SyncRules, result: Pl
         base_after[name] = won
         if not _same(won, lost):
             changes[name] = won
+    # The link is written from the winner's side (its values go to the loser), whichever of the two was
+    # being planned: with the new record as the loser, source and target would be the same record.
     result.add(
         Action(
             "link",
-            record,
+            pair[winner],
             target_side=loser,
             target_id=pair[loser].id,
             changes=changes,

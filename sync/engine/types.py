@@ -100,10 +100,15 @@ class SyncRules:
     direction: str = "two_way"
     conflict_winner: str = HUBSPOT
     fields: tuple[str, ...] = ()  # the enabled canonical fields
+    create_fields: tuple[str, ...] = ()  # enabled fields a create carries that are never merged afterwards
     filters: Mapping[str, Filter] = field(default_factory=dict)  # keyed by the source side
     delete_policy: str = "keep"  # "keep": a delete leaves a tombstone; "propagate": deletes the other side
     natural_key: Callable[[Record], str | None] = lambda record: None
     key_required: bool = False  # no key → excluded, explained
+    key_missing_reason: str = "it has no matching key (for example no email address), so it cannot be matched safely"
+    # Set when a key must be unique on each side (products: a SKU): a new record whose key another record
+    # on its own side has fails with this (category, fix) instead of being matched or created.
+    duplicate_key: tuple[str, str] | None = None
     line_fields: tuple[str, ...] = ()
 
 

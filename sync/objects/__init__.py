@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sync.objects.base import Association, ObjectType, RunContext
 from sync.objects.contacts import Contacts
+from sync.objects.products import Products
 
 REGISTERED: dict[str, ObjectType] = {}
 
@@ -47,6 +48,7 @@ def objects_for_event(webhook_object_type: str | None) -> tuple[str, ...]:
 
 
 register(Contacts())
+register(Products())
 
 __all__ = [
     "REGISTERED",

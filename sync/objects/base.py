@@ -19,7 +19,7 @@ are declared as `Association`s; the runner reads them as fields and writes them 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sync.engine import HUBSPOT, QUICKBOOKS, Filter, Line, Plan, Record, SyncRules
 
 if TYPE_CHECKING:
+    from sync.clients.errors import ApiError
     from sync.clients.hubspot import HubSpotClient
     from sync.clients.quickbooks import QuickBooksClient
     from sync.store.links import LinkStore
@@ -59,6 +60,8 @@ class RunContext:
     options: Mapping[str, Any] = field(default_factory=dict)  # e.g. contacts: the display-name rule
     filters: Mapping[str, str] = field(default_factory=dict)  # stored filter names, keyed by source side
     set_up_at: datetime | None = None
+    home_currency: str | None = None  # the QBO company's
+    notes: list[str] = field(default_factory=list)  # said with every record this run creates or updates
 
 
 class ObjectType:
@@ -74,16 +77,29 @@ class ObjectType:
     id_property_group: ClassVar[str]  # the HubSpot property group it is created in
     # What every HubSpot create of this type must carry besides its fields (an invoice: its currency).
     hubspot_create_properties: ClassVar[Mapping[str, str]] = {}
+    # Properties of ours on the HubSpot record besides the id property: (name, label, field type), created once.
+    extra_hubspot_properties: ClassVar[tuple[tuple[str, str, str], ...]] = ()
     # QBO name lists hide inactive rows unless asked; transactions have no Active.
     qbo_has_active: ClassVar[bool] = True
+    recommended_direction: ClassVar[str] = "two_way"  # a new sync's direction unless one is given
+    checks_with_quickbooks: ClassVar[bool] = False  # set-up calls `check_with_quickbooks`
 
     # --- mappings --------------------------------------------------------------------------------------------
     hubspot_properties: ClassVar[Mapping[str, str]] = {}  # canonical field → HubSpot property
     default_fields: ClassVar[tuple[str, ...]] = ()  # the canonical fields synced, each can be turned off
+    # Fields set when a record is created on the other side, never merged afterwards (products: the type,
+    # which QBO does not let an item change freely); each can be turned off like a mapping.
+    create_only_fields: ClassVar[tuple[str, ...]] = ()
     associations: ClassVar[tuple[Association, ...]] = ()
 
     # --- matching ------------------------------------------------------------------------------------------
-    key_required: ClassVar[bool] = False  # no natural key → excluded, explained
+    key_required: ClassVar[bool] = False  # no key → excluded, explained
+    key_missing_reason: ClassVar[str] = (
+        "it has no matching key (for example no email address), so it cannot be matched safely"
+    )
+    # (category, fix) when a key must be unique on each side: a new record sharing its key with another on
+    # its own side fails with it (the reader then also looks up each side's own keys).
+    duplicate_key: ClassVar[tuple[str, str] | None] = None
     hubspot_key_property: ClassVar[str | None] = None  # a unique HubSpot property to batch-read keys by
 
     # --- events ----------------------------------------------------------------------------------------------
@@ -112,24 +128,42 @@ class ObjectType:
         """The planner's rules from a sync's stored settings (fields turned off are left alone)."""
         mappings = settings.field_mappings or {}
         enabled = tuple(name for name in self.default_fields if mappings.get(name, {}).get("enabled", True))
+        create_only = tuple(name for name in self.create_only_fields if mappings.get(name, {}).get("enabled", True))
         return SyncRules(
             direction=settings.direction,
             conflict_winner=settings.conflict_winner,
             fields=enabled + tuple(a.name for a in self.associations),
+            create_fields=create_only,
             delete_policy=settings.delete_policy,
             filters=self.sync_filters(settings.filters),
-            natural_key=self.natural_key,
+            natural_key=self.natural_key_for(settings.options or {}),
             key_required=self.key_required,
+            key_missing_reason=self.key_missing_reason,
+            duplicate_key=self.duplicate_key,
             line_fields=self.line_fields,
         )
+
+    def natural_key_for(self, options: Mapping[str, Any]) -> Callable[[Record], str | None]:
+        """The key function under a sync's options (products: by name too, when asked)."""
+        return self.natural_key
 
     def natural_key(self, record: Record) -> str | None:
         """The key two unlinked records match on (None: records of this type never match, they are created)."""
         return None
 
-    def quickbooks_key_query(self, keys: list[str]) -> str | None:
-        """A QBO query for the entities whose key is one of `keys` (None: no key lookup)."""
+    def quickbooks_key_queries(self, keys: list[str]) -> list[str]:
+        """QBO queries for the entities whose key is one of `keys` (none: no key lookup in QBO)."""
+        return []
+
+    def hubspot_key_search(self, keys: list[str]) -> list[dict] | None:
+        """Search filter groups (ORed) for the HubSpot records whose key is one of `keys`, for a key that is
+        not a unique property (None: use `hubspot_key_property`, or no lookup)."""
         return None
+
+    def prepare(self, context: RunContext, rules: SyncRules) -> SyncRules:
+        """Once at the start of a run: look up what the run needs (an account, a currency) into
+        `context.options` / `context.notes`, and return the rules to run with."""
+        return rules
 
     def sync_filters(self, stored: Mapping[str, str] | None) -> dict[str, Filter]:
         """The engine's filters for the stored filter names (sync.setup refuses unknown names)."""
@@ -137,6 +171,11 @@ class ObjectType:
 
     def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """The sync's options as given by a user, checked (ValueError says what is wrong)."""
+        return options
+
+    def check_with_quickbooks(self, qbo: QuickBooksClient, options: dict[str, Any], set_up_at: datetime) -> dict:
+        """At set-up, when `checks_with_quickbooks`: the options checked against the QBO company and completed
+        (products: the accounts items are created with). ValueError says what is wrong."""
         return options
 
     # --- records ---------------------------------------------------------------------------------------------
@@ -192,6 +231,14 @@ class ObjectType:
         create's result."""
         return None
 
+    def create_note(self, changes: Mapping[str, Any], qbo_body: Mapping[str, Any] | None) -> str | None:
+        """What to say of a record created from these changes (in QBO: with this body), beside "created"."""
+        return None
+
+    def failure_category(self, error: ApiError) -> str | None:
+        """This object type's own category for a failure (None: the general one)."""
+        return None
+
     def failure_message(self, category: str, body: Mapping[str, Any] | None, message: str) -> str:
         """A create's failure in the user's words (e.g. which name is taken)."""
         return message
@@ -224,6 +271,11 @@ class ObjectType:
 def _properties(names: Mapping[str, str], values: Mapping[str, Any]) -> dict[str, str]:
     """HubSpot properties (all strings) for canonical values; a cleared value is an empty string."""
     return {names[name]: "" if value is None else str(value) for name, value in values.items() if name in names}
+
+
+def quoted(values: list[str]) -> str:
+    """Strings for a QBO query's IN list: single-quoted, a quote escaped as \\'."""
+    return ", ".join("'" + str(value).replace("'", "\\'") + "'" for value in values)
 
 
 def _blank_to_none(value: Any) -> Any:

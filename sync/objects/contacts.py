@@ -20,7 +20,7 @@ from typing import Any
 
 from sync.cursors import hubspot_changes
 from sync.engine import HUBSPOT, QUICKBOOKS, Action, Filter, Plan, Record
-from sync.objects.base import ObjectType, RunContext, _blank_to_none
+from sync.objects.base import ObjectType, RunContext, _blank_to_none, quoted
 from sync.times import parse_time
 
 # canonical field → HubSpot property
@@ -92,11 +92,10 @@ class Contacts(ObjectType):
         email = (record.fields.get("email") or "").strip().lower()
         return email or None
 
-    def quickbooks_key_query(self, keys: list[str]) -> str:
+    def quickbooks_key_queries(self, keys: list[str]) -> list[str]:
         """The customers whose email is one of `keys` (QBO can filter on PrimaryEmailAddr; it compares
         without case, an emulator assumption, see emulators/README.md)."""
-        quoted = ", ".join("'" + key.replace("'", "\\'") + "'" for key in keys)
-        return f"select * from Customer where Active in (true, false) and PrimaryEmailAddr in ({quoted})"  # noqa: S608
+        return [f"select * from Customer where Active in (true, false) and PrimaryEmailAddr in ({quoted(keys)})"]  # noqa: S608
 
     def sync_filters(self, stored: Mapping[str, str] | None) -> dict[str, Filter]:
         found = {}
@@ -170,9 +169,8 @@ class Contacts(ObjectType):
 
     def find_lost_create(self, qbo, body: Mapping[str, Any]) -> dict | None:
         """DisplayName is unique in QBO: a customer of that name may be our lost create."""
-        name = str(body["DisplayName"]).replace("'", "\\'")
         found = qbo.query(
-            f"select * from Customer where DisplayName = '{name}' and Active in (true, false)"  # noqa: S608
+            f"select * from Customer where DisplayName = {quoted([body['DisplayName']])} and Active in (true, false)"  # noqa: S608
         ).get("Customer", [])
         return found[0] if found else None
 

@@ -1,0 +1,240 @@
+"""Products ⇄ items end to end: the runner, the official SDKs and both emulators, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from sync.runner import run_object
+from sync.setup import set_up
+from sync.store.models import Installation, QboCompany, RecordLink, SyncActivity, SyncSettings
+from tests.conftest import BOTH_DATABASES, stack_on_both_databases
+
+stack_database_url = pytest.fixture(params=BOTH_DATABASES, name="stack_database_url")(stack_on_both_databases)
+PRODUCT_PROPERTIES = [
+    "name",
+    "description",
+    "price",
+    "hs_sku",
+    "hs_cost_of_goods_sold",
+    "hs_product_type",
+    "ledgersync_purchase_description",
+    "ledgersync_qbo_item_id",
+]
+
+
+@pytest.fixture
+def shop(stack, installed):
+    """A connected company whose QBO has an income, an expense and an inventory asset account."""
+    account, _users, _browser, company, _page = installed
+    with stack.db() as session:
+        company_id = session.scalar(select(QboCompany)).id
+    stack.hubspot.control("POST", "/config", {"rateLimits": False})
+    return account["portalId"], company["realmId"], company_id
+
+
+def _accounts(stack, realm) -> dict[str, str]:
+    with stack.qbo.state.lock:
+        return {a["Name"]: a["Id"] for a in stack.qbo.state.companies[realm].table("Account").values()}
+
+
+def _first_income_account(stack, realm) -> str:
+    with stack.qbo.state.lock:
+        accounts = stack.qbo.state.companies[realm].table("Account").values()
+        return min((a["Id"] for a in accounts if a["AccountType"] == "Income" and a.get("Active", True)), key=int)
+
+
+def _item(stack, realm, **fields) -> dict:
+    accounts = _accounts(stack, realm)
+    body = {"Type": "Service", "IncomeAccountRef": {"value": accounts["Services"]}, **fields}
+    if body["Type"] == "Inventory":
+        body.update(
+            TrackQtyOnHand=True,
+            QtyOnHand=5,
+            InvStartDate="2026-01-01",
+            AssetAccountRef={"value": accounts["Inventory Asset"]},
+            ExpenseAccountRef={"value": accounts["Cost of Goods Sold"]},
+        )
+    if body["Type"] in ("Category", "Group"):
+        body.pop("IncomeAccountRef")
+    return stack.qbo.control("POST", f"/companies/{realm}/item", body, expect=200)["Item"]
+
+
+def _product(stack, portal, **properties) -> dict:
+    return stack.hubspot.control("POST", f"/accounts/{portal}/objects/products", {"properties": properties}, expect=201)
+
+
+def _sdk(stack):
+    from sync.tokens import TokenManager
+
+    with stack.db() as session:
+        installation_id = session.scalar(select(Installation)).id
+    return stack.hubspot.sdk(TokenManager(stack.runtime).hubspot_access_token(installation_id))
+
+
+def hubspot_products(stack) -> dict[str, dict]:
+    """Live products by name, with the properties we sync."""
+    found = _sdk(stack).crm.products.get_all(properties=PRODUCT_PROPERTIES)
+    return {p.properties["name"]: {**p.properties, "id": p.id} for p in found}
+
+
+def qbo_items(stack, realm) -> dict[str, dict]:
+    with stack.qbo.state.lock:
+        return {i["Name"]: dict(i) for i in stack.qbo.state.companies[realm].table("Item").values()}
+
+
+def _row(stack, **ids) -> RecordLink:
+    with stack.db() as session:
+        return session.scalar(select(RecordLink).filter_by(object_type="products", **ids))
+
+
+def _activity(stack, link: RecordLink) -> list[str]:
+    with stack.db() as session:
+        rows = session.scalars(select(SyncActivity).where(SyncActivity.record_link_id == link.id))
+        return [f"{row.action}: {row.message}" for row in rows]
+
+
+def assert_settled(stack, company_id) -> None:
+    """Once more: neither side is written to (our own writes plan nothing)."""
+    stack.qbo.control("DELETE", "/requests")
+    stack.hubspot.control("DELETE", "/requests")
+    summary = run_object(stack.runtime, company_id, "products")
+    for emulator in (stack.qbo, stack.hubspot):
+        writes = {
+            endpoint: count
+            for endpoint, count in emulator.control("GET", "/requests")["byEndpoint"].items()
+            if endpoint.startswith(("POST", "PATCH", "PUT", "DELETE"))
+            and not any(read in endpoint for read in ("search", "batch/read", "query"))
+        }
+        assert writes == {}, (writes, summary.counts)
+
+
+def test_recommended_set_up_brings_every_product_and_service_into_hubspot(stack, shop):
+    portal, realm, company_id = shop
+    consulting = _item(stack, realm, Name="Consulting", Sku="C-1", UnitPrice=150.5, Description="An hour")
+    widget = _item(
+        stack, realm, Name="Widget", Sku="W-1", Type="NonInventory", UnitPrice=19.99, PurchaseCost=4.1,
+        PurchaseDesc="Bought in bulk", ExpenseAccountRef={"value": _accounts(stack, realm)["Cost of Goods Sold"]},
+    )  # fmt: skip
+    gizmo = _item(stack, realm, Name="Gizmo", Sku="G-1", Type="Inventory", UnitPrice=7)
+    hardware = _item(stack, realm, Name="Hardware", Type="Category")
+    loose = _item(stack, realm, Name="Loose", UnitPrice=1)  # no SKU
+    twins = [_item(stack, realm, Name=f"Twin {n}", Sku="DUP") for n in (1, 2)]
+    existing = _product(stack, portal, name="Consulting (old name)", hs_sku=" c-1 ", price="99")
+
+    settings = set_up(stack.runtime, company_id, "products")
+    assert settings.direction == "qbo_to_hubspot"  # the recommended set-up, pre-filled
+    assert settings.options["income_account_id"] == _first_income_account(stack, realm)  # shown by `sync setup`
+    summary = run_object(stack.runtime, company_id, "products")
+    assert summary.counts.get("link") == 1 and summary.counts.get("create") == 2, summary.counts
+
+    products = hubspot_products(stack)
+    # matched by SKU (trimmed, any case): QBO wins in a one-way sync QBO → HubSpot
+    assert products["Consulting"]["id"] == existing["id"] and products["Consulting"]["price"] == "150.5"
+    assert products["Consulting"]["description"] == "An hour"
+    assert products["Widget"]["price"] == "19.99" and products["Widget"]["hs_cost_of_goods_sold"] == "4.1"
+    assert products["Widget"]["ledgersync_purchase_description"] == "Bought in bulk"
+    assert (
+        products["Widget"]["hs_product_type"] == "non_inventory" and products["Gizmo"]["hs_product_type"] == "inventory"
+    )
+    assert products["Gizmo"]["ledgersync_qbo_item_id"] == gizmo["Id"]
+    assert set(products) == {"Consulting", "Widget", "Gizmo"}
+    assert _row(stack, qbo_id=consulting["Id"]).hubspot_id == existing["id"]
+    assert _row(stack, qbo_id=widget["Id"]).state == "syncing"
+    left_out = _row(stack, qbo_id=hardware["Id"])
+    assert left_out.state == "excluded" and "Service, NonInventory or Inventory" in left_out.excluded_reason
+    no_sku = _row(stack, qbo_id=loose["Id"])
+    assert no_sku.state == "excluded" and "no SKU" in no_sku.excluded_reason
+    for twin in twins:
+        row = _row(stack, qbo_id=twin["Id"])
+        assert row.state == "failed" and row.error_category == "duplicate SKU"
+        assert twins[0]["Id"] in row.error_message and twins[1]["Id"] in row.error_message
+    assert_settled(stack, company_id)
+
+    # An edit in QBO crosses with its decimals exact; an edit in HubSpot does not flow back (one way).
+    current = qbo_items(stack, realm)["Widget"]
+    body = {"Id": current["Id"], "SyncToken": current["SyncToken"], "sparse": True, "UnitPrice": 20.05}
+    stack.qbo.control("POST", f"/companies/{realm}/item", body, expect=200)
+    stack.hubspot.control(
+        "PATCH", f"/accounts/{portal}/objects/products/{products['Gizmo']['id']}", {"properties": {"price": "8"}}
+    )
+    run_object(stack.runtime, company_id, "products")
+    assert hubspot_products(stack)["Widget"]["price"] == "20.05"
+    assert qbo_items(stack, realm)["Gizmo"]["UnitPrice"] == 7
+    assert_settled(stack, company_id)
+
+
+def test_products_from_hubspot_become_items_with_their_accounts(stack, shop):
+    portal, realm, company_id = shop
+    _item(stack, realm, Name="Consulting", Sku="C-1")
+    set_up(stack.runtime, company_id, "products", "two-way", "hubspot")
+    run_object(stack.runtime, company_id, "products")
+    gadget = _product(
+        stack, portal, name="Gadget: large", hs_sku="GA-1", price="25.10", hs_cost_of_goods_sold="9.5",
+        hs_product_type="inventory", description="Big",
+    )  # fmt: skip
+    clash = _product(stack, portal, name="Consulting", hs_sku="X-9", price="1")
+    _product(stack, portal, name="Nameless SKU-less")  # no SKU: left out, saying why
+    summary = run_object(stack.runtime, company_id, "products")
+    assert summary.counts.get("create") == 2, summary.counts
+
+    items = qbo_items(stack, realm)
+    made = items["Gadget- large"]  # ":" is QBO's sub-item separator: cleaned, and the same name both sides
+    accounts = _accounts(stack, realm)
+    assert made["Type"] == "NonInventory" and made["Sku"] == "GA-1" and made["UnitPrice"] == 25.1
+    assert made["IncomeAccountRef"]["value"] == _first_income_account(stack, realm)
+    assert made["ExpenseAccountRef"]["value"] == accounts["Cost of Goods Sold"] and made["PurchaseCost"] == 9.5
+    row = _row(stack, hubspot_id=gadget["id"])
+    assert any("NonInventory" in message for message in _activity(stack, row))
+    failed = _row(stack, hubspot_id=clash["id"])
+    assert failed.state == "failed" and failed.error_category == "duplicate item name"
+    assert "What to do:" in failed.error_message
+    assert "Gadget: large" in hubspot_products(stack)  # HubSpot keeps its name; the cleaned one is the same to us
+    assert_settled(stack, company_id)
+
+    # A price edited in HubSpot reaches QBO exactly; a deleted item leaves a tombstone (deletes kept).
+    stack.hubspot.control(
+        "PATCH", f"/accounts/{portal}/objects/products/{gadget['id']}", {"properties": {"price": "0.10"}}
+    )
+    run_object(stack.runtime, company_id, "products")
+    assert qbo_items(stack, realm)["Gadget- large"]["UnitPrice"] == 0.1
+    current = qbo_items(stack, realm)["Gadget- large"]
+    body = {"Id": current["Id"], "SyncToken": current["SyncToken"], "sparse": True, "Active": False}
+    stack.qbo.control("POST", f"/companies/{realm}/item", body, expect=200)
+    run_object(stack.runtime, company_id, "products")
+    assert _row(stack, hubspot_id=gadget["id"]).qbo_deleted_at is not None
+    assert "Gadget: large" in hubspot_products(stack)  # kept in HubSpot, never recreated in QBO
+    assert_settled(stack, company_id)
+
+
+def test_matching_by_name_and_another_currency(stack, shop):
+    portal, realm, company_id = shop
+    loose = _item(stack, realm, Name="Loose", UnitPrice=3)
+    product = _product(stack, portal, name="Loose", price="5")
+    stack.hubspot.control("PATCH", f"/accounts/{portal}", {"currency": "EUR"})
+    set_up(stack.runtime, company_id, "products", "two-way", "quickbooks", options={"match_by_name": True})
+    summary = run_object(stack.runtime, company_id, "products")
+    assert summary.counts.get("link") == 1, summary.counts
+    row = _row(stack, qbo_id=loose["Id"])
+    assert row.hubspot_id == product["id"]
+    # HubSpot's company currency (EUR) is not QBO's home currency (USD): prices stay as they are.
+    assert hubspot_products(stack)["Loose"]["price"] == "5" and qbo_items(stack, realm)["Loose"]["UnitPrice"] == 3
+    assert "price" not in row.base_values
+    made = _product(stack, portal, name="Euro thing", hs_sku="E-1", price="12")
+    run_object(stack.runtime, company_id, "products")
+    assert "UnitPrice" not in qbo_items(stack, realm)["Euro thing"]
+    assert any("currency is EUR" in message for message in _activity(stack, _row(stack, hubspot_id=made["id"])))
+
+
+def test_set_up_refuses_accounts_the_company_cannot_use(stack, shop):
+    _portal, realm, company_id = shop
+    accounts = _accounts(stack, realm)
+    with pytest.raises(ValueError, match="must be an active Income or Other Income account"):
+        set_up(stack.runtime, company_id, "products", options={"income_account_id": accounts["Cost of Goods Sold"]})
+    with pytest.raises(ValueError, match="not an account"):
+        set_up(stack.runtime, company_id, "products", options={"income_account_id": "999999"})
+    settings = set_up(stack.runtime, company_id, "products", options={"allow_inventory": True})
+    assert settings.options["asset_account_id"] == accounts["Inventory Asset"]
+    assert settings.options["inventory_start_date"]
+    with stack.db() as session:
+        assert session.scalar(select(SyncSettings).filter_by(object_type="products")).options["allow_inventory"]
