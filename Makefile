@@ -34,6 +34,7 @@ test: services
 bench: install-dev
 	$(PY) benchmarks/hubspot_emulator.py
 	$(PY) benchmarks/contacts_sync.py
+	$(PY) benchmarks/products_sync.py
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -28,7 +28,12 @@ def _company(portal: int | None) -> QboCompany:
 
 @group.command("setup", help="Set up (or change) the sync of OBJECT.")
 @click.argument("object_type", type=click.Choice(names()))
-@click.option("--direction", type=click.Choice(sorted(DIRECTION_NAMES)), default="two-way", show_default=True)
+@click.option(
+    "--direction",
+    type=click.Choice(sorted(DIRECTION_NAMES)),
+    help="default: as it is, or for a new sync the object's recommended one (contacts two-way, products"
+    " qbo-to-hubspot)",
+)
 @click.option("--winner", type=click.Choice(["hubspot", "quickbooks"]), default="hubspot", show_default=True)
 @click.option(
     "--deletes",
@@ -61,6 +66,20 @@ def _company(portal: int | None) -> QboCompany:
     metavar="NAME=on|off",
     help="turn a default mapping on or off, e.g. --field phone=off (repeatable)",
 )
+@click.option(
+    "--match-by-name/--sku-only",
+    default=None,
+    help="products: records without a SKU match by their exact name (default: SKU only; the others are left out)",
+)
+@click.option("--income-account", help="products: the QBO income account id of items created from HubSpot")
+@click.option("--expense-account", help="products: the QBO expense account id of items with a cost")
+@click.option(
+    "--inventory/--no-inventory",
+    default=None,
+    help="products: create inventory products as Inventory items (quantity 0 from the set-up date; needs an"
+    " asset account) instead of NonInventory",
+)
+@click.option("--asset-account", help="products: the QBO inventory asset account id")
 @click.option("--portal", type=int, help="the HubSpot portal id, when several are installed")
 def setup(
     object_type: str,
@@ -72,6 +91,11 @@ def setup(
     rename: bool | None,
     hubspot_filter: str | None,
     field_toggles: tuple[str, ...],
+    match_by_name: bool | None,
+    income_account: str | None,
+    expense_account: str | None,
+    inventory: bool | None,
+    asset_account: str | None,
     portal: int | None,
 ) -> None:
     company = _company(portal)
@@ -82,6 +106,15 @@ def setup(
         options["template"] = name_template
     if rename is not None:
         options["rename"] = rename
+    for name, value in (
+        ("match_by_name", match_by_name),
+        ("income_account_id", income_account),
+        ("expense_account_id", expense_account),
+        ("allow_inventory", inventory),
+        ("asset_account_id", asset_account),
+    ):
+        if value is not None:
+            options[name] = value
     filters = None
     if hubspot_filter is not None:
         filters = {
@@ -110,7 +143,11 @@ def setup(
         )
     except ValueError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"{object_type}: {direction}, {winner} wins conflicts, deletes: {settings.delete_policy}")
+    direction_name = next(k for k, v in DIRECTION_NAMES.items() if v == settings.direction)
+    click.echo(f"{object_type}: {direction_name}, {winner} wins conflicts, deletes: {settings.delete_policy}")
+    for name in ("income_account_id", "expense_account_id", "asset_account_id", "match_by_name", "allow_inventory"):
+        if name in (settings.options or {}):
+            click.echo(f"  {name.replace('_', ' ')}: {settings.options[name]}")
     off = [name for name, mapping in (settings.field_mappings or {}).items() if not mapping.get("enabled", True)]
     click.echo("  fields off: " + (", ".join(sorted(off)) if off else "none"))
     labels = registered(object_type).filter_labels

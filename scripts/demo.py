@@ -269,6 +269,8 @@ def tell_the_story(runtime: Runtime, env: dict, emulators: dict, demo_file: Path
     demo_data.install_and_connect(runtime, demo)
     demo_data.seed_people(demo)
     demo_data.set_up_contacts(runtime, demo)
+    demo_data.seed_products(runtime, demo)
+    demo_data.set_up_products(runtime, demo)
     demo_data.issue_invoices(runtime, demo)
     demo_data.initial_sync(runtime, demo, stopping)
     if stopping():

@@ -30,13 +30,17 @@ from sync.clients.hubspot import HubSpotClient
 from sync.clients.quickbooks import QuickBooksClient
 from sync.clients.ratelimit import RateLimiter
 from sync.objects import object_type
+from sync.objects.products import first_account
 from sync.runtime import Runtime
 from sync.setup import set_up
 from sync.store.models import Installation, QboCompany, RecordLink, SyncBacklog, WebhookEvent
 from sync.tasks.syncing import enqueue_run, run_job_id
 from sync.tokens import TokenManager
 
-CONTACT_EVENTS = sorted({*object_type("contacts").event_types, *object_type("contacts").hubspot_triggers})
+DEMO_OBJECTS = ("contacts", "products")
+DEMO_EVENTS = sorted(
+    {name for kind in DEMO_OBJECTS for name in (*object_type(kind).event_types, *object_type(kind).hubspot_triggers)}
+)
 PRIMARY_COMPANY, INVOICE_CONTACT, LINE_ITEM_INVOICE = 1, 177, 410  # HubSpot association type ids
 
 COMPANIES = {"northwind": "Northwind Traders", "globex": "Globex"}
@@ -59,6 +63,19 @@ QBO_CUSTOMERS = [
      "PrimaryEmailAddr": {"Address": "ivan@example.com"}},
 ]  # fmt: skip
 QBO_VENDORS = [{"DisplayName": "Dan Vendor", "PrimaryEmailAddr": {"Address": "billing@danvendor.example"}}]
+# Products and services on both sides: matched by SKU (any case), one without a SKU and a category left
+# out with the reason, and a HubSpot product whose name an item already has (QBO names are unique).
+QBO_ITEMS = [  # (Name, Type, Sku, UnitPrice)
+    ("Consulting", "Service", "CONS-1", 150),
+    ("Widget", "NonInventory", "WID-1", 19.99),
+    ("Loose screws", "NonInventory", None, 0.05),
+    ("Hardware", "Category", None, None),
+]
+HUBSPOT_PRODUCTS = [  # (name, hs_sku, price, hs_product_type)
+    ("Consulting hour", "cons-1", "120", "service"),
+    ("Gadget", "GAD-1", "35.50", "non_inventory"),
+    ("Widget", "WID-2", "18", "non_inventory"),
+]
 
 
 @dataclass
@@ -137,6 +154,22 @@ def seed_people(demo: Demo) -> None:
     say(f"demo data: {len(CONTACTS)} HubSpot contacts, {len(QBO_CUSTOMERS)} QBO customers and a QBO vendor")
 
 
+def seed_products(runtime: Runtime, demo: Demo) -> None:
+    """Products in HubSpot and items in QuickBooks, before the product sync is set up."""
+    income = first_account(_qbo(runtime, demo), "Income")
+    for name, item_type, sku, price in QBO_ITEMS:
+        body = {"Name": name, "Type": item_type}
+        if item_type != "Category":
+            body["IncomeAccountRef"] = {"value": income}
+        body.update({"Sku": sku} if sku else {})
+        body.update({"UnitPrice": price} if price is not None else {})
+        _control(demo.qbo_url, "POST", f"/companies/{demo.realm_id}/item", body, 200)
+    for name, sku, price, kind in HUBSPOT_PRODUCTS:
+        properties = {"name": name, "hs_sku": sku, "price": price, "hs_product_type": kind}
+        _control(demo.hubspot_url, "POST", f"/accounts/{demo.portal_id}/objects/products", {"properties": properties})
+    say(f"demo data: {len(HUBSPOT_PRODUCTS)} HubSpot products, {len(QBO_ITEMS)} QBO items (one a category)")
+
+
 def _association(to_id: str, type_id: int) -> dict:
     return {
         "to": {"id": str(to_id)},
@@ -207,6 +240,15 @@ def _qbo(runtime: Runtime, demo: Demo) -> QuickBooksClient:
     return QuickBooksClient(runtime.config, demo.realm_id, access, refresh, RateLimiter(runtime.jobs.connection))
 
 
+def set_up_products(runtime: Runtime, demo: Demo) -> None:
+    settings = set_up(runtime, demo.company_id, "products", "two_way", "quickbooks")
+    income = settings.options["income_account_id"]
+    say(
+        "products ⇄ items set up: two-way (the recommended set-up is QBO → HubSpot; the demo shows both ways),"
+        f" QuickBooks wins conflicts, matched by SKU; items made from HubSpot book to income account {income}"
+    )
+
+
 def set_up_contacts(runtime: Runtime, demo: Demo) -> None:
     settings = set_up(runtime, demo.company_id, "contacts", "two_way", "hubspot")
     say(
@@ -218,8 +260,13 @@ def set_up_contacts(runtime: Runtime, demo: Demo) -> None:
 def initial_sync(runtime: Runtime, demo: Demo, stopping=lambda: False, limit: float = 300) -> None:
     """Queue the first sync for the RQ worker, as production does, and show its progress until it
     settles: nothing left in the backlog, no run queued or running, no webhook event unprocessed."""
-    enqueue_run(runtime, demo.company_id, "contacts")
-    job_ids = [run_job_id(demo.company_id, "contacts") + suffix for suffix in ("", "-next", "-after", "-later")]
+    for kind in DEMO_OBJECTS:
+        enqueue_run(runtime, demo.company_id, kind)
+    job_ids = [
+        run_job_id(demo.company_id, kind) + suffix
+        for kind in DEMO_OBJECTS
+        for suffix in ("", "-next", "-after", "-later", "-again", "-later-again")
+    ]
     started = time.monotonic()
     settled_since, shown = None, None
     while not stopping():
@@ -236,7 +283,7 @@ def initial_sync(runtime: Runtime, demo: Demo, stopping=lambda: False, limit: fl
                 .where(
                     WebhookEvent.installation_id == demo.installation_id,
                     WebhookEvent.status == "pending",
-                    WebhookEvent.object_type.in_(CONTACT_EVENTS),  # line items wait for the invoice sync
+                    WebhookEvent.object_type.in_(DEMO_EVENTS),  # line items wait for the invoice sync
                 )
             )
         busy = any(_job_status(runtime, job_id) in ("queued", "started", "deferred", "scheduled") for job_id in job_ids)
@@ -260,21 +307,32 @@ def initial_sync(runtime: Runtime, demo: Demo, stopping=lambda: False, limit: fl
         time.sleep(0.5)
     print(flush=True)
     with runtime.database.session() as session:
-        counts = dict(
-            session.execute(
-                select(RecordLink.state, func.count())
-                .where(RecordLink.qbo_company_id == demo.company_id, RecordLink.object_type == "contacts")
-                .group_by(RecordLink.state)
+        for kind in DEMO_OBJECTS:
+            counts = dict(
+                session.execute(
+                    select(RecordLink.state, func.count())
+                    .where(RecordLink.qbo_company_id == demo.company_id, RecordLink.object_type == kind)
+                    .group_by(RecordLink.state)
+                ).all()
+            )
+            label = "initial sync done" if kind == "contacts" else f"initial {kind} sync done"
+            say(f"{label}: " + ", ".join(f"{state} {count}" for state, count in sorted(counts.items())))
+            rows = session.scalars(
+                select(RecordLink).where(
+                    RecordLink.qbo_company_id == demo.company_id,
+                    RecordLink.object_type == kind,
+                    RecordLink.state.in_(("failed", "excluded")),
+                )
             ).all()
-        )
-        failures = session.scalars(
-            select(RecordLink).where(RecordLink.qbo_company_id == demo.company_id, RecordLink.state == "failed")
-        ).all()
-        say("initial sync done: " + ", ".join(f"{state} {count}" for state, count in sorted(counts.items())))
-        emails = {demo.contacts[key]: email for key, _first, _last, email, _phone, _company in CONTACTS}
-        for link in failures:
-            who = emails.get(link.hubspot_id, f"hubspot {link.hubspot_id}")
-            say(f"  failed: {who}: [{link.error_category}] {link.error_message}")
+            emails = {demo.contacts[key]: email for key, _first, _last, email, _phone, _company in CONTACTS}
+            for link in rows:
+                who = emails.get(link.hubspot_id) or (
+                    f"hubspot {link.hubspot_id}" if link.hubspot_id else f"quickbooks {link.qbo_id}"
+                )
+                if link.state == "failed":
+                    say(f"  failed: {who}: [{link.error_category}] {link.error_message}")
+                elif kind != "contacts":
+                    say(f"  left out: {who}: {link.excluded_reason}")
 
 
 def _job_status(runtime: Runtime, job_id: str) -> str | None:

@@ -238,3 +238,87 @@ def test_set_up_refuses_accounts_the_company_cannot_use(stack, shop):
     assert settings.options["inventory_start_date"]
     with stack.db() as session:
         assert session.scalar(select(SyncSettings).filter_by(object_type="products")).options["allow_inventory"]
+
+
+def test_a_worker_killed_mid_batch_leaves_no_duplicate_item(stack, shop, monkeypatch):
+    """The batch create reached QBO, then the worker died before recording it: the next run adopts each
+    item by its unique name instead of creating it again."""
+    from sync.clients.quickbooks import QuickBooksClient
+    from sync.locks import lock_key
+
+    portal, realm, company_id = shop
+    set_up(stack.runtime, company_id, "products", "two-way", "hubspot")
+    for n in range(3):
+        _product(stack, portal, name=f"Part {n}", hs_sku=f"P-{n}", price=f"{n}.25")
+    original = QuickBooksClient.batch_create
+
+    def create_then_die(self, entity, bodies):
+        original(self, entity, bodies)
+        raise SystemExit("worker killed after the batch reached QBO")
+
+    monkeypatch.setattr(QuickBooksClient, "batch_create", create_then_die)
+    with pytest.raises(SystemExit):
+        run_object(stack.runtime, company_id, "products")
+    monkeypatch.undo()
+    stack.runtime.jobs.connection.delete(lock_key(company_id, "products"))  # the dead worker's lock expires
+    summary = run_object(stack.runtime, company_id, "products")
+    assert summary.counts.get("resumed") == 3, summary.counts
+    items = qbo_items(stack, realm)
+    assert sorted(items) == ["Part 0", "Part 1", "Part 2"] and items["Part 2"]["UnitPrice"] == 2.25
+    for name, item in items.items():
+        assert hubspot_products(stack)[name]["ledgersync_qbo_item_id"] == item["Id"]
+    assert_settled(stack, company_id)
+
+
+def test_inventory_when_allowed_and_an_inactive_income_account_explained(stack, shop):
+    portal, realm, company_id = shop
+    accounts = _accounts(stack, realm)
+    set_up(stack.runtime, company_id, "products", "two-way", "hubspot", options={"allow_inventory": True})
+    stock = _product(stack, portal, name="Stock", hs_sku="S-1", price="3", hs_product_type="inventory")
+    run_object(stack.runtime, company_id, "products")
+    item = qbo_items(stack, realm)["Stock"]
+    assert item["Type"] == "Inventory" and item["TrackQtyOnHand"] is True and item["QtyOnHand"] == 0
+    assert item["AssetAccountRef"]["value"] == accounts["Inventory Asset"] and item["InvStartDate"]
+    assert _row(stack, hubspot_id=stock["id"]).state == "syncing"
+
+    income = _first_income_account(stack, realm)
+    with stack.qbo.state.lock:
+        stack.qbo.state.companies[realm].table("Account")[income]["Active"] = False  # made inactive in QBO
+    late = _product(stack, portal, name="Late", hs_sku="L-1", price="1")
+    run_object(stack.runtime, company_id, "products")
+    row = _row(stack, hubspot_id=late["id"])
+    assert row.state == "failed" and row.error_category == "account inactive"
+    assert "choose another income account" in row.error_message
+
+
+def test_a_product_webhook_queues_a_products_run_that_a_worker_carries_out(stack, shop):
+    """HubSpot's product webhook (object.creation, objectTypeId 0-7) reaches the app, queues one products run,
+    and a real RQ worker carries it out; the sweep does the same for a QBO change without its webhook."""
+    from rq import SimpleWorker
+
+    from sync.job_queue import QUEUE_NAMES
+    from sync.runtime import use_runtime
+    from sync.tasks.syncing import sweep
+
+    portal, realm, company_id = shop
+    set_up(stack.runtime, company_id, "products", "two-way", "hubspot")
+    run_object(stack.runtime, company_id, "products")  # the first run: nothing yet
+    stack.hubspot.control("POST", "/webhooks/config", {"autoDeliver": False})
+    _product(stack, portal, name="Hooked", hs_sku="H-1", price="2.5")
+    stack.hubspot.control("POST", "/webhooks/deliver")
+    assert stack.runtime.jobs.queue("default").job_ids == [f"sync-{company_id}-products"]
+
+    def drain() -> None:
+        queues = [stack.runtime.jobs.queue(name) for name in QUEUE_NAMES]
+        with use_runtime(stack.runtime):
+            SimpleWorker(queues, connection=stack.runtime.jobs.connection).work(burst=True)
+
+    drain()
+    assert qbo_items(stack, realm)["Hooked"]["UnitPrice"] == 2.5
+    current = qbo_items(stack, realm)["Hooked"]
+    body = {"Id": current["Id"], "SyncToken": current["SyncToken"], "sparse": True, "Description": "From QBO"}
+    stack.qbo.control("POST", f"/companies/{realm}/item", body, expect=200)
+    with use_runtime(stack.runtime):
+        assert sweep() == 1  # the products sync (contacts is not set up here)
+    drain()
+    assert hubspot_products(stack)["Hooked"]["description"] == "From QBO"

@@ -85,7 +85,7 @@ class Products(ObjectType):
         "duplicate SKU",
         "A SKU must name one product and one item: change the SKU of one of them (or merge them), then retry.",
     )
-    event_types = {"products": HUBSPOT, "product": HUBSPOT, "item": QUICKBOOKS}
+    event_types = {"products": HUBSPOT, "item": QUICKBOOKS}
     filter_labels = {ITEM_TYPES_FILTER: "items of type Service, NonInventory or Inventory"}
     advice = {
         "duplicate item name": (
@@ -180,6 +180,13 @@ class Products(ObjectType):
             options["inventory_start_date"] = set_up_at.date().isoformat()
         return options
 
+    def find_lost_create(self, qbo, body: Mapping[str, Any]) -> dict | None:
+        """Item names are unique in QBO: an item of that name may be our lost create (a batch carries no
+        request id per item, so resending would make a second one)."""
+        where = f"Name = {quoted([body['Name']])} and Active in (true, false)"
+        found = qbo.query(f"select * from Item where {where}").get("Item", [])  # noqa: S608
+        return found[0] if found else None
+
     def create_note(self, changes: Mapping[str, Any], qbo_body: Mapping[str, Any] | None) -> str | None:
         if qbo_body and changes.get("type") == "inventory" and qbo_body.get("Type") == "NonInventory":
             return "an inventory product becomes a NonInventory item: HubSpot has no quantity on hand"
@@ -244,7 +251,13 @@ class Products(ObjectType):
             if not options.get(option):
                 options[option] = first_account(context.qbo, account_type)
         context.options = options
-        portal_currency = context.hubspot.company_currency()
+        try:
+            portal_currency = context.hubspot.company_currency()
+        except (errors.RateLimited, errors.Transient, errors.NeedsReconnect):
+            raise
+        except errors.ApiError as error:  # never guess a currency: prices wait until it can be read
+            context.notes.append(f"price and cost not synced: HubSpot's company currency could not be read ({error})")
+            return replace(rules, fields=tuple(f for f in rules.fields if f not in MONEY_FIELDS))
         if portal_currency and context.home_currency and portal_currency != context.home_currency:
             context.notes.append(
                 f"price and cost not synced: HubSpot's company currency is {portal_currency} and QuickBooks'"
