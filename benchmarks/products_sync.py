@@ -11,6 +11,7 @@ minute). Prints one JSON line and writes .bench/products_sync.json. `make bench`
 
 from __future__ import annotations
 
+import math
 import os
 
 import requests
@@ -24,13 +25,14 @@ PRODUCTS = int(os.environ.get("BENCH_PRODUCTS", "1500"))
 
 
 def _floor_seconds(calls: dict[str, int], qbo_batches: int) -> float:
-    """The least time the published limits allow for these calls (the slowest side decides)."""
+    """The least time the published limits allow for these calls: n requests under "L per W seconds"
+    need (ceil(n / L) - 1) × W seconds (the slowest side and window decide)."""
 
-    def slowest(count: int, windows) -> float:
-        return max((count / limit) * seconds for limit, seconds in windows) if count else 0.0
+    def least(count: int, windows) -> float:
+        return max((math.ceil(count / limit) - 1) * seconds for limit, seconds in windows) if count else 0.0
 
-    hubspot = slowest(calls["hubspot"], HUBSPOT_LIMITS["api"])
-    qbo = max(slowest(calls["quickbooks"] - qbo_batches, QBO_LIMITS["api"]), slowest(qbo_batches, QBO_LIMITS["batch"]))
+    hubspot = least(calls["hubspot"], HUBSPOT_LIMITS["api"])
+    qbo = max(least(calls["quickbooks"] - qbo_batches, QBO_LIMITS["api"]), least(qbo_batches, QBO_LIMITS["batch"]))
     return round(max(hubspot, qbo), 1)
 
 

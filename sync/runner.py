@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 500  # backlog records planned and written per page (one job's share of the work)
 ARCHIVE_CHECK_EVERY = timedelta(hours=1)  # how often a run lists HubSpot's archived records (lost delete webhooks)
 QBO_LISTING_PAGE = 1000  # QBO's largest query page
+EVENT_SLACK = timedelta(seconds=1)  # see _detect
 
 
 @dataclass
@@ -226,7 +227,9 @@ class _Run:
                 forgotten.add(event.object_id)
             if event.object_type in self.kind.event_types and event.object_id:
                 moments = announced[event.source]
-                moment = aware(event.occurred_at) if event.occurred_at else None
+                # A deletion, merge or association change leaves no newer version for the cursors to find:
+                # such an event always counts (None), whatever its time.
+                moment = aware(event.occurred_at) if event.occurred_at and _is_edit(event.event_type) else None
                 if event.object_id in moments and (moment is None or moments[event.object_id] is None):
                     moments[event.object_id] = None  # an event without a time always counts
                 else:
@@ -234,10 +237,11 @@ class _Run:
             elif event.object_id:
                 triggers.setdefault(event.object_type, set()).add(event.object_id)
         for side, target in ((HUBSPOT, hub_ids), (QUICKBOOKS, qbo_ids)):
-            # an event about a version we already planned (our own write's, say) is no work. Best
-            # effort: occurredAt may trail lastmodifieddate by a few ms (one extra, harmless replan);
-            # the cursors compare versions exactly.
-            target |= set(announced[side]) - self.links.already_planned(side, announced[side])
+            # An event about a version we already planned (our own write's, say) is no work. An event's
+            # time may trail the record's modified time by a few ms, which would re-plan it (and retry a
+            # failed write before its backoff): within EVENT_SLACK it counts as planned. Nothing is lost:
+            # the cursors, read every run, compare versions exactly.
+            target |= set(announced[side]) - self.links.already_planned(side, announced[side], EVENT_SLACK)
         hub_ids |= self._triggered(triggers)
         # The object type's own sweep is the safety net for lost webhooks, and its overlap window finds
         # the same records run after run: a failed one waits for its backoff (a webhook still re-plans it).
@@ -374,3 +378,9 @@ class _Run:
                 self.writer.apply(step)
         finally:
             self._replanning = False
+
+
+def _is_edit(event_type: str) -> bool:
+    """A creation or property change: an event about a version the cursors also see."""
+    kind = event_type.lower()
+    return not any(word in kind for word in ("delet", "merge", "restore", "association", "privacy", "void"))

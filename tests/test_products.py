@@ -175,8 +175,16 @@ def test_products_from_hubspot_become_items_with_their_accounts(stack, shop):
     )  # fmt: skip
     clash = _product(stack, portal, name="Consulting", hs_sku="X-9", price="1")
     _product(stack, portal, name="Nameless SKU-less")  # no SKU: left out, saying why
+    twins = [_product(stack, portal, name=f"Twin {n}", hs_sku="TW-1") for n in (1, 2)]  # one SKU, two products
+    long_name = "L" * 120  # QBO allows 100 characters
+    _product(stack, portal, name=long_name, hs_sku="LONG-1")
     summary = run_object(stack.runtime, company_id, "products")
-    assert summary.counts.get("create") == 2, summary.counts
+    assert summary.counts.get("create") == 3, summary.counts
+    for twin in twins:
+        row = _row(stack, hubspot_id=twin["id"])
+        assert row.state == "failed" and row.error_category == "duplicate SKU"
+        assert twins[0]["id"] in row.error_message and twins[1]["id"] in row.error_message
+    assert "L" * 100 in qbo_items(stack, realm)
 
     items = qbo_items(stack, realm)
     made = items["Gadget- large"]  # ":" is QBO's sub-item separator: cleaned, and the same name both sides

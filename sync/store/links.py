@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select
@@ -217,9 +217,10 @@ class LinkStore:
 
     # --- versions: what was already planned ----------------------------------------------------------------
 
-    def already_planned(self, side: str, seen: dict[str, datetime | None]) -> set[str]:
+    def already_planned(self, side: str, seen: dict[str, datetime | None], slack: timedelta = timedelta(0)) -> set[str]:
         """Ids whose version was already planned: the overlap window and our own writes' echoes
-        come back again and again; without this they would flood the backlog of a big sync."""
+        come back again and again; without this they would flood the backlog of a big sync.
+        `slack`: a version this much newer still counts as planned (a webhook's time trails the record's)."""
         known = RecordLink.hubspot_modified_at if side == HUBSPOT else RecordLink.qbo_modified_at
         done: set[str] = set()
         with self.reading() as session:
@@ -229,7 +230,7 @@ class LinkStore:
                     .with_only_columns(id_column(side), known)
                     .where(RecordLink.state.in_(SETTLED_STATES), id_column(side).in_(chunk))
                 ):
-                    if moment is not None and aware(moment) >= seen[record_id]:
+                    if moment is not None and aware(moment) + slack >= seen[record_id]:
                         done.add(record_id)
         return done
 
