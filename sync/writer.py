@@ -125,7 +125,7 @@ class Writer:
         elif kind == "delete":
             self._delete(action)
         elif kind == "skip" and action.link_id and action.base_after:
-            self._store_base(action.link_id, action.base_after, None)
+            self._store_base(action.link_id, action.base_after, None, action.line_pairs)
 
     # --- creates -----------------------------------------------------------------------------------------
 
@@ -359,7 +359,7 @@ class Writer:
         if action.kind == "link":
             self._link_row(action, base)
         else:
-            self._store_base(action.link_id, base, target)
+            self._store_base(action.link_id, base, target, action.line_pairs)
 
     def _base_after_write(self, action: Action, read_back: Record) -> dict:
         """The base of a link after an update: the agreed values, as the target stored what we wrote."""
@@ -413,7 +413,7 @@ class Writer:
         if action.kind == "link":
             self._link_row(action, base)
         else:
-            self._store_base(action.link_id, base, action.target_side)
+            self._store_base(action.link_id, base, action.target_side, action.line_pairs)
 
     # --- lines and associations -------------------------------------------------------------------------------
 
@@ -442,7 +442,7 @@ class Writer:
         """After a full update of a QBO document: pair the lines it added (QBO keeps our order) and
         take the line bases from what it stored."""
         link = self.links.get(action.link_id)
-        pairs = dict(link.line_pairs or {})
+        pairs = dict(action.line_pairs if action.line_pairs is not None else link.line_pairs or {})
         change = action.changes[LINES]
         removed = set(change.get("remove", []))
         pairs = {hub: qbo for hub, qbo in pairs.items() if qbo not in removed}
@@ -461,7 +461,7 @@ class Writer:
     def _lines_after_hubspot_write(self, action: Action, parent_id: str, link, base: dict) -> None:
         """HubSpot line items: archived, updated, created (and associated); the base keyed by their ids."""
         change = action.changes[LINES]
-        pairs = dict(link.line_pairs or {}) if link else {}
+        pairs = dict(action.line_pairs if action.line_pairs is not None else (link.line_pairs if link else None) or {})
         lines_base = dict(base.get(LINES) or {})
         for line_id in change.get("remove", []):
             self.hubspot.archive(self.kind.line_object, line_id)
@@ -512,10 +512,12 @@ class Writer:
             self._settled(link, base)
             self.links.activity(session, link, "linked", target, action.reason)
 
-    def _store_base(self, link_id: int, base: dict, target: str | None) -> None:
+    def _store_base(self, link_id: int, base: dict, target: str | None, pairs: Mapping[str, str] | None = None) -> None:
         with self.links.writing() as session:
             link = session.get(RecordLink, link_id)
             changed = link.base_values != base or link.state != "syncing"
+            if pairs is not None:  # lines the plan paired (the same new line found on both sides)
+                changed, link.line_pairs = True, dict(pairs)
             self._settled(link, base)
             if target is not None:
                 self.links.activity(session, link, "updated", target, self._said(f"updated in {target}"))

@@ -229,3 +229,53 @@ def _line_item_event(stack, line_item_id: str) -> None:
             )
         )
         session.commit()
+
+
+def test_a_line_written_before_a_crash_is_adopted_not_written_twice(stack, deals, monkeypatch):
+    """The worker dies after new lines reached the other side but before their pairs were recorded: the
+    next run finds each such line on both sides and pairs it, instead of copying it back a second time."""
+    from sync import writer
+    from sync.locks import lock_key
+
+    portal, realm, company_id = deals
+    contact = _create(stack, portal, "contacts", {"email": "crash@example.com", "firstname": "Cy"})
+    invoice = _create(stack, portal, "invoices", {"hs_title": "Crash", "hs_currency": "USD"}, [(contact["id"], 177)])
+    _create(stack, portal, "line_items", {"name": "One", "quantity": "1", "price": "10"}, [(invoice["id"], 410)])
+    run_object(stack.runtime, company_id, "contacts")
+    run_object(stack.runtime, company_id, "test_receipts")
+    (receipt,) = _receipts(stack, realm)
+
+    def die(*_args, **_kwargs):
+        raise SystemExit("worker killed before the line pairs were recorded")
+
+    # QBO → HubSpot: a line added in QBO; the HubSpot line item is made, then the worker dies.
+    kept = next(line for line in receipt["Line"] if "SalesItemLineDetail" in line)
+    added = {"DetailType": "SalesItemLineDetail", "Description": "Two", "Amount": 4}
+    added["SalesItemLineDetail"] = {"ItemRef": kept["SalesItemLineDetail"]["ItemRef"], "Qty": 2, "UnitPrice": 2}
+    body = {"Id": receipt["Id"], "SyncToken": receipt["SyncToken"], "sparse": True, "Line": [kept, added]}
+    stack.qbo.control("POST", f"/companies/{realm}/salesreceipt", body, expect=200)
+    monkeypatch.setattr(writer.Writer, "_store_lines", die)
+    with pytest.raises(SystemExit):
+        run_object(stack.runtime, company_id, "test_receipts")
+    monkeypatch.undo()
+    stack.runtime.jobs.connection.delete(lock_key(company_id, "test_receipts"))
+    assert len(_deal_lines(stack, portal, invoice["id"])) == 2  # the line item was made before the crash
+    run_object(stack.runtime, company_id, "test_receipts")
+    assert sorted(_deal_lines(stack, portal, invoice["id"])) == [("One", "1", "10"), ("Two", "2", "2")]
+    assert len(_link(stack, "test_receipts", hubspot_id=invoice["id"]).line_pairs) == 2
+    _settled(stack, company_id)
+
+    # HubSpot → QBO: a line item added in HubSpot; QBO's full update lands, then the worker dies.
+    _create(stack, portal, "line_items", {"name": "Three", "quantity": "3", "price": "1"}, [(invoice["id"], 410)])
+    _line_item_event(stack, _line_item_named(stack, invoice["id"], "Three"))
+    monkeypatch.setattr(writer.Writer, "_store_lines", die)
+    with pytest.raises(SystemExit):
+        run_object(stack.runtime, company_id, "test_receipts")
+    monkeypatch.undo()
+    stack.runtime.jobs.connection.delete(lock_key(company_id, "test_receipts"))
+    run_object(stack.runtime, company_id, "test_receipts")
+    (receipt,) = _receipts(stack, realm)
+    assert sorted(_lines(receipt)) == [("One", 1, 10, 10), ("Three", 3, 1, 3), ("Two", 2, 2, 4)]
+    assert len(_deal_lines(stack, portal, invoice["id"])) == 3
+    assert len(_link(stack, "test_receipts", hubspot_id=invoice["id"]).line_pairs) == 3
+    _settled(stack, company_id)

@@ -356,6 +356,33 @@ def test_line_changes_added_removed_and_changed_on_both_sides():
     assert "l3" not in base_lines and "l4" in base_lines and "q:9" in base_lines
 
 
+def test_the_same_new_line_on_both_sides_is_adopted_as_a_pair_not_added_twice():
+    """A write interrupted after the new line reached the other side but before its pair was recorded:
+    the next plan finds it on both sides and pairs them, writing nothing."""
+    link = Link(
+        1, "i1", "q1", base={"number": "1001", LINES: {"l1": {"quantity": 1, "price": 10}}}, line_pairs={"l1": "1"}
+    )
+    hub = Record(
+        HUBSPOT, "i1", {"number": "1001"},
+        lines=(Line("l1", {"quantity": 1, "price": 10}), Line("l7", {"quantity": 2, "price": 3})),
+    )  # fmt: skip
+    qbo = Record(
+        QUICKBOOKS, "q1", {"number": "1001"},
+        lines=(
+            Line("1", {"quantity": 1, "price": 10}),
+            Line("5", {"quantity": 2, "price": 3}),
+            Line("6", {"quantity": 9, "price": 1}),
+        ),
+    )  # fmt: skip
+    result = plan([hub], [qbo], [link], invoice_rules())
+    (write,) = result.writes()  # only QBO's own new line 6 crosses; 5 and l7 are the same line
+    assert write.target_side == HUBSPOT and write.changes[LINES] == {
+        "add": [{"key": "q:6", "fields": {"quantity": 9, "price": 1}}]
+    }
+    assert write.line_pairs == {"l1": "1", "l7": "5"}
+    assert write.base_after[LINES]["l7"] == {"quantity": 2, "price": 3}
+
+
 def test_a_line_waits_for_its_product():
     product = Dependency("products", HUBSPOT, "p1")
     invoice = Record(HUBSPOT, "i1", {"number": "1"}, lines=(Line("l1", {"quantity": 1}, depends_on=(product,)),))

@@ -201,9 +201,11 @@ def _plan_linked(link: Link, hub: Record | None, qbo: Record | None, rules: Sync
         base_after[name] = outcome.value
         for side, value in outcome.writes.items():
             changes[side][name] = value
+    line_pairs = None
     if hub.lines is not None or qbo.lines is not None:
-        line_changes, base_lines = _merge_lines(link, hub.lines or (), qbo.lines or (), rules)
+        line_changes, base_lines, adopted = _merge_lines(link, hub.lines or (), qbo.lines or (), rules)
         base_after[LINES] = base_lines
+        line_pairs = {**link.line_pairs, **adopted} if adopted else None
         for side, change in line_changes.items():
             if change:
                 changes[side][LINES] = change
@@ -221,6 +223,7 @@ def _plan_linked(link: Link, hub: Record | None, qbo: Record | None, rules: Sync
                     changes=changes[target],
                     base_after=base_after,
                     reason="changed in " + other(target),
+                    line_pairs=line_pairs,
                 )
             )
     if not wrote:
@@ -230,7 +233,8 @@ def _plan_linked(link: Link, hub: Record | None, qbo: Record | None, rules: Sync
                 hub,
                 link_id=link.id,
                 base_after=base_after,
-                reason="in sync" if base_after == dict(link.base) else "in sync (base refreshed)",
+                reason="in sync" if base_after == dict(link.base) and not line_pairs else "in sync (base refreshed)",
+                line_pairs=line_pairs,
             )
         )
 
@@ -269,17 +273,35 @@ def _merge_field(base: Any, hub: Any, qbo: Any, rules: SyncRules) -> _Outcome:
 
 def _merge_lines(
     link: Link, hub_lines: tuple[Line, ...], qbo_lines: tuple[Line, ...], rules: SyncRules
-) -> tuple[dict[str, dict], dict[str, dict]]:
-    """Three-way merge of a compound record's lines, keyed by the HubSpot line id when paired."""
+) -> tuple[dict[str, dict], dict[str, dict], dict[str, str]]:
+    """Three-way merge of a compound record's lines, keyed by the HubSpot line id when paired.
+
+    A line new on both sides with the same fields is one line, not two: it is adopted as a pair
+    (returned as {hubspot line id: qbo line id}). That is how a write interrupted between creating
+    lines and recording their pairs finishes without duplicating them."""
     qbo_to_hub = {q: h for h, q in link.line_pairs.items()}
     hub_by_key = {line.id: line for line in hub_lines}
     qbo_by_key = {qbo_to_hub.get(line.id, f"q:{line.id}"): line for line in qbo_lines}
     base_lines: Mapping[str, Mapping[str, Any]] = link.base.get(LINES, {})
+    adopted: dict[str, str] = {}
+    loose_qbo = [key for key in qbo_by_key if key.startswith("q:") and key not in base_lines]
+    for key, hub in hub_by_key.items():
+        if key in base_lines or key in qbo_by_key:
+            continue
+        twin = next((q for q in loose_qbo if _same_line(hub, qbo_by_key[q], rules)), None)
+        if twin is not None:
+            loose_qbo.remove(twin)
+            qbo_line = qbo_by_key.pop(twin)
+            qbo_by_key[key] = qbo_line
+            adopted[key] = qbo_line.id
     changes = {HUBSPOT: {"add": [], "remove": [], "update": {}}, QUICKBOOKS: {"add": [], "remove": [], "update": {}}}
     base_after: dict[str, dict] = {}
     for key in sorted(set(hub_by_key) | set(qbo_by_key) | set(base_lines)):
         hub, qbo, base = hub_by_key.get(key), qbo_by_key.get(key), base_lines.get(key)
-        if base is None:  # a line added on one side (or both: it pairs once written)
+        if base is None and key in adopted:  # the same new line on both sides
+            base_after[key] = {name: hub.fields.get(name) for name in rules.line_fields}
+            continue
+        if base is None:  # a line added on one side
             for source, line in ((HUBSPOT, hub), (QUICKBOOKS, qbo)):
                 if line is not None and (hub is None or qbo is None) and flows(rules.direction, source):
                     changes[other(source)]["add"].append({"key": key, "fields": dict(line.fields)})
@@ -306,7 +328,11 @@ def _merge_lines(
                 line_id = hub.id if side == HUBSPOT else qbo.id
                 changes[side]["update"][line_id] = writes[side]
     compact = {side: {k: v for k, v in change.items() if v} for side, change in changes.items()}
-    return compact, base_after
+    return compact, base_after, adopted
+
+
+def _same_line(hub: Line, qbo: Line, rules: SyncRules) -> bool:
+    return all(_same(hub.fields.get(name), qbo.fields.get(name)) for name in rules.line_fields)
 
 
 def _unmet(hub: Record | None, qbo: Record | None, is_linked) -> tuple[Dependency, ...]:

@@ -126,6 +126,9 @@ class Action:
     fix: str | None = None  # fail: what the user can do
     filter_name: str | None = None  # exclude: the filter that left it out
     waiting_for: tuple[Dependency, ...] = ()
+    # A compound record's line pairs after this plan ({hubspot line id: qbo line id}), when planning
+    # paired lines the link did not know (the same new line found on both sides); None: as stored.
+    line_pairs: Mapping[str, str] | None = None
 
     @property
     def writes(self) -> bool:
