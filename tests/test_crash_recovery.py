@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from sync.setup import set_up
@@ -25,7 +26,7 @@ from sync.tasks.syncing import enqueue_run
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
-CONTACTS = 700  # two pages of 500: the kill lands in the first
+CONTACTS = 700  # records of each object type: two pages of 500, the kill lands in the first
 
 
 def settings_env(settings) -> dict[str, str]:
@@ -114,21 +115,28 @@ def wait_until(predicate, timeout: float, what: str, logs: list[Path]):
     raise AssertionError(f"timed out waiting for {what}\n{tails}")
 
 
-def test_a_worker_killed_mid_sync_is_resumed_within_two_minutes(stack, installed, tmp_path):
+# What each object type's crash run seeds in HubSpot (RECORDS of them), set up two-way from HubSpot.
+SEEDS = {
+    "contacts": {
+        "setup": {"filters": {"hubspot": None}},
+        "properties": {"email": "crash{n}@example.com", "firstname": "Crash", "lastname": "{n}"},
+    },
+    "products": {"setup": {}, "properties": {"name": "Crash part {n}", "hs_sku": "CRASH-{n}", "price": "{n}.5"}},
+}
+
+
+@pytest.mark.parametrize("object_type", sorted(SEEDS))
+def test_a_worker_killed_mid_sync_is_resumed_within_two_minutes(stack, installed, tmp_path, object_type):
     account, *_ = installed
     with stack.db() as session:
         company_id = session.scalar(select(QboCompany)).id
-    set_up(stack.runtime, company_id, "contacts", "two-way", "hubspot", filters={"hubspot": None})
+    set_up(stack.runtime, company_id, object_type, "two-way", "hubspot", **SEEDS[object_type]["setup"])
     stack.hubspot.control("POST", "/config", {"rateLimits": False})
     stack.hubspot.control("POST", "/webhooks/config", {"autoDeliver": False})
     stack.hubspot.control(
         "POST",
         f"/accounts/{account['portalId']}/seed",
-        {
-            "objectType": "contacts",
-            "count": CONTACTS,
-            "properties": {"email": "crash{n}@example.com", "firstname": "Crash", "lastname": "{n}"},
-        },
+        {"objectType": object_type, "count": CONTACTS, "properties": SEEDS[object_type]["properties"]},
         expect=201,
     )
     env = settings_env(stack.runtime.config)
@@ -139,7 +147,7 @@ def test_a_worker_killed_mid_sync_is_resumed_within_two_minutes(stack, installed
     first = start(worker, env, logs[1])
     second = None
     try:
-        enqueue_run(stack.runtime, company_id, "contacts")
+        enqueue_run(stack.runtime, company_id, object_type)
         # Kill it while it writes the first page: some records linked, most not.
         wait_until(lambda: 0 < counts(stack)[0] < 500, 60, "the first page to be under way", logs)
         horses = children_of(first.pid)
@@ -152,16 +160,20 @@ def test_a_worker_killed_mid_sync_is_resumed_within_two_minutes(stack, installed
         wait_until(lambda: counts(stack) == (CONTACTS, 0), 150, "the sync to finish after the kill", logs)
         assert time.monotonic() - killed_at < 120 + 5  # the watchdog, not the 5-minute sweep
         assert linked_when_killed < CONTACTS
-        assert len(crash_customers(stack)) == CONTACTS  # nothing lost, nothing created twice
+        assert len(crash_records(stack, object_type)) == CONTACTS  # nothing lost, nothing created twice
     finally:
         for process in (first, second, clock):
             if process is not None:
                 kill_group(process)
 
 
-def crash_customers(stack) -> list[dict]:
+def crash_records(stack, object_type: str) -> list[dict]:
+    """The QBO customers or items the crash run made (by their email or name)."""
     with stack.db() as session:
         realm = session.scalar(select(QboCompany)).realm_id
     with stack.qbo.state.lock:
+        if object_type == "products":
+            items = stack.qbo.state.companies[realm].table("Item").values()
+            return [i for i in items if i["Name"].startswith("Crash part")]
         customers = stack.qbo.state.companies[realm].table("Customer").values()
         return [c for c in customers if (c.get("PrimaryEmailAddr") or {}).get("Address", "").startswith("crash")]
