@@ -70,7 +70,7 @@ class Reader:
         record = self.kind.from_quickbooks(raw)
         if record.deleted:
             return record
-        if self.kind.has_lines:
+        if self.kind.has_lines and self.kind.lines_known(raw):
             lines = (self.kind.line_from_quickbooks(entry) for entry in raw.get("Line") or [])
             record = replace(record, lines=tuple(line for line in lines if line is not None))
         if self.kind.associations:

@@ -79,6 +79,12 @@ def set_up(
             if settings.filters != before and settings.id is not None:
                 _requeue_excluded(session, settings)
         settings.direction = direction or settings.direction or kind.recommended_direction
+        if settings.direction not in kind.directions:
+            names_ = {v: k for k, v in DIRECTION_NAMES.items()}
+            raise ValueError(
+                f"{object_type} sync {', '.join(names_[d] for d in kind.directions)} only"
+                f" (not {names_[settings.direction]})"
+            )
         settings.conflict_winner = winner
         settings.delete_policy = delete_policy or settings.delete_policy or "keep"  # None: as it was
         settings.status, settings.paused_reason = "active", None

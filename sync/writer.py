@@ -204,7 +204,7 @@ class Writer:
         """What a HubSpot create carries: the object type's required properties, the fields, our id property."""
         return {
             **self.kind.hubspot_create_properties,
-            **self.kind.to_hubspot(_plain(changes)),
+            **self.kind.hubspot_create_body(_plain(changes)),
             self.kind.id_property: source_id,
         }
 
@@ -232,6 +232,11 @@ class Writer:
                 created = self._create_line_item(target_id, entry["fields"])
                 qbo_line = _qbo_line_id(entry["key"])
                 pairs[created.id], line_bases[created.id] = qbo_line, dict(created.fields)
+            then = self.kind.hubspot_after_create(_plain(write.get("changes") or {}))
+            if then:  # what HubSpot takes only once the record is whole (an invoice opened)
+                read_back = self.reader.read_back(
+                    HUBSPOT, self.hubspot.update(self.kind.hubspot_object, target_id, then)
+                )
         self._linked_after_create(link_id, target, target_id, read_back, pairs, line_bases)
 
     def _unstage(self, before: dict[int, str | None], limited: errors.RateLimited) -> None:

@@ -202,8 +202,11 @@ def _plan_linked(link: Link, hub: Record | None, qbo: Record | None, rules: Sync
         for side, value in outcome.writes.items():
             changes[side][name] = value
     line_pairs = None
-    if hub.lines is not None or qbo.lines is not None:
-        line_changes, base_lines, adopted = _merge_lines(link, hub.lines or (), qbo.lines or (), rules)
+    if hub.lines is None or qbo.lines is None:  # lines not known on one side (a voided document): kept
+        if LINES in link.base:
+            base_after[LINES] = link.base[LINES]
+    else:
+        line_changes, base_lines, adopted = _merge_lines(link, hub.lines, qbo.lines, rules)
         base_after[LINES] = base_lines
         line_pairs = {**link.line_pairs, **adopted} if adopted else None
         for side, change in line_changes.items():

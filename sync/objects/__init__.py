@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sync.objects.base import Association, ObjectType, RunContext
 from sync.objects.contacts import Contacts
+from sync.objects.invoices import Invoices
 from sync.objects.products import Products
 
 REGISTERED: dict[str, ObjectType] = {}
@@ -49,6 +50,7 @@ def objects_for_event(webhook_object_type: str | None) -> tuple[str, ...]:
 
 register(Contacts())
 register(Products())
+register(Invoices())
 
 __all__ = [
     "REGISTERED",

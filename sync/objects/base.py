@@ -82,6 +82,7 @@ class ObjectType:
     # QBO name lists hide inactive rows unless asked; transactions have no Active.
     qbo_has_active: ClassVar[bool] = True
     recommended_direction: ClassVar[str] = "two_way"  # a new sync's direction unless one is given
+    directions: ClassVar[tuple[str, ...]] = ("two_way", "hubspot_to_qbo", "qbo_to_hubspot")  # those it supports
     checks_with_quickbooks: ClassVar[bool] = False  # set-up calls `check_with_quickbooks`
 
     # --- mappings --------------------------------------------------------------------------------------------
@@ -203,6 +204,15 @@ class ObjectType:
         """A QBO body for canonical changes; `merged` holds every field's agreed value (for whole objects)."""
         raise NotImplementedError
 
+    def hubspot_create_body(self, changes: Mapping[str, Any]) -> dict[str, str]:
+        """The properties a HubSpot create sends (default: every change); what HubSpot refuses on create
+        goes in `hubspot_after_create` instead (an invoice is created as a draft)."""
+        return self.to_hubspot(changes)
+
+    def hubspot_after_create(self, changes: Mapping[str, Any]) -> dict[str, str]:
+        """Properties to set once the new HubSpot record has its lines and associations (an invoice's status)."""
+        return {}
+
     # --- lines (compound records only) -------------------------------------------------------------------------
 
     def line_from_hubspot(self, raw: dict) -> Line:
@@ -211,6 +221,10 @@ class ObjectType:
             str(raw["id"]),
             {name: _blank_to_none(properties.get(prop)) for name, prop in self.line_properties.items()},
         )
+
+    def lines_known(self, raw: dict) -> bool:
+        """Whether a QBO document's lines say what its lines are (a voided one's are zeroed: unknown, kept)."""
+        return True
 
     def line_from_quickbooks(self, raw: dict) -> Line | None:
         """A QBO `Line` entry as a line (None: not one of ours, e.g. the subtotal; it is kept as it is)."""

@@ -1,0 +1,203 @@
+"""Invoices from QuickBooks into HubSpot: each QBO invoice gets a HubSpot *mirror*.
+
+The mirror is created with `hs_invoice_billable=false`, HubSpot's documented way to track invoices
+managed outside HubSpot (no document, no validation, no emails), so HubSpot never bills twice. It is
+created as a draft (HubSpot creates nothing else), gets its line items and its contact, and is then
+opened — or voided, for a voided QBO invoice. Its QBO number is kept in our property
+`ledgersync_qbo_number` (HubSpot numbers its invoices itself: `hs_number` is read-only).
+
+Lines: one HubSpot line item per QBO sales line (name — the item's name —, description, quantity,
+unit price; HubSpot computes the amount); subtotal lines are skipped. A voided QBO invoice's lines
+are zeroed by QBO: they are left as they were (a voided invoice's line items cannot change).
+
+The contact is the one linked to the QBO customer (the contacts sync's link); until there is one the
+invoice waits, saying for whom, and the new link releases it.
+
+Direction: QBO → HubSpot only (invoices from HubSpot into QBO are another object's work). Recommended
+filter: invoices created on or after the set-up day (00:00 in the company's own time zone, as its
+timestamps carry it).
+
+Not yet: payments and the paid status, tax and discount lines, products on line items, the primary
+company, matching invoices already on both sides, currencies the portal lacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, time
+from decimal import Decimal
+from typing import Any
+
+from sync.engine import HUBSPOT, QUICKBOOKS, Action, Filter, Line, Plan, Record, SyncRules
+from sync.objects.base import Association, ObjectType, RunContext, _blank_to_none
+from sync.objects.products import money
+from sync.times import parse_time
+
+NUMBER_PROPERTY = "ledgersync_qbo_number"
+SINCE_SET_UP = "created_since_set_up"
+VOID_NOTE = "Voided"  # QBO prefixes a voided document's private note with it and zeroes its amounts
+
+
+def date_only(value: Any) -> str | None:
+    """A date as "YYYY-MM-DD" from QBO's date or HubSpot's datetime (midnight UTC, as we write it)."""
+    if value in (None, ""):
+        return None
+    text = str(value)
+    if len(text) == 10:
+        return text
+    moment = parse_time(text)
+    return moment.date().isoformat() if moment else None
+
+
+def is_voided(invoice: Mapping[str, Any]) -> bool:
+    return str(invoice.get("PrivateNote") or "").startswith(VOID_NOTE) and not Decimal(
+        str(invoice.get("TotalAmt") or 0)
+    )
+
+
+class Invoices(ObjectType):
+    name = "invoices"
+    hubspot_object = "invoices"
+    qbo_entity = "Invoice"
+    id_property = "ledgersync_qbo_invoice_id"
+    id_property_label = "QuickBooks invoice id (Ledgersync)"
+    id_property_group = "invoiceinformation"
+    qbo_has_active = False
+    recommended_direction = "qbo_to_hubspot"
+    directions = ("qbo_to_hubspot",)
+    hubspot_properties = {
+        "number": NUMBER_PROPERTY,
+        "invoice_date": "hs_invoice_date",
+        "due_date": "hs_due_date",
+        "currency": "hs_currency",
+        "memo": "hs_comments",
+        "status": "hs_invoice_status",
+    }
+    default_fields = ("number", "invoice_date", "due_date", "currency", "memo", "status")
+    hubspot_create_properties = {"hs_invoice_billable": "false"}  # a mirror: HubSpot never bills it
+    extra_hubspot_properties = ((NUMBER_PROPERTY, "QuickBooks invoice number", "text"),)
+    associations = (Association("customer", "contacts", "contacts", "CustomerRef"),)
+    event_types = {"invoices": HUBSPOT, "invoice": QUICKBOOKS}
+    hubspot_triggers = ("line_items",)
+    recommended_filters = {QUICKBOOKS: SINCE_SET_UP}
+    filter_labels = {SINCE_SET_UP: "invoices created on or after the set-up day"}
+    line_fields = ("name", "description", "quantity", "unit_price")
+    line_properties = {"name": "name", "description": "description", "quantity": "quantity", "unit_price": "price"}
+
+    def rules(self, settings) -> SyncRules:
+        rules = super().rules(settings)
+        if (settings.filters or {}).get(QUICKBOOKS) == SINCE_SET_UP:
+            set_up_at = settings.set_up_at
+            accepts = lambda record: _created_since(record, set_up_at)  # noqa: E731
+            rules = replace(
+                rules, filters={**rules.filters, QUICKBOOKS: Filter(self.filter_labels[SINCE_SET_UP], accepts)}
+            )
+        return rules
+
+    # --- records ------------------------------------------------------------------------------------------
+
+    def from_hubspot(self, raw: dict, extra: Mapping[str, Any] | None = None) -> Record:
+        record = super().from_hubspot(raw, extra)
+        fields = dict(record.fields)
+        for name in ("invoice_date", "due_date"):
+            fields[name] = date_only(fields[name])
+        return replace(record, fields=fields)
+
+    def from_quickbooks(self, invoice: dict) -> Record:
+        if invoice.get("status") == "Deleted":
+            return Record(QUICKBOOKS, str(invoice["Id"]), {}, deleted=True)
+        voided = is_voided(invoice)
+        fields = {
+            "number": _blank_to_none(invoice.get("DocNumber")),
+            "invoice_date": date_only(invoice.get("TxnDate")),
+            "due_date": date_only(invoice.get("DueDate")),
+            "currency": (invoice.get("CurrencyRef") or {}).get("value"),
+            "memo": _blank_to_none((invoice.get("CustomerMemo") or {}).get("value")),
+            # Paid comes with payments (a HubSpot invoice is marked paid by its payments, never by PATCH).
+            "status": "voided" if voided else "open",
+            "created": (invoice.get("MetaData") or {}).get("CreateTime"),  # for the set-up filter
+        }
+        return Record(QUICKBOOKS, str(invoice["Id"]), fields)
+
+    def lines_known(self, raw: dict) -> bool:
+        return not is_voided(raw)  # QBO zeroes a voided invoice's lines: they stay as they were
+
+    def line_from_quickbooks(self, raw: dict) -> Line | None:
+        if raw.get("DetailType") != "SalesItemLineDetail":
+            return None  # subtotal, discount and description-only lines are not line items
+        detail = raw.get("SalesItemLineDetail") or {}
+        return Line(
+            str(raw["Id"]),
+            {
+                "name": (detail.get("ItemRef") or {}).get("name"),
+                "description": _blank_to_none(raw.get("Description")),
+                "quantity": money(detail.get("Qty")) or "1",
+                "unit_price": money(
+                    detail.get("UnitPrice") if detail.get("UnitPrice") is not None else raw.get("Amount")
+                ),
+            },
+        )
+
+    def line_from_hubspot(self, raw: dict) -> Line:
+        line = super().line_from_hubspot(raw)
+        fields = dict(line.fields)
+        fields["quantity"], fields["unit_price"] = money(fields["quantity"]), money(fields["unit_price"])
+        return Line(line.id, fields)
+
+    def to_hubspot(self, changes: Mapping[str, Any]) -> dict[str, str]:
+        values = dict(changes)
+        for name in ("invoice_date", "due_date"):
+            if values.get(name):
+                values[name] = f"{values[name]}T00:00:00Z"
+        return super().to_hubspot(values)
+
+    def hubspot_create_body(self, changes: Mapping[str, Any]) -> dict[str, str]:
+        return self.to_hubspot({name: value for name, value in changes.items() if name != "status"})
+
+    def hubspot_after_create(self, changes: Mapping[str, Any]) -> dict[str, str]:
+        return {"hs_invoice_status": changes.get("status") or "open"}
+
+    def to_quickbooks(self, changes, merged, creating, options) -> dict[str, Any]:
+        raise NotImplementedError("invoices sync from QuickBooks into HubSpot only")
+
+    # --- a deleted QBO invoice -------------------------------------------------------------------------------
+
+    def adjust_plan(self, context: RunContext, plan: Plan, links, hub_records, qbo_records) -> Plan:
+        """A QBO invoice deleted: its mirror is voided, never deleted (HubSpot keeps its history)."""
+        by_id = {link.id: link for link in links}
+        for action in list(plan.actions):
+            link = by_id.get(action.link_id) if action.link_id else None
+            source = action.source
+            if link is None or source is None or source.side != QUICKBOOKS or not source.deleted:
+                continue
+            if action.kind not in ("tombstone", "delete") or (link.base_values or {}).get("status") == "voided":
+                continue
+            reason = "deleted in QuickBooks: the HubSpot invoice is voided, never deleted"
+            plan.actions[plan.actions.index(action)] = replace(
+                action, kind="tombstone", target_side=None, reason=reason
+            )
+            plan.add(
+                Action(
+                    "update",
+                    source,
+                    target_side=HUBSPOT,
+                    target_id=link.hubspot_id,
+                    link_id=link.id,
+                    changes={"status": "voided"},
+                    base_after={**(link.base_values or {}), "status": "voided"},
+                    reason=reason,
+                )
+            )
+        return plan
+
+
+def _created_since(record: Record, set_up_at: datetime) -> bool:
+    """Created on or after the set-up day, midnight in the company's time zone (the offset its own
+    timestamps carry)."""
+    created = parse_time(record.fields.get("created"))
+    if created is None:
+        return False
+    local_set_up = set_up_at.astimezone(created.tzinfo)
+    midnight = datetime.combine(local_set_up.date(), time(0), tzinfo=created.tzinfo)
+    return created >= midnight
