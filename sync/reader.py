@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sync.engine import HUBSPOT, QUICKBOOKS, Dependency, Record
+from sync.engine import HUBSPOT, QUICKBOOKS, Dependency, Line, Record
 from sync.objects.base import ObjectType, RunContext
 from sync.store.models import RecordLink
 from sync.times import parse_time
@@ -72,7 +72,7 @@ class Reader:
             return record
         if self.kind.has_lines and self.kind.lines_known(raw):
             lines = (self.kind.line_from_quickbooks(entry) for entry in raw.get("Line") or [])
-            record = replace(record, lines=tuple(line for line in lines if line is not None))
+            record = replace(record, lines=self._referenced(QUICKBOOKS, [line for line in lines if line is not None]))
         if self.kind.associations:
             fields, needs = dict(record.fields), list(record.depends_on)
             for association in self.kind.associations:
@@ -112,13 +112,32 @@ class Reader:
         properties = [*self.kind.line_properties.values(), "hs_lastmodifieddate"]
         raw_lines = {r["id"]: r for r in self.hubspot.batch_read(self.kind.line_object, wanted, properties)}
         for record_id in live:
-            lines = tuple(
+            lines = [
                 self.kind.line_from_hubspot(raw_lines[i])
                 for i in sorted(lines_of.get(record_id, []), key=_numeric)
                 if i in raw_lines
-            )
-            records[record_id] = replace(records[record_id], lines=lines)
+            ]
+            records[record_id] = replace(records[record_id], lines=self._referenced(HUBSPOT, lines))
         return records
+
+    def hubspot_line(self, raw: dict) -> Line:
+        """A HubSpot line item as written back, its references in canonical form (for the line's base)."""
+        return self._referenced(HUBSPOT, [self.kind.line_from_hubspot(raw)])[0]
+
+    def _referenced(self, side: str, lines: list[Line]) -> tuple[Line, ...]:
+        """Lines with each reference as its canonical value: the linked record's QBO id, else None."""
+        for reference in self.kind.line_references:
+            values = {str(line.fields[reference.name]) for line in lines if line.fields.get(reference.name)}
+            store = self.links.of(reference.object_type)
+            if side == HUBSPOT:
+                known = store.partners(HUBSPOT, values)
+            else:
+                known = {value: value for value in store.linked_ids(QUICKBOOKS, values)}
+            lines = [
+                replace(line, fields={**line.fields, reference.name: known.get(str(line.fields.get(reference.name)))})
+                for line in lines
+            ]
+        return tuple(lines)
 
     def _with_hubspot_associations(self, records: dict[str, Record]) -> dict[str, Record]:
         live = sorted(i for i, r in records.items() if not r.deleted)

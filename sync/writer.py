@@ -232,6 +232,7 @@ class Writer:
                 created = self._create_line_item(target_id, entry["fields"])
                 qbo_line = _qbo_line_id(entry["key"])
                 pairs[created.id], line_bases[created.id] = qbo_line, dict(created.fields)
+            self.kind.after_hubspot_create(self.context, target_id, _plain(write.get("changes") or {}))
             then = self.kind.hubspot_after_create(_plain(write.get("changes") or {}))
             if then:  # what HubSpot takes only once the record is whole (an invoice opened)
                 read_back = self.reader.read_back(
@@ -424,9 +425,19 @@ class Writer:
 
     def _create_line_item(self, parent_id: str, fields: Mapping[str, Any]):
         """One HubSpot line item, then its association with the record."""
-        created = self.hubspot.create(self.kind.line_object, self.kind.line_to_hubspot(fields))
+        created = self.hubspot.create(self.kind.line_object, self._hubspot_line(fields))
         self.hubspot.associate(self.kind.line_object, created["id"], self.kind.hubspot_object, parent_id)
-        return self.kind.line_from_hubspot(created)
+        return self.reader.hubspot_line(created)
+
+    def _hubspot_line(self, fields: Mapping[str, Any]) -> dict[str, str]:
+        """A line's HubSpot properties, each reference (a QBO id) as its linked HubSpot record's id."""
+        values = dict(fields)
+        for reference in self.kind.line_references:
+            if reference.name in values:
+                qbo_id = values[reference.name]
+                store = self.links.of(reference.object_type)
+                values[reference.name] = store.partners(QUICKBOOKS, {qbo_id}).get(qbo_id) if qbo_id else None
+        return self.kind.line_to_hubspot(values)
 
     def _associate(self, record_id: str, changes: Mapping[str, Any]) -> None:
         """A HubSpot record's associations to follow its associations' canonical values (QBO ids)."""
@@ -472,12 +483,12 @@ class Writer:
             self.hubspot.archive(self.kind.line_object, line_id)
             pairs.pop(line_id, None)
             lines_base.pop(line_id, None)
-        updates = {line_id: self.kind.line_to_hubspot(fields) for line_id, fields in change.get("update", {}).items()}
+        updates = {line_id: self._hubspot_line(fields) for line_id, fields in change.get("update", {}).items()}
         if updates:
             for line_id, answer in self.hubspot.batch_update(self.kind.line_object, updates).items():
                 if isinstance(answer, errors.ApiError):
                     raise answer
-                lines_base[line_id] = dict(self.kind.line_from_hubspot(answer).fields)
+                lines_base[line_id] = dict(self.reader.hubspot_line(answer).fields)
         for entry in change.get("add", []):
             created = self._create_line_item(parent_id, entry["fields"])
             pairs[created.id] = _qbo_line_id(entry["key"])

@@ -220,3 +220,69 @@ def test_an_invoice_waits_for_its_customers_contact_and_the_set_up_day_filter(st
     # … and HubSpot → QBO is not an invoice direction (yet): set-up says so.
     with pytest.raises(ValueError, match="qbo-to-hubspot only"):
         set_up(stack.runtime, company_id, "invoices", "two-way")
+
+
+def test_a_line_names_the_items_hubspot_product_once_the_products_sync_links_them(stack, books):
+    portal, realm, company_id, item = books
+    with stack.qbo.state.lock:
+        income = next(
+            a["Id"] for a in stack.qbo.state.companies[realm].table("Account").values() if a["Name"] == "Services"
+        )
+    sold = stack.qbo.control(
+        "POST",
+        f"/companies/{realm}/item",
+        {"Name": "Widget", "Sku": "W-1", "Type": "Service", "UnitPrice": 12, "IncomeAccountRef": {"value": income}},
+    )["Item"]
+    set_up(stack.runtime, company_id, "products")  # QBO → HubSpot: Widget (with a SKU) becomes a product
+    run_object(stack.runtime, company_id, "products")
+    with stack.db() as session:
+        product_id = session.scalar(select(RecordLink.hubspot_id).filter_by(object_type="products", qbo_id=sold["Id"]))
+    assert product_id
+    contact = _contact(stack, portal, "buyer@example.com")
+    run_object(stack.runtime, company_id, "contacts")
+    with stack.db() as session:
+        customer_id = session.scalar(
+            select(RecordLink.qbo_id).filter_by(object_type="contacts", hubspot_id=contact["id"])
+        )
+    invoice = _invoice(stack, realm, {"Id": customer_id}, [_line(sold, "Linked", 2, 12), _line(item, "Unlinked", 1, 3)])
+    run_object(stack.runtime, company_id, "invoices")
+    row = _row(stack, qbo_id=invoice["Id"])
+    products = {}
+    for line_id in _associated(stack, row.hubspot_id, "line_items"):
+        line = _sdk(stack).crm.line_items.basic_api.get_by_id(line_id, properties=["description", "hs_product_id"])
+        products[line.properties["description"]] = line.properties.get("hs_product_id")
+    assert products == {"Linked": product_id, "Unlinked": None}  # Consulting has no SKU: no product
+    _settled(stack, company_id)
+
+
+def test_the_primary_company_a_customer_without_contact_and_a_currency_hubspot_lacks(stack, books):
+    portal, realm, company_id, item = books
+    company = stack.hubspot.control("POST", f"/accounts/{portal}/objects/companies", {"properties": {"name": "Acme"}})
+    body = {
+        "properties": {"email": "acme@example.com", "firstname": "Ann"},
+        "associations": [
+            {"to": {"id": company["id"]}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}]}
+        ],
+    }
+    contact = stack.hubspot.control("POST", f"/accounts/{portal}/objects/contacts", body, expect=201)
+    nameless = _customer(stack, realm, "No Email Ltd", "")  # no email: the contacts sync leaves it out
+    run_object(stack.runtime, company_id, "contacts")
+    with stack.db() as session:
+        customer_id = session.scalar(
+            select(RecordLink.qbo_id).filter_by(object_type="contacts", hubspot_id=contact["id"])
+        )
+    billed = _invoice(stack, realm, {"Id": customer_id}, [_line(item, "Work", 1, 10)])
+    orphan = _invoice(stack, realm, nameless, [_line(item, "Work", 1, 10)])
+    run_object(stack.runtime, company_id, "invoices")
+    mirror = _row(stack, qbo_id=billed["Id"]).hubspot_id
+    assert _associated(stack, mirror, "companies") == [company["id"]]  # the contact's primary company
+    failed = _row(stack, qbo_id=orphan["Id"])
+    assert failed.state == "failed" and failed.error_category == "no contact for the customer"
+    assert "What to do:" in failed.error_message
+
+    stack.hubspot.control("PATCH", f"/accounts/{portal}", {"currency": "EUR"})  # HubSpot without USD
+    euros = _invoice(stack, realm, {"Id": customer_id}, [_line(item, "Work", 1, 10)])
+    run_object(stack.runtime, company_id, "invoices")
+    refused = _row(stack, qbo_id=euros["Id"])
+    assert refused.state == "failed" and refused.error_category == "currency not enabled in HubSpot"
+    assert "USD" in refused.error_message and "EUR" in refused.error_message

@@ -311,7 +311,16 @@ class HubSpotClient:
     def company_currency(self) -> str | None:
         """The portal's company currency (`GET /account-info/v3/details`; the SDK has no wrapper for the
         account information API, so its generic request is used)."""
-        return self._call("api", lambda: self._raw("GET", "/account-info/v3/details")).get("companyCurrency")
+        return self.account_details().get("companyCurrency")
+
+    def currencies(self) -> set[str]:
+        """Every currency the portal has: its company currency and the additional ones."""
+        details = self.account_details()
+        found = {details.get("companyCurrency"), *(details.get("additionalCurrencies") or [])}
+        return {str(code) for code in found if code}
+
+    def account_details(self) -> dict[str, Any]:
+        return self._call("api", lambda: self._raw("GET", "/account-info/v3/details"))
 
     def _raw(self, method: str, path: str) -> dict[str, Any]:
         response = self.sdk.api_request({"method": method, "path": path, "base_url": self.host})

@@ -10,7 +10,7 @@ nothing else names it. Tests may `register` a type of their own.
 
 from __future__ import annotations
 
-from sync.objects.base import Association, ObjectType, RunContext
+from sync.objects.base import Association, LineReference, ObjectType, RunContext
 from sync.objects.contacts import Contacts
 from sync.objects.invoices import Invoices
 from sync.objects.products import Products
@@ -55,6 +55,7 @@ register(Invoices())
 __all__ = [
     "REGISTERED",
     "Association",
+    "LineReference",
     "ObjectType",
     "RunContext",
     "names",

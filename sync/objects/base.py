@@ -49,6 +49,19 @@ class Association:
     qbo_field: str  # the reference on the QBO entity ("CustomerRef")
 
 
+@dataclass(frozen=True)
+class LineReference:
+    """A line's tie to a synced record of another type (an invoice line's product), synced as a line field.
+
+    The canonical value is the QBO id of the referenced record when that record is linked, else None:
+    an unlinked item and a line item without a product agree, and the reference appears once the
+    record links. HubSpot holds the linked partner's id in `hubspot_property`."""
+
+    name: str  # the canonical line field ("item")
+    object_type: str  # ours ("products")
+    hubspot_property: str  # on the HubSpot line ("hs_product_id")
+
+
 @dataclass
 class RunContext:
     """What an object type's hooks may use during a run: the clients, this object's link store and
@@ -118,6 +131,7 @@ class ObjectType:
     line_fields: ClassVar[tuple[str, ...]] = ()  # non-empty: records of this type have lines
     line_object: ClassVar[str] = "line_items"  # HubSpot's object type of a line
     line_properties: ClassVar[Mapping[str, str]] = {}  # canonical line field → HubSpot line item property
+    line_references: ClassVar[tuple[LineReference, ...]] = ()
 
     @property
     def has_lines(self) -> bool:
@@ -208,6 +222,10 @@ class ObjectType:
         """The properties a HubSpot create sends (default: every change); what HubSpot refuses on create
         goes in `hubspot_after_create` instead (an invoice is created as a draft)."""
         return self.to_hubspot(changes)
+
+    def after_hubspot_create(self, context: RunContext, record_id: str, changes: Mapping[str, Any]) -> None:
+        """Once a record was created in HubSpot, with its lines and associations: what else it gets
+        (an invoice: its contact's primary company)."""
 
     def hubspot_after_create(self, changes: Mapping[str, Any]) -> dict[str, str]:
         """Properties to set once the new HubSpot record has its lines and associations (an invoice's status)."""

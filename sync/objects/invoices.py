@@ -7,7 +7,8 @@ opened — or voided, for a voided QBO invoice. Its QBO number is kept in our pr
 `ledgersync_qbo_number` (HubSpot numbers its invoices itself: `hs_number` is read-only).
 
 Lines: one HubSpot line item per QBO sales line (name — the item's name —, description, quantity,
-unit price; HubSpot computes the amount); subtotal lines are skipped. A voided QBO invoice's lines
+unit price, and the item's HubSpot product once the products sync links them; HubSpot computes the
+amount); subtotal lines are skipped. A voided QBO invoice's lines
 are zeroed by QBO: they are left as they were (a voided invoice's line items cannot change).
 
 The contact is the one linked to the QBO customer (the contacts sync's link); until there is one the
@@ -17,8 +18,8 @@ Direction: QBO → HubSpot only (invoices from HubSpot into QBO are another obje
 filter: invoices created on or after the set-up day (00:00 in the company's own time zone, as its
 timestamps carry it).
 
-Not yet: payments and the paid status, tax and discount lines, products on line items, the primary
-company, matching invoices already on both sides, currencies the portal lacks.
+Not yet: payments and the paid status, tax and discount lines, the primary company, matching
+invoices already on both sides, currencies the portal lacks.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from decimal import Decimal
 from typing import Any
 
 from sync.engine import HUBSPOT, QUICKBOOKS, Action, Filter, Line, Plan, Record, SyncRules
-from sync.objects.base import Association, ObjectType, RunContext, _blank_to_none
+from sync.objects.base import Association, LineReference, ObjectType, RunContext, _blank_to_none
 from sync.objects.products import money
 from sync.times import parse_time
 
@@ -82,8 +83,16 @@ class Invoices(ObjectType):
     hubspot_triggers = ("line_items",)
     recommended_filters = {QUICKBOOKS: SINCE_SET_UP}
     filter_labels = {SINCE_SET_UP: "invoices created on or after the set-up day"}
-    line_fields = ("name", "description", "quantity", "unit_price")
-    line_properties = {"name": "name", "description": "description", "quantity": "quantity", "unit_price": "price"}
+    line_fields = ("name", "description", "quantity", "unit_price", "item")
+    line_properties = {
+        "name": "name",
+        "description": "description",
+        "quantity": "quantity",
+        "unit_price": "price",
+        "item": "hs_product_id",
+    }
+    # The line's product: the item's HubSpot product once the products sync links them (else none).
+    line_references = (LineReference("item", "products", "hs_product_id"),)
 
     def rules(self, settings) -> SyncRules:
         rules = super().rules(settings)
@@ -131,6 +140,7 @@ class Invoices(ObjectType):
             str(raw["Id"]),
             {
                 "name": (detail.get("ItemRef") or {}).get("name"),
+                "item": (detail.get("ItemRef") or {}).get("value"),
                 "description": _blank_to_none(raw.get("Description")),
                 "quantity": money(detail.get("Qty")) or "1",
                 "unit_price": money(
@@ -158,13 +168,59 @@ class Invoices(ObjectType):
     def hubspot_after_create(self, changes: Mapping[str, Any]) -> dict[str, str]:
         return {"hs_invoice_status": changes.get("status") or "open"}
 
+    def after_hubspot_create(self, context: RunContext, record_id: str, changes: Mapping[str, Any]) -> None:
+        """The contact's primary company is associated too (none when it has none; a person may change it
+        later in HubSpot, and that is not undone)."""
+        customer = changes.get("customer")
+        contact = context.links.of("contacts").partners(QUICKBOOKS, {customer}).get(customer) if customer else None
+        if contact is None:
+            return
+        company = context.hubspot.primary_associations("contacts", "companies", [contact]).get(contact)
+        if company is not None:
+            context.hubspot.associate(self.hubspot_object, record_id, "companies", company)
+
+    def prepare(self, context: RunContext, rules: SyncRules) -> SyncRules:
+        context.options = {**context.options, "hubspot_currencies": sorted(context.hubspot.currencies())}
+        return rules
+
     def to_quickbooks(self, changes, merged, creating, options) -> dict[str, Any]:
         raise NotImplementedError("invoices sync from QuickBooks into HubSpot only")
 
     # --- a deleted QBO invoice -------------------------------------------------------------------------------
 
+    def _refuse_what_cannot_sync(self, context: RunContext, plan: Plan) -> None:
+        enabled = set(context.options.get("hubspot_currencies") or [])
+        waiting_on = {
+            d.id for a in plan.actions if a.kind == "wait" for d in a.waiting_for if d.object_type == "contacts"
+        }
+        # a customer the contact sync leaves out will not get a contact by waiting
+        never = context.links.of("contacts").in_state(QUICKBOOKS, waiting_on, "excluded")
+        for index, action in enumerate(plan.actions):
+            source = action.source
+            currency = (source.fields.get("currency") if source is not None else None) or None
+            if action.kind == "wait" and any(d.id in never for d in action.waiting_for if d.object_type == "contacts"):
+                plan.actions[index] = replace(
+                    action,
+                    kind="fail",
+                    waiting_for=(),
+                    category="no contact for the customer",
+                    reason="its customer is left out by the contact sync's filters, so it will never have a contact",
+                    fix="Sync the customer's contact (change the contact filters, or link the customer to a contact),"
+                    " then retry.",
+                )
+            elif action.kind in ("create", "update") and enabled and currency and currency not in enabled:
+                plan.actions[index] = replace(
+                    action,
+                    kind="fail",
+                    category="currency not enabled in HubSpot",
+                    reason=f"the invoice is in {currency}, and HubSpot has {', '.join(sorted(enabled))}",
+                    fix=f"Add {currency} to HubSpot's currencies (Settings, Account defaults, Currencies); then retry.",
+                )
+
     def adjust_plan(self, context: RunContext, plan: Plan, links, hub_records, qbo_records) -> Plan:
-        """A QBO invoice deleted: its mirror is voided, never deleted (HubSpot keeps its history)."""
+        """A QBO invoice deleted: its mirror is voided, never deleted (HubSpot keeps its history). An invoice
+        whose customer can never have a contact, or in a currency HubSpot lacks, fails saying what to do."""
+        self._refuse_what_cannot_sync(context, plan)
         by_id = {link.id: link for link in links}
         for action in list(plan.actions):
             link = by_id.get(action.link_id) if action.link_id else None

@@ -211,6 +211,10 @@ class LinkStore:
                 )
             )
 
+    def in_state(self, side: str, ids: set[str], state: str) -> set[str]:
+        """Those of `ids` (on `side`) whose row is in `state` (e.g. excluded: left out by a filter)."""
+        return self._ids_where(side, ids, RecordLink.state == state)
+
     def resting_failures(self, side: str, ids: set[str]) -> set[str]:
         """Ids of failed records whose next retry is not due yet."""
         return self._ids_where(side, ids, RecordLink.state == "failed", RecordLink.next_attempt_at > utcnow())
