@@ -107,10 +107,19 @@ def run_object(
     lock.take_run_request()  # this run reads every change from here on
     try:
         run = _Run(runtime, lock, kind, rules, tenant, summary, progress, patient=pages is None)
+        refreshed: set[str] = set()  # the sides whose refused token this run refreshed
         while True:
             try:
                 run.execute(pages)
                 break
+            except errors.Unauthorized as refusal:
+                # A 401 to a token we thought valid (revoked, clocks apart): refresh it once per side and
+                # start over with new clients (the run is idempotent); a second refusal fails the job.
+                if refusal.side in refreshed:
+                    raise
+                refreshed.add(refusal.side)
+                run.refresh_refused_token(refusal)
+                run = _Run(runtime, lock, kind, rules, tenant, summary, progress, patient=pages is None)
             except errors.RateLimited as limited:
                 if pages is not None:
                     raise  # a job: re-enqueued for later, never asleep on a worker
@@ -149,10 +158,10 @@ class _Run:
         tokens = TokenManager(runtime)
         # a job waits out a short window (then re-queues); an operator's run to the end waits it all out
         limiter = RateLimiter(runtime.jobs.connection, max_wait=90.0 if patient else 1.0, while_waiting=lock.renew)
-        hubspot = HubSpotClient(
-            runtime.config, tenant.portal_id, tokens.hubspot_access_token(tenant.installation_id), limiter
-        )
+        self.hubspot_access_token = tokens.hubspot_access_token(tenant.installation_id)
+        hubspot = HubSpotClient(runtime.config, tenant.portal_id, self.hubspot_access_token, limiter)
         access, refresh = tokens.quickbooks_tokens(tenant.company_id)
+        self.qbo_access_token = access
         qbo = QuickBooksClient(runtime.config, tenant.realm_id, access, refresh, limiter)
         self.links = LinkStore(runtime.database, tenant.installation_id, tenant.company_id, kind.name, lock.guard)
         self.context = RunContext(
@@ -163,6 +172,13 @@ class _Run:
         self.writer = Writer(kind, self.context, self.reader, rules, summary, lock.renew, self._replan)
         self._archived_checked: datetime | None = None  # when this run listed HubSpot's archived records
         self._replanning = False
+
+    def refresh_refused_token(self, refusal: errors.Unauthorized) -> None:
+        tokens = TokenManager(self.runtime)
+        if refusal.side == QUICKBOOKS:
+            tokens.refused(QUICKBOOKS, self.tenant.company_id, self.qbo_access_token)
+        else:
+            tokens.refused(HUBSPOT, self.tenant.installation_id, self.hubspot_access_token)
 
     # --- 2. what changed --------------------------------------------------------------------------------------
 

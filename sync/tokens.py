@@ -87,7 +87,12 @@ class TokenManager:
             token = quickbooks_token(session, company_id)
             return access, self.runtime.cipher.decrypt(token.refresh_token_encrypted)
 
-    def _access_token(self, provider: str, owner_id: int, force: bool = False) -> str:
+    def refused(self, provider: str, owner_id: int, access_token: str) -> str:
+        """The remote answered 401 to `access_token` before we thought it expired (revoked, or a clock
+        apart): refresh it now — unless another worker already has — and return the token to use."""
+        return self._access_token(provider, owner_id, force=True, refused=access_token)
+
+    def _access_token(self, provider: str, owner_id: int, force: bool = False, refused: str | None = None) -> str:
         cipher = self.runtime.cipher
         with self.runtime.database.session() as session:
             token = self._load(session, provider, owner_id)
@@ -101,8 +106,11 @@ class TokenManager:
         try:
             with self.runtime.database.session() as session:
                 token = self._load(session, provider, owner_id)  # it may have been refreshed meanwhile
+                current = cipher.decrypt(token.access_token_encrypted)
                 if not force and token.access_token_expires_at - REFRESH_MARGIN > utcnow():
-                    return cipher.decrypt(token.access_token_encrypted)
+                    return current
+                if refused is not None and current != refused:
+                    return current  # another worker refreshed it after the 401 we saw
                 refresh_token = cipher.decrypt(token.refresh_token_encrypted)
                 token_id, version = token.id, token.version
             try:

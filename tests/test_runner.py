@@ -1445,3 +1445,21 @@ def test_a_delete_whose_webhook_is_lost_is_found_by_the_hourly_archive_check(sta
         (link,) = session.scalars(select(RecordLink)).all()
         assert link.hubspot_deleted_at is not None  # tombstoned (the keep policy): never recreated
     assert qbo_customers(stack, realm)["gone2@example.com"].get("Active", True) is True
+
+
+def test_a_token_refused_before_its_time_is_refreshed_once_and_the_run_goes_on(stack, synced):
+    """Both remotes' clocks run two hours ahead of ours: every access token we hold is expired there
+    while we think it valid. The 401 makes the run refresh the token (once) and start over."""
+    portal, realm, company_id = synced
+    run_object(stack.runtime, company_id, "contacts")
+    stack.qbo.control("POST", "/clock", {"advanceSeconds": 7200})
+    stack.hubspot.control("POST", "/clock", {"advanceSeconds": 7200})
+    stack.qbo.control(
+        "POST",
+        f"/companies/{realm}/customer",
+        {"DisplayName": "Late Clock", "PrimaryEmailAddr": {"Address": "clock@example.com"}},
+        expect=200,
+    )
+    summary = run_object(stack.runtime, company_id, "contacts")
+    assert summary.counts.get("create") == 1, summary.counts
+    assert "clock@example.com" in hubspot_contacts(stack, portal)
