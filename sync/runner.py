@@ -171,6 +171,7 @@ class _Run:
         self.reader = Reader(kind, self.context, rules)
         self.writer = Writer(kind, self.context, self.reader, rules, summary, lock.renew, self._replan)
         self._archived_checked: datetime | None = None  # when this run listed HubSpot's archived records
+        self._qbo_triggered: set[str] = set()  # our QBO records that changed entities of other kinds name
         self._replanning = False
 
     def refresh_refused_token(self, refusal: errors.Unauthorized) -> None:
@@ -234,6 +235,7 @@ class _Run:
         hub_ids: set[str] = set()  # the search's finds are in the backlog already (hubspot_page)
         cache = self.reader.qbo_cache
         qbo_ids -= self.links.same_sync_token({i: row.get("SyncToken") for i, row in cache.items()})
+        qbo_ids |= self._qbo_triggered  # an invoice whose payment changed: the invoice's own version did not
         events = self._pending_events()
         triggers: dict[str, set[str]] = {}
         announced: dict[str, dict[str, datetime | None]] = {HUBSPOT: {}, QUICKBOOKS: {}}
@@ -288,9 +290,21 @@ class _Run:
     def _quickbooks_changed(self, cursor: SyncCursor, started: datetime) -> tuple[set[str], Any]:
         if cursor.watermark is None:
             return self._quickbooks_listing(cursor, started)
-        changes = quickbooks_changes(self.qbo, [self.kind.qbo_entity], cursor.watermark, started)
-        self.reader.qbo_cache = {key.split(":", 1)[1]: row for key, row in changes.records.items()}
-        return set(self.reader.qbo_cache) | {key.split(":", 1)[1] for key in changes.deleted}, changes.watermark
+        entities = [self.kind.qbo_entity, *self.kind.quickbooks_triggers]
+        changes = quickbooks_changes(self.qbo, entities, cursor.watermark, started)
+        cache: dict[str, dict] = {}
+        triggered: set[str] = set()  # our records that changed entities of other kinds name (an invoice's payment)
+        for key, row in changes.records.items():
+            entity, _, entity_id = key.partition(":")
+            if entity == self.kind.qbo_entity:
+                cache[entity_id] = row
+            else:
+                triggered |= self.kind.quickbooks_triggered(entity, row)
+        self.reader.qbo_cache = cache
+        self._qbo_triggered = triggered  # planned even when the record itself did not change (see _detect)
+        prefix = f"{self.kind.qbo_entity}:"
+        deleted = {key[len(prefix) :] for key in changes.deleted if key.startswith(prefix)}
+        return set(cache) | deleted | triggered, changes.watermark
 
     def _quickbooks_listing(self, cursor: SyncCursor, started: datetime) -> tuple[set[str], datetime]:
         """First run: every entity, active or not, 1,000 a query; each page is stored with its

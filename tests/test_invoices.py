@@ -286,3 +286,54 @@ def test_the_primary_company_a_customer_without_contact_and_a_currency_hubspot_l
     refused = _row(stack, qbo_id=euros["Id"])
     assert refused.state == "failed" and refused.error_category == "currency not enabled in HubSpot"
     assert "USD" in refused.error_message and "EUR" in refused.error_message
+
+
+def test_what_was_paid_in_quickbooks_shows_on_the_mirror_and_follows_payments(stack, books):
+    """A payment changes the invoice's balance in QBO without touching the invoice itself: the payment's
+    own change re-plans the invoices it is applied to (a QBO-side trigger)."""
+    portal, realm, company_id, item = books
+    contact = _contact(stack, portal, "paying@example.com")
+    run_object(stack.runtime, company_id, "contacts")
+    with stack.db() as session:
+        customer_id = session.scalar(
+            select(RecordLink.qbo_id).filter_by(object_type="contacts", hubspot_id=contact["id"])
+        )
+    invoice = _invoice(stack, realm, {"Id": customer_id}, [_line(item, "Work", 4, 25.25)])  # 101.00
+    run_object(stack.runtime, company_id, "invoices")
+    mirror = _row(stack, qbo_id=invoice["Id"]).hubspot_id
+
+    def paid() -> tuple[str, str]:
+        properties = (
+            _sdk(stack)
+            .crm.objects.basic_api.get_by_id(
+                "invoices",
+                mirror,
+                properties=["ledgersync_qbo_amount_paid", "ledgersync_qbo_balance_due", "ledgersync_qbo_link"],
+            )
+            .properties
+        )
+        assert properties["ledgersync_qbo_link"].endswith(f"txnId={invoice['Id']}")
+        return properties["ledgersync_qbo_amount_paid"], properties["ledgersync_qbo_balance_due"]
+
+    assert paid() == ("0", "101")
+    payment = stack.qbo.control(
+        "POST",
+        f"/companies/{realm}/payment",
+        {
+            "CustomerRef": {"value": customer_id},
+            "TotalAmt": 40.5,
+            "Line": [{"Amount": 40.5, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}],
+        },
+        expect=200,
+    )["Payment"]
+    run_object(stack.runtime, company_id, "invoices")
+    assert paid() == ("40.5", "60.5")  # a partial payment, to the cent
+    _settled(stack, company_id)
+    stack.qbo.control(
+        "POST",
+        f"/companies/{realm}/payment?operation=void",
+        {"Id": payment["Id"], "SyncToken": payment["SyncToken"]},
+        expect=200,
+    )
+    run_object(stack.runtime, company_id, "invoices")
+    assert paid() == ("0", "101")  # the voided payment no longer counts

@@ -120,6 +120,9 @@ class ObjectType:
     event_types: ClassVar[Mapping[str, str]] = {}  # webhook object type → the side it comes from
     # HubSpot object types whose changes re-plan the associated records of this type
     hubspot_triggers: ClassVar[tuple[str, ...]] = ()
+    # QBO entities whose changes (read by the same CDC) re-plan records of this type: `quickbooks_triggered`
+    # names them (an invoice's payment).
+    quickbooks_triggers: ClassVar[tuple[str, ...]] = ()
 
     # --- filters, failures, deletes -------------------------------------------------------------------------
     recommended_filters: ClassVar[Mapping[str, str]] = {}  # set when the sync is set up: {side: filter name}
@@ -174,6 +177,10 @@ class ObjectType:
         """Search filter groups (ORed) for the HubSpot records whose key is one of `keys`, for a key that is
         not a unique property (None: use `hubspot_key_property`, or no lookup)."""
         return None
+
+    def quickbooks_triggered(self, entity: str, raw: dict) -> set[str]:
+        """The QBO ids of our records that a changed `entity` (one of `quickbooks_triggers`) concerns."""
+        return set()
 
     def prepare(self, context: RunContext, rules: SyncRules) -> SyncRules:
         """Once at the start of a run: look up what the run needs (an account, a currency) into

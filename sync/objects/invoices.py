@@ -18,8 +18,11 @@ Direction: QBO → HubSpot only (invoices from HubSpot into QBO are another obje
 filter: invoices created on or after the set-up day (00:00 in the company's own time zone, as its
 timestamps carry it).
 
-Not yet: payments and the paid status, tax and discount lines, the primary company, matching
-invoices already on both sides, currencies the portal lacks.
+What was paid shows in our properties (amount paid, balance due — QBO's own figures — and a link to
+the QBO invoice); a payment received, changed or voided in QBO re-plans the invoices it applies to.
+
+Not yet: HubSpot commerce payments and the paid status, tax and discount lines, matching invoices
+already on both sides.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ from sync.objects.products import money
 from sync.times import parse_time
 
 NUMBER_PROPERTY = "ledgersync_qbo_number"
+AMOUNT_PAID_PROPERTY = "ledgersync_qbo_amount_paid"
+BALANCE_DUE_PROPERTY = "ledgersync_qbo_balance_due"
+LINK_PROPERTY = "ledgersync_qbo_link"
+QBO_INVOICE_URL = "https://app.qbo.intuit.com/app/invoice?txnId={}"
 SINCE_SET_UP = "created_since_set_up"
 VOID_NOTE = "Voided"  # QBO prefixes a voided document's private note with it and zeroes its amounts
 
@@ -74,10 +81,22 @@ class Invoices(ObjectType):
         "currency": "hs_currency",
         "memo": "hs_comments",
         "status": "hs_invoice_status",
+        "amount_paid": AMOUNT_PAID_PROPERTY,
+        "balance_due": BALANCE_DUE_PROPERTY,
+        "qbo_link": LINK_PROPERTY,
     }
-    default_fields = ("number", "invoice_date", "due_date", "currency", "memo", "status")
+    default_fields = (
+        "number", "invoice_date", "due_date", "currency", "memo", "status", "amount_paid", "balance_due", "qbo_link",
+    )  # fmt: skip
     hubspot_create_properties = {"hs_invoice_billable": "false"}  # a mirror: HubSpot never bills it
-    extra_hubspot_properties = ((NUMBER_PROPERTY, "QuickBooks invoice number", "text"),)
+    extra_hubspot_properties = (
+        (NUMBER_PROPERTY, "QuickBooks invoice number", "text"),
+        (AMOUNT_PAID_PROPERTY, "Amount paid (QuickBooks)", "text"),
+        (BALANCE_DUE_PROPERTY, "Balance due (QuickBooks)", "text"),
+        (LINK_PROPERTY, "QuickBooks invoice", "text"),
+    )
+    # A payment received, changed or voided in QBO changes what its invoices show as paid.
+    quickbooks_triggers = ("Payment",)
     associations = (Association("customer", "contacts", "contacts", "CustomerRef"),)
     event_types = {"invoices": HUBSPOT, "invoice": QUICKBOOKS}
     hubspot_triggers = ("line_items",)
@@ -111,7 +130,18 @@ class Invoices(ObjectType):
         fields = dict(record.fields)
         for name in ("invoice_date", "due_date"):
             fields[name] = date_only(fields[name])
+        for name in ("amount_paid", "balance_due"):
+            fields[name] = money(fields[name])
         return replace(record, fields=fields)
+
+    def quickbooks_triggered(self, entity: str, raw: dict) -> set[str]:
+        """The invoices a payment is applied to (each line's linked transactions)."""
+        return {
+            str(linked["TxnId"])
+            for line in raw.get("Line") or []
+            for linked in line.get("LinkedTxn") or []
+            if linked.get("TxnType") == "Invoice" and linked.get("TxnId")
+        }
 
     def from_quickbooks(self, invoice: dict) -> Record:
         if invoice.get("status") == "Deleted":
@@ -126,6 +156,13 @@ class Invoices(ObjectType):
             # Paid comes with payments (a HubSpot invoice is marked paid by its payments, never by PATCH).
             "status": "voided" if voided else "open",
             "created": (invoice.get("MetaData") or {}).get("CreateTime"),  # for the set-up filter
+            # What was paid, as QBO counts it (payments and credits applied): the mirror shows it in our
+            # properties whether or not the portal can record payments.
+            "amount_paid": money(
+                Decimal(str(invoice.get("TotalAmt") or 0)) - Decimal(str(invoice.get("Balance") or 0))
+            ),
+            "balance_due": money(invoice.get("Balance") or 0),
+            "qbo_link": QBO_INVOICE_URL.format(invoice["Id"]),
         }
         return Record(QUICKBOOKS, str(invoice["Id"]), fields)
 
@@ -246,6 +283,10 @@ class Invoices(ObjectType):
                 )
             )
         return plan
+
+
+def _decimal(value: Any) -> Decimal:
+    return Decimal(str(value if value is not None else 0))
 
 
 def _created_since(record: Record, set_up_at: datetime) -> bool:
