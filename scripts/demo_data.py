@@ -38,9 +38,6 @@ from sync.tasks.syncing import enqueue_run, run_job_id
 from sync.tokens import TokenManager
 
 DEMO_OBJECTS = ("contacts", "products")
-DEMO_EVENTS = sorted(
-    {name for kind in DEMO_OBJECTS for name in (*object_type(kind).event_types, *object_type(kind).hubspot_triggers)}
-)
 PRIMARY_COMPANY, INVOICE_CONTACT, LINE_ITEM_INVOICE = 1, 177, 410  # HubSpot association type ids
 
 COMPANIES = {"northwind": "Northwind Traders", "globex": "Globex"}
@@ -257,14 +254,18 @@ def set_up_contacts(runtime: Runtime, demo: Demo) -> None:
     )
 
 
-def initial_sync(runtime: Runtime, demo: Demo, stopping=lambda: False, limit: float = 300) -> None:
+def initial_sync(
+    runtime: Runtime, demo: Demo, stopping=lambda: False, limit: float = 300, objects: tuple[str, ...] = DEMO_OBJECTS
+) -> None:
     """Queue the first sync for the RQ worker, as production does, and show its progress until it
     settles: nothing left in the backlog, no run queued or running, no webhook event unprocessed."""
-    for kind in DEMO_OBJECTS:
+    kinds = [object_type(kind) for kind in objects]
+    events = sorted({name for kind in kinds for name in (*kind.event_types, *kind.hubspot_triggers)})
+    for kind in objects:
         enqueue_run(runtime, demo.company_id, kind)
     job_ids = [
         run_job_id(demo.company_id, kind) + suffix
-        for kind in DEMO_OBJECTS
+        for kind in objects
         for suffix in ("", "-next", "-after", "-later", "-again", "-later-again")
     ]
     started = time.monotonic()
@@ -283,7 +284,7 @@ def initial_sync(runtime: Runtime, demo: Demo, stopping=lambda: False, limit: fl
                 .where(
                     WebhookEvent.installation_id == demo.installation_id,
                     WebhookEvent.status == "pending",
-                    WebhookEvent.object_type.in_(DEMO_EVENTS),  # line items wait for the invoice sync
+                    WebhookEvent.object_type.in_(events),
                 )
             )
         busy = any(_job_status(runtime, job_id) in ("queued", "started", "deferred", "scheduled") for job_id in job_ids)
@@ -291,7 +292,8 @@ def initial_sync(runtime: Runtime, demo: Demo, stopping=lambda: False, limit: fl
         if (seen, total) != shown:  # a progress figure, on one line
             shown = (seen, total)
             print(
-                f"\r[demo] initial sync (in the worker): {seen}/{total} records ({100 * seen // max(total, 1)}%)",
+                f"\r[demo] {', '.join(objects)} sync (in the worker): {seen}/{total} records"
+                f" ({100 * seen // max(total, 1)}%)",
                 end="",
                 flush=True,
             )
@@ -307,7 +309,7 @@ def initial_sync(runtime: Runtime, demo: Demo, stopping=lambda: False, limit: fl
         time.sleep(0.5)
     print(flush=True)
     with runtime.database.session() as session:
-        for kind in DEMO_OBJECTS:
+        for kind in objects:
             counts = dict(
                 session.execute(
                     select(RecordLink.state, func.count())
@@ -333,6 +335,39 @@ def initial_sync(runtime: Runtime, demo: Demo, stopping=lambda: False, limit: fl
                     say(f"  failed: {who}: [{link.error_category}] {link.error_message}")
                 elif kind != "contacts":
                     say(f"  left out: {who}: {link.excluded_reason}")
+
+
+def bill_in_quickbooks(runtime: Runtime, demo: Demo, stopping=lambda: False) -> None:
+    """Invoices made in QuickBooks after the invoice sync is set up (as recommended: QBO → HubSpot), one
+    paid in part and one in full, mirrored into HubSpot by the worker."""
+    set_up(runtime, demo.company_id, "invoices")
+    say("invoices from QuickBooks set up (recommended): QBO → HubSpot, invoices created from today")
+    qbo = _qbo(runtime, demo)
+    customers = {c["DisplayName"]: c["Id"] for c in qbo.query("select * from Customer").get("Customer", [])}
+    item = qbo.query("select * from Item where Name = 'Consulting'")["Item"][0]
+    for name, hours, paid in (("Hana Ito", 3, 200), ("Ivan Petrov", 2, 300)):
+        line = {
+            "DetailType": "SalesItemLineDetail",
+            "Amount": hours * 150,
+            "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}, "Qty": hours, "UnitPrice": 150},
+        }
+        invoice = qbo.create("Invoice", {"CustomerRef": {"value": customers[name]}, "Line": [line]})
+        link = {"Amount": paid, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}
+        qbo.create("Payment", {"CustomerRef": {"value": customers[name]}, "TotalAmt": paid, "Line": [link]})
+    initial_sync(runtime, demo, stopping, objects=("invoices",))
+    hubspot = _hubspot(runtime, demo)
+    with runtime.database.session() as session:
+        mirrors = session.scalars(
+            select(RecordLink.hubspot_id).where(
+                RecordLink.qbo_company_id == demo.company_id,
+                RecordLink.object_type == "invoices",
+                RecordLink.state == "syncing",
+            )
+        ).all()
+    shown = ["ledgersync_qbo_number", "hs_invoice_status", "ledgersync_qbo_amount_paid", "ledgersync_qbo_balance_due"]
+    for mirror in hubspot.batch_read("invoices", sorted(mirrors), shown):
+        number, status, paid, due = (mirror["properties"].get(name) for name in shown)
+        say(f"  HubSpot invoice {mirror['id']} mirrors QBO invoice {number}: {status}, paid {paid}, balance due {due}")
 
 
 def _job_status(runtime: Runtime, job_id: str) -> str | None:

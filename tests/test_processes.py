@@ -166,6 +166,9 @@ def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path, monkeypatch):
         # products: matched by SKU, created both ways; a category and an item without SKU left out; a name clash
         assert "initial products sync done: excluded 2, failed 1, syncing 3" in told, told
         assert told.count("[duplicate item name]") == 1 and "it has no SKU" in told, told
+        # invoices from QuickBooks: two mirrors, what was paid on each (in part, in full)
+        assert "initial invoices sync done: syncing 2" in told, told
+        assert "paid 200, balance due 250" in told and "paid 300, balance due 0" in told, told
         assert "HubSpot → QBO: a change arrived in" in told and "QBO → HubSpot: a change arrived in" in told, told
         # From here on the demo's output is read as it comes: a pipe nobody reads fills up and blocks
         # every process that logs to it (the worker included), which would stall the sync under test.
