@@ -228,10 +228,8 @@ class Writer:
                 pairs[entry["key"]], line_bases[entry["key"]] = line.id, dict(line.fields)
         elif target == HUBSPOT:
             self._associate(target_id, write.get("changes") or {})
-            for entry in added:
-                created = self._create_line_item(target_id, entry["fields"])
-                qbo_line = _qbo_line_id(entry["key"])
-                pairs[created.id], line_bases[created.id] = qbo_line, dict(created.fields)
+            for entry, created in self._create_line_items(target_id, added):
+                pairs[created.id], line_bases[created.id] = _qbo_line_id(entry["key"]), dict(created.fields)
             self.kind.after_hubspot_create(self.context, target_id, _plain(write.get("changes") or {}))
             then = self.kind.hubspot_after_create(_plain(write.get("changes") or {}))
             if then:  # what HubSpot takes only once the record is whole (an invoice opened)
@@ -423,6 +421,30 @@ class Writer:
 
     # --- lines and associations -------------------------------------------------------------------------------
 
+    def _create_line_items(self, parent_id: str, entries: list[dict]) -> list[tuple[dict, Any]]:
+        """New HubSpot line items for a record: (entry, its line as written) for each added line."""
+        if not entries:
+            return []
+        if self.kind.line_association_type is None:
+            return [(entry, self._create_line_item(parent_id, entry["fields"])) for entry in entries]
+        made = self.hubspot.batch_create_associated(
+            self.kind.line_object,
+            [self._hubspot_line(entry["fields"]) for entry in entries],
+            parent_id,
+            self.kind.line_association_type,
+        )
+        if len(made) != len(entries):
+            raise errors.Transient(HUBSPOT, f"{len(made)} of {len(entries)} line items were created; the rest retry")
+        lines = [self.reader.hubspot_line(raw) for raw in made]
+        paired: list[tuple[dict, Any]] = []
+        for entry in entries:  # the answer's order is not promised: each entry takes a line with its values
+            fields = {name: entry["fields"].get(name) for name in self.kind.line_fields}
+            match = next((line for line in lines if _same_values(line.fields, fields, self.kind.line_fields)), None)
+            match = match or lines[0]  # HubSpot changed a value as it stored it: any of the rest is as good
+            lines.remove(match)
+            paired.append((entry, match))
+        return paired
+
     def _create_line_item(self, parent_id: str, fields: Mapping[str, Any]):
         """One HubSpot line item, then its association with the record."""
         created = self.hubspot.create(self.kind.line_object, self._hubspot_line(fields))
@@ -489,8 +511,7 @@ class Writer:
                 if isinstance(answer, errors.ApiError):
                     raise answer
                 lines_base[line_id] = dict(self.reader.hubspot_line(answer).fields)
-        for entry in change.get("add", []):
-            created = self._create_line_item(parent_id, entry["fields"])
+        for entry, created in self._create_line_items(parent_id, change.get("add", [])):
             pairs[created.id] = _qbo_line_id(entry["key"])
             lines_base.pop(entry["key"], None)
             lines_base[created.id] = dict(created.fields)
@@ -641,6 +662,14 @@ class Writer:
                 fix=self.kind.advice.get(category),
             )
         )
+
+
+def _same_values(written: Mapping[str, Any], wanted: Mapping[str, Any], names) -> bool:
+    return all(
+        (written.get(n) in (None, "")) == (wanted.get(n) in (None, ""))
+        and (written.get(n) in (None, "") or str(written.get(n)) == str(wanted.get(n)))
+        for n in names
+    )
 
 
 def _plain(changes: Mapping[str, Any]) -> dict[str, Any]:

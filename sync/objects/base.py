@@ -135,6 +135,9 @@ class ObjectType:
     line_object: ClassVar[str] = "line_items"  # HubSpot's object type of a line
     line_properties: ClassVar[Mapping[str, str]] = {}  # canonical line field → HubSpot line item property
     line_references: ClassVar[tuple[LineReference, ...]] = ()
+    # HubSpot's association type id from a line to its record (invoice 410): with it, a record's new line
+    # items are created in one batch call, associated as they are made; without it, one by one.
+    line_association_type: ClassVar[int | None] = None
 
     @property
     def has_lines(self) -> bool:

@@ -112,6 +112,7 @@ class Invoices(ObjectType):
     }
     # The line's product: the item's HubSpot product once the products sync links them (else none).
     line_references = (LineReference("item", "products", "hs_product_id"),)
+    line_association_type = 410  # line item → invoice
 
     def rules(self, settings) -> SyncRules:
         rules = super().rules(settings)
