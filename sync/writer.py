@@ -217,8 +217,11 @@ class Writer:
             if isinstance(answer, dict):
                 self.reader.read_back(HUBSPOT, answer)
 
-    def _after_create(self, link_id: int, target: str, write: dict, answer: dict, read_back: Record) -> None:
-        """A create answered: write what goes beside it (HubSpot lines and associations), then link."""
+    def _after_create(
+        self, link_id: int, target: str, write: dict, answer: dict, read_back: Record, resumed: bool = False
+    ) -> None:
+        """A create answered: write what goes beside it (HubSpot lines and associations), then link.
+        `resumed`: a create finished after a crash, whose line items may already be there."""
         target_id = answer["Id"] if target == QUICKBOOKS else answer["id"]
         added = ((write.get("changes") or {}).get(LINES) or {}).get("add", [])
         pairs: dict[str, str] = {}
@@ -228,7 +231,7 @@ class Writer:
                 pairs[entry["key"]], line_bases[entry["key"]] = line.id, dict(line.fields)
         elif target == HUBSPOT:
             self._associate(target_id, write.get("changes") or {})
-            for entry, created in self._create_line_items(target_id, added):
+            for entry, created in self._create_line_items(target_id, added, resumed):
                 pairs[created.id], line_bases[created.id] = _qbo_line_id(entry["key"]), dict(created.fields)
             self.kind.after_hubspot_create(self.context, target_id, _plain(write.get("changes") or {}))
             then = self.kind.hubspot_after_create(_plain(write.get("changes") or {}))
@@ -311,7 +314,8 @@ class Writer:
                     written = self.hubspot.upsert(
                         self.kind.hubspot_object, self.kind.id_property, source.id, properties
                     )
-                    self._after_create(link.id, HUBSPOT, write, written, self.reader.read_back(HUBSPOT, written))
+                    read_back = self.reader.read_back(HUBSPOT, written)
+                    self._after_create(link.id, HUBSPOT, write, written, read_back, resumed=True)
                 self.summary.add("resumed")
             except errors.ApiError as error:
                 self.failed(
@@ -421,10 +425,21 @@ class Writer:
 
     # --- lines and associations -------------------------------------------------------------------------------
 
-    def _create_line_items(self, parent_id: str, entries: list[dict]) -> list[tuple[dict, Any]]:
-        """New HubSpot line items for a record: (entry, its line as written) for each added line."""
+    def _create_line_items(self, parent_id: str, entries: list[dict], resumed: bool = False) -> list[tuple[dict, Any]]:
+        """New HubSpot line items for a record: (entry, its line as written) for each added line. On a
+        resumed create, the line items made before the crash are taken as they are, not made again."""
         if not entries:
             return []
+        if resumed:
+            there = self.hubspot.associated_ids(self.kind.hubspot_object, self.kind.line_object, [parent_id])
+            raw = self.hubspot.batch_read(
+                self.kind.line_object, there.get(parent_id, []), list(self.kind.line_properties.values())
+            )
+            existing = [self.reader.hubspot_line(line) for line in raw]
+            taken = [(entry, self._take_matching(existing, entry)) for entry in entries]
+            entries = [entry for entry, line in taken if line is None]
+            taken = [(entry, line) for entry, line in taken if line is not None]
+            return taken + self._create_line_items(parent_id, entries)
         if self.kind.line_association_type is None:
             return [(entry, self._create_line_item(parent_id, entry["fields"])) for entry in entries]
         made = self.hubspot.batch_create_associated(
@@ -438,12 +453,18 @@ class Writer:
         lines = [self.reader.hubspot_line(raw) for raw in made]
         paired: list[tuple[dict, Any]] = []
         for entry in entries:  # the answer's order is not promised: each entry takes a line with its values
-            fields = {name: entry["fields"].get(name) for name in self.kind.line_fields}
-            match = next((line for line in lines if _same_values(line.fields, fields, self.kind.line_fields)), None)
-            match = match or lines[0]  # HubSpot changed a value as it stored it: any of the rest is as good
-            lines.remove(match)
+            # (if HubSpot changed a value as it stored it, any of the rest is as good)
+            match = self._take_matching(lines, entry) or lines.pop(0)
             paired.append((entry, match))
         return paired
+
+    def _take_matching(self, lines: list, entry: dict):
+        """The first of `lines` with the entry's values, taken out of `lines`; None if there is none."""
+        fields = {name: entry["fields"].get(name) for name in self.kind.line_fields}
+        match = next((line for line in lines if _same_values(line.fields, fields, self.kind.line_fields)), None)
+        if match is not None:
+            lines.remove(match)
+        return match
 
     def _create_line_item(self, parent_id: str, fields: Mapping[str, Any]):
         """One HubSpot line item, then its association with the record."""

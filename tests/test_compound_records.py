@@ -279,3 +279,39 @@ def test_a_line_written_before_a_crash_is_adopted_not_written_twice(stack, deals
     assert len(_deal_lines(stack, portal, invoice["id"])) == 3
     assert len(_link(stack, "test_receipts", hubspot_id=invoice["id"]).line_pairs) == 3
     _settled(stack, company_id)
+
+
+def test_a_create_resumed_after_a_crash_takes_the_line_items_it_had_already_made(stack, deals, monkeypatch):
+    """A receipt born in QBO: the HubSpot invoice and its line items are made, then the worker dies before the
+    link is recorded. The resumed create (a pending write) finds those line items and makes none again."""
+    from sync import writer
+    from sync.locks import lock_key
+
+    portal, realm, company_id = deals
+    contact = _create(stack, portal, "contacts", {"email": "resume@example.com", "firstname": "Res"})
+    run_object(stack.runtime, company_id, "contacts")
+    customer_id = _link(stack, "contacts", hubspot_id=contact["id"]).qbo_id
+    with stack.qbo.state.lock:
+        item_id = next(iter(stack.qbo.state.companies[realm].table("Item")))
+    lines = [
+        {"DetailType": "SalesItemLineDetail", "Description": name, "Amount": qty * 2,
+         "SalesItemLineDetail": {"ItemRef": {"value": item_id}, "Qty": qty, "UnitPrice": 2}}
+        for name, qty in (("First", 1), ("Second", 3))
+    ]  # fmt: skip
+    body = {"PrivateNote": "Resumed", "CustomerRef": {"value": customer_id}, "Line": lines}
+    born = stack.qbo.control("POST", f"/companies/{realm}/salesreceipt", body, expect=200)["SalesReceipt"]
+
+    def die(*_args, **_kwargs):
+        raise SystemExit("worker killed before the link was recorded")
+
+    monkeypatch.setattr(writer.Writer, "_linked_after_create", die)
+    with pytest.raises(SystemExit):
+        run_object(stack.runtime, company_id, "test_receipts")
+    monkeypatch.undo()
+    stack.runtime.jobs.connection.delete(lock_key(company_id, "test_receipts"))
+    summary = run_object(stack.runtime, company_id, "test_receipts")
+    assert summary.counts.get("resumed") == 1, summary.counts
+    link = _link(stack, "test_receipts", qbo_id=born["Id"])
+    assert sorted(_deal_lines(stack, portal, link.hubspot_id)) == [("First", "1", "2"), ("Second", "3", "2")]
+    assert len(link.line_pairs) == 2
+    _settled(stack, company_id)
