@@ -233,8 +233,7 @@ class Writer:
             self._associate(target_id, write.get("changes") or {})
             for entry, created in self._create_line_items(target_id, added, resumed):
                 pairs[created.id], line_bases[created.id] = _qbo_line_id(entry["key"]), dict(created.fields)
-            self.kind.after_hubspot_create(self.context, target_id, _plain(write.get("changes") or {}))
-            then = self.kind.hubspot_after_create(_plain(write.get("changes") or {}))
+            then = self.kind.after_hubspot_create(self.context, target_id, _plain(write.get("changes") or {}))
             if then:  # what HubSpot takes only once the record is whole (an invoice opened)
                 read_back = self.reader.read_back(
                     HUBSPOT, self.hubspot.update(self.kind.hubspot_object, target_id, then)

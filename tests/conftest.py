@@ -411,3 +411,32 @@ def installed(stack):
     page = stack.connect_qbo(browser, company["realmId"])
     assert page.status_code == 200, page.text
     return account, users, browser, company, page
+
+
+def hubspot_sdk(stack):
+    """The official HubSpot SDK with the installation's current access token."""
+    from sqlalchemy import select
+
+    from sync.store.models import Installation
+    from sync.tokens import TokenManager
+
+    with stack.db() as session:
+        installation_id = session.scalar(select(Installation)).id
+    return stack.hubspot.sdk(TokenManager(stack.runtime).hubspot_access_token(installation_id))
+
+
+def assert_run_writes_nothing(stack, company_id: int, object_type: str) -> None:
+    """One more run writes nothing on either side: our own writes do not come back as changes."""
+    from sync.runner import run_object
+
+    stack.qbo.control("DELETE", "/requests")
+    stack.hubspot.control("DELETE", "/requests")
+    summary = run_object(stack.runtime, company_id, object_type)
+    for emulator in (stack.qbo, stack.hubspot):
+        writes = {
+            endpoint: count
+            for endpoint, count in emulator.control("GET", "/requests")["byEndpoint"].items()
+            if endpoint.startswith(("POST", "PATCH", "PUT", "DELETE"))
+            and not any(read in endpoint for read in ("search", "batch/read", "query"))
+        }
+        assert writes == {}, (writes, summary.counts)

@@ -18,7 +18,7 @@ from sync.runner import run_object
 from sync.setup import set_up
 from sync.store.models import Installation, QboCompany, RecordLink, WebhookEvent
 from tests.compound_object import InvoicesAsSalesReceipts
-from tests.conftest import BOTH_DATABASES, stack_on_both_databases
+from tests.conftest import BOTH_DATABASES, assert_run_writes_nothing, hubspot_sdk, stack_on_both_databases
 
 stack_database_url = pytest.fixture(params=BOTH_DATABASES, name="stack_database_url")(stack_on_both_databases)
 
@@ -81,17 +81,8 @@ def _lines(receipt: dict) -> list[tuple[str, float, float, float]]:
     ]
 
 
-def _sdk(stack):
-    """The official SDK with the installation's current access token."""
-    from sync.tokens import TokenManager
-
-    with stack.db() as session:
-        installation_id = session.scalar(select(Installation)).id
-    return stack.hubspot.sdk(TokenManager(stack.runtime).hubspot_access_token(installation_id))
-
-
 def _associated(stack, from_type: str, record_id: str, to_type: str) -> list[str]:
-    page = _sdk(stack).crm.associations.v4.basic_api.get_page(from_type, record_id, to_type)
+    page = hubspot_sdk(stack).crm.associations.v4.basic_api.get_page(from_type, record_id, to_type)
     return sorted((str(r.to_object_id) for r in page.results), key=int)
 
 
@@ -100,14 +91,19 @@ def _deal_lines(stack, portal, deal_id: str) -> list[tuple[str, str, str]]:
     ids = _associated(stack, "invoices", deal_id, "line_items")
     found = []
     for line_id in ids:
-        record = _sdk(stack).crm.line_items.basic_api.get_by_id(line_id, properties=["name", "quantity", "price"])
+        record = hubspot_sdk(stack).crm.line_items.basic_api.get_by_id(
+            line_id, properties=["name", "quantity", "price"]
+        )
         found.append(tuple(record.properties.get(p) for p in ("name", "quantity", "price")))
     return found
 
 
 def _line_item_named(stack, deal_id: str, name: str) -> str:
     for line_id in _associated(stack, "invoices", deal_id, "line_items"):
-        if _sdk(stack).crm.line_items.basic_api.get_by_id(line_id, properties=["name"]).properties["name"] == name:
+        if (
+            hubspot_sdk(stack).crm.line_items.basic_api.get_by_id(line_id, properties=["name"]).properties["name"]
+            == name
+        ):
             return line_id
     raise AssertionError(f"no line item {name}")
 
@@ -115,21 +111,6 @@ def _line_item_named(stack, deal_id: str, name: str) -> str:
 def _link(stack, kind: str, **ids) -> RecordLink:
     with stack.db() as session:
         return session.scalar(select(RecordLink).filter_by(object_type=kind, **ids))
-
-
-def _settled(stack, company_id) -> None:
-    """One more run writes nothing on either side: our own writes do not come back as changes."""
-    stack.qbo.control("DELETE", "/requests")
-    stack.hubspot.control("DELETE", "/requests")
-    summary = run_object(stack.runtime, company_id, "test_receipts")
-    for emulator in (stack.qbo, stack.hubspot):
-        writes = {
-            endpoint: count
-            for endpoint, count in emulator.control("GET", "/requests")["byEndpoint"].items()
-            if endpoint.startswith(("POST", "PATCH", "PUT", "DELETE"))
-            and not any(read in endpoint for read in ("search", "batch/read", "query"))
-        }
-        assert writes == {}, (writes, summary.counts)
 
 
 def test_lines_and_the_customer_sync_both_ways(stack, deals):
@@ -159,7 +140,7 @@ def test_lines_and_the_customer_sync_both_ways(stack, deals):
     link = _link(stack, "test_receipts", hubspot_id=deal["id"])
     assert link.qbo_id == receipt["Id"] and len(link.line_pairs) == 2
     assert set(link.line_pairs.values()) == {line["Id"] for line in receipt["Line"] if "SalesItemLineDetail" in line}
-    _settled(stack, company_id)
+    assert_run_writes_nothing(stack, company_id, "test_receipts")
 
     # In QBO: one line's quantity changes, the other is removed, a third is added (QBO replaces all lines).
     kept = next(line for line in receipt["Line"] if line.get("Description") == "Widget A")
@@ -173,7 +154,7 @@ def test_lines_and_the_customer_sync_both_ways(stack, deals):
     assert sorted(_deal_lines(stack, portal, deal["id"])) == [("Widget A", "3", "10"), ("Widget C", "4", "2.5")]
     link = _link(stack, "test_receipts", hubspot_id=deal["id"])
     assert len(link.line_pairs) == 2 and "Widget C" in str(link.base_values["lines"])
-    _settled(stack, company_id)
+    assert_run_writes_nothing(stack, company_id, "test_receipts")
 
     # In HubSpot: a line item's price alone changes (found through its webhook: the object type
     # declares line items as a trigger of their deal) …
@@ -191,7 +172,7 @@ def test_lines_and_the_customer_sync_both_ways(stack, deals):
     assert receipt["PrivateNote"] == "Bigger order"
     assert sorted(_lines(receipt)) == [("Widget A", 3, 10, 30), ("Widget C", 4, 3, 12), ("Widget D", 1, 7, 7)]
     assert len(_link(stack, "test_receipts", hubspot_id=deal["id"]).line_pairs) == 3
-    _settled(stack, company_id)
+    assert_run_writes_nothing(stack, company_id, "test_receipts")
 
     # A sales receipt born in QBO for the linked customer: a deal with its line item and its contact.
     line = {"DetailType": "SalesItemLineDetail", "Description": "Gadget", "Amount": 15}
@@ -206,10 +187,12 @@ def test_lines_and_the_customer_sync_both_ways(stack, deals):
     link = _link(stack, "test_receipts", qbo_id=born["Id"])
     assert link is not None and link.state == "syncing" and link.hubspot_id
     assert _deal_lines(stack, portal, link.hubspot_id) == [("Gadget", "3", "5")]
-    new_invoice = _sdk(stack).crm.objects.basic_api.get_by_id("invoices", link.hubspot_id, properties=["hs_title"])
+    new_invoice = hubspot_sdk(stack).crm.objects.basic_api.get_by_id(
+        "invoices", link.hubspot_id, properties=["hs_title"]
+    )
     assert new_invoice.properties["hs_title"] == "Counter sale"
     assert _associated(stack, "invoices", link.hubspot_id, "contacts") == [contact["id"]]
-    _settled(stack, company_id)
+    assert_run_writes_nothing(stack, company_id, "test_receipts")
 
 
 def _line_item_event(stack, line_item_id: str) -> None:
@@ -263,7 +246,7 @@ def test_a_line_written_before_a_crash_is_adopted_not_written_twice(stack, deals
     run_object(stack.runtime, company_id, "test_receipts")
     assert sorted(_deal_lines(stack, portal, invoice["id"])) == [("One", "1", "10"), ("Two", "2", "2")]
     assert len(_link(stack, "test_receipts", hubspot_id=invoice["id"]).line_pairs) == 2
-    _settled(stack, company_id)
+    assert_run_writes_nothing(stack, company_id, "test_receipts")
 
     # HubSpot → QBO: a line item added in HubSpot; QBO's full update lands, then the worker dies.
     _create(stack, portal, "line_items", {"name": "Three", "quantity": "3", "price": "1"}, [(invoice["id"], 410)])
@@ -278,7 +261,7 @@ def test_a_line_written_before_a_crash_is_adopted_not_written_twice(stack, deals
     assert sorted(_lines(receipt)) == [("One", 1, 10, 10), ("Three", 3, 1, 3), ("Two", 2, 2, 4)]
     assert len(_deal_lines(stack, portal, invoice["id"])) == 3
     assert len(_link(stack, "test_receipts", hubspot_id=invoice["id"]).line_pairs) == 3
-    _settled(stack, company_id)
+    assert_run_writes_nothing(stack, company_id, "test_receipts")
 
 
 def test_a_create_resumed_after_a_crash_takes_the_line_items_it_had_already_made(stack, deals, monkeypatch):
@@ -314,4 +297,4 @@ def test_a_create_resumed_after_a_crash_takes_the_line_items_it_had_already_made
     link = _link(stack, "test_receipts", qbo_id=born["Id"])
     assert sorted(_deal_lines(stack, portal, link.hubspot_id)) == [("First", "1", "2"), ("Second", "3", "2")]
     assert len(link.line_pairs) == 2
-    _settled(stack, company_id)
+    assert_run_writes_nothing(stack, company_id, "test_receipts")

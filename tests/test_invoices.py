@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from sync.runner import run_object
 from sync.setup import set_up
-from sync.store.models import Installation, QboCompany, RecordLink, SyncActivity, SyncSettings
-from tests.conftest import BOTH_DATABASES, stack_on_both_databases
+from sync.store.models import QboCompany, RecordLink, SyncActivity, SyncSettings
+from tests.conftest import BOTH_DATABASES, assert_run_writes_nothing, hubspot_sdk, stack_on_both_databases
 
 stack_database_url = pytest.fixture(params=BOTH_DATABASES, name="stack_database_url")(stack_on_both_databases)
 
@@ -24,19 +24,20 @@ def books(stack, installed):
     with stack.db() as session:
         company_id = session.scalar(select(QboCompany)).id
     stack.hubspot.control("POST", "/config", {"rateLimits": False})
-    with stack.qbo.state.lock:
-        income = next(
-            a["Id"] for a in stack.qbo.state.companies[realm].table("Account").values() if a["Name"] == "Services"
-        )
-    item = stack.qbo.control(
-        "POST",
-        f"/companies/{realm}/item",
-        {"Name": "Consulting", "Type": "Service", "IncomeAccountRef": {"value": income}},
-    )["Item"]
+    item = _service_item(stack, realm, Name="Consulting")
     set_up(stack.runtime, company_id, "contacts", "two-way", "hubspot", filters={"hubspot": None})
     settings = set_up(stack.runtime, company_id, "invoices")
     assert settings.direction == "qbo_to_hubspot" and settings.filters == {"quickbooks": "created_since_set_up"}
     return portal, realm, company_id, item
+
+
+def _service_item(stack, realm, **fields) -> dict:
+    """A Service item booked to the company's "Services" income account."""
+    with stack.qbo.state.lock:
+        accounts = stack.qbo.state.companies[realm].table("Account").values()
+        income = next(a["Id"] for a in accounts if a["Name"] == "Services")
+    body = {"Type": "Service", "IncomeAccountRef": {"value": income}, **fields}
+    return stack.qbo.control("POST", f"/companies/{realm}/item", body)["Item"]
 
 
 def _contact(stack, portal, email: str) -> dict:
@@ -71,29 +72,21 @@ def _qbo_write(stack, realm, invoice_id: str, operation: str | None = None, **fi
     return stack.qbo.control("POST", path, body, expect=200)
 
 
-def _sdk(stack):
-    from sync.tokens import TokenManager
-
-    with stack.db() as session:
-        installation_id = session.scalar(select(Installation)).id
-    return stack.hubspot.sdk(TokenManager(stack.runtime).hubspot_access_token(installation_id))
-
-
 def _mirror(stack, hubspot_id: str) -> dict:
     properties = ["hs_invoice_status", "hs_invoice_billable", "ledgersync_qbo_number", "hs_currency", "hs_comments",
                   "hs_invoice_date", "hs_due_date", "hs_amount_billed"]  # fmt: skip
-    return _sdk(stack).crm.objects.basic_api.get_by_id("invoices", hubspot_id, properties=properties).properties
+    return hubspot_sdk(stack).crm.objects.basic_api.get_by_id("invoices", hubspot_id, properties=properties).properties
 
 
 def _associated(stack, record_id: str, to_type: str) -> list[str]:
-    page = _sdk(stack).crm.associations.v4.basic_api.get_page("invoices", record_id, to_type)
+    page = hubspot_sdk(stack).crm.associations.v4.basic_api.get_page("invoices", record_id, to_type)
     return sorted((str(r.to_object_id) for r in page.results), key=int)
 
 
 def _line_items(stack, hubspot_id: str) -> list[tuple]:
     found = []
     for line_id in _associated(stack, hubspot_id, "line_items"):
-        props = _sdk(stack).crm.line_items.basic_api.get_by_id(
+        props = hubspot_sdk(stack).crm.line_items.basic_api.get_by_id(
             line_id, properties=["name", "description", "quantity", "price"]
         )
         found.append(tuple(props.properties.get(p) for p in ("name", "description", "quantity", "price")))
@@ -103,20 +96,6 @@ def _line_items(stack, hubspot_id: str) -> list[tuple]:
 def _row(stack, **ids) -> RecordLink:
     with stack.db() as session:
         return session.scalar(select(RecordLink).filter_by(object_type="invoices", **ids))
-
-
-def _settled(stack, company_id) -> None:
-    stack.qbo.control("DELETE", "/requests")
-    stack.hubspot.control("DELETE", "/requests")
-    summary = run_object(stack.runtime, company_id, "invoices")
-    for emulator in (stack.qbo, stack.hubspot):
-        writes = {
-            endpoint: count
-            for endpoint, count in emulator.control("GET", "/requests")["byEndpoint"].items()
-            if endpoint.startswith(("POST", "PATCH", "PUT", "DELETE"))
-            and not any(read in endpoint for read in ("search", "batch/read", "query"))
-        }
-        assert writes == {}, (writes, summary.counts)
 
 
 def test_a_qbo_invoice_becomes_a_hubspot_mirror_and_follows_its_edits_void_and_delete(stack, books):
@@ -146,7 +125,7 @@ def test_a_qbo_invoice_becomes_a_hubspot_mirror_and_follows_its_edits_void_and_d
     ]
     assert mirror["hs_amount_billed"] == "380.50"  # HubSpot's own sum of the lines: QBO's TotalAmt
     assert len(row.line_pairs) == 2
-    _settled(stack, company_id)
+    assert_run_writes_nothing(stack, company_id, "invoices")
 
     # A line changed and one added in QBO: the line items follow.
     with stack.qbo.state.lock:
@@ -161,14 +140,14 @@ def test_a_qbo_invoice_becomes_a_hubspot_mirror_and_follows_its_edits_void_and_d
         ("Consulting", "Review", "1", "80.5"),
     ]
     assert _mirror(stack, row.hubspot_id)["hs_amount_billed"] == "550.00"
-    _settled(stack, company_id)
+    assert_run_writes_nothing(stack, company_id, "invoices")
 
     # Voided in QBO: the mirror is voided and its line items stay as they were (QBO zeroes them).
     _qbo_write(stack, realm, invoice["Id"], operation="void")
     run_object(stack.runtime, company_id, "invoices")
     assert _mirror(stack, row.hubspot_id)["hs_invoice_status"] == "voided"
     assert len(_line_items(stack, row.hubspot_id)) == 3
-    _settled(stack, company_id)
+    assert_run_writes_nothing(stack, company_id, "invoices")
 
     # Another invoice deleted in QBO: its mirror is voided, never deleted, and says why.
     second = _invoice(stack, realm, customer, [_line(item, "Small", 1, 10)], DocNumber="1002")
@@ -181,7 +160,7 @@ def test_a_qbo_invoice_becomes_a_hubspot_mirror_and_follows_its_edits_void_and_d
     with stack.db() as session:
         said = [a.message for a in session.scalars(select(SyncActivity).filter_by(record_link_id=second_row.id))]
     assert any("voided, never deleted" in message for message in said), said
-    _settled(stack, company_id)
+    assert_run_writes_nothing(stack, company_id, "invoices")
 
 
 def test_an_invoice_waits_for_its_customers_contact_and_the_set_up_day_filter(stack, books):
@@ -224,15 +203,7 @@ def test_an_invoice_waits_for_its_customers_contact_and_the_set_up_day_filter(st
 
 def test_a_line_names_the_items_hubspot_product_once_the_products_sync_links_them(stack, books):
     portal, realm, company_id, item = books
-    with stack.qbo.state.lock:
-        income = next(
-            a["Id"] for a in stack.qbo.state.companies[realm].table("Account").values() if a["Name"] == "Services"
-        )
-    sold = stack.qbo.control(
-        "POST",
-        f"/companies/{realm}/item",
-        {"Name": "Widget", "Sku": "W-1", "Type": "Service", "UnitPrice": 12, "IncomeAccountRef": {"value": income}},
-    )["Item"]
+    sold = _service_item(stack, realm, Name="Widget", Sku="W-1", UnitPrice=12)
     set_up(stack.runtime, company_id, "products")  # QBO → HubSpot: Widget (with a SKU) becomes a product
     run_object(stack.runtime, company_id, "products")
     with stack.db() as session:
@@ -249,10 +220,12 @@ def test_a_line_names_the_items_hubspot_product_once_the_products_sync_links_the
     row = _row(stack, qbo_id=invoice["Id"])
     products = {}
     for line_id in _associated(stack, row.hubspot_id, "line_items"):
-        line = _sdk(stack).crm.line_items.basic_api.get_by_id(line_id, properties=["description", "hs_product_id"])
+        line = hubspot_sdk(stack).crm.line_items.basic_api.get_by_id(
+            line_id, properties=["description", "hs_product_id"]
+        )
         products[line.properties["description"]] = line.properties.get("hs_product_id")
     assert products == {"Linked": product_id, "Unlinked": None}  # Consulting has no SKU: no product
-    _settled(stack, company_id)
+    assert_run_writes_nothing(stack, company_id, "invoices")
 
 
 def test_the_primary_company_a_customer_without_contact_and_a_currency_hubspot_lacks(stack, books):
@@ -304,7 +277,7 @@ def test_what_was_paid_in_quickbooks_shows_on_the_mirror_and_follows_payments(st
 
     def paid() -> tuple[str, str]:
         properties = (
-            _sdk(stack)
+            hubspot_sdk(stack)
             .crm.objects.basic_api.get_by_id(
                 "invoices",
                 mirror,
@@ -328,7 +301,7 @@ def test_what_was_paid_in_quickbooks_shows_on_the_mirror_and_follows_payments(st
     )["Payment"]
     run_object(stack.runtime, company_id, "invoices")
     assert paid() == ("40.5", "60.5")  # a partial payment, to the cent
-    _settled(stack, company_id)
+    assert_run_writes_nothing(stack, company_id, "invoices")
     stack.qbo.control(
         "POST",
         f"/companies/{realm}/payment?operation=void",

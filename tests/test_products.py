@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from sync.runner import run_object
 from sync.setup import set_up
-from sync.store.models import Installation, QboCompany, RecordLink, SyncActivity, SyncSettings
-from tests.conftest import BOTH_DATABASES, stack_on_both_databases
+from sync.store.models import QboCompany, RecordLink, SyncActivity, SyncSettings
+from tests.conftest import BOTH_DATABASES, assert_run_writes_nothing, hubspot_sdk, stack_on_both_databases
 
 stack_database_url = pytest.fixture(params=BOTH_DATABASES, name="stack_database_url")(stack_on_both_databases)
 PRODUCT_PROPERTIES = [
@@ -64,17 +64,9 @@ def _product(stack, portal, **properties) -> dict:
     return stack.hubspot.control("POST", f"/accounts/{portal}/objects/products", {"properties": properties}, expect=201)
 
 
-def _sdk(stack):
-    from sync.tokens import TokenManager
-
-    with stack.db() as session:
-        installation_id = session.scalar(select(Installation)).id
-    return stack.hubspot.sdk(TokenManager(stack.runtime).hubspot_access_token(installation_id))
-
-
 def hubspot_products(stack) -> dict[str, dict]:
     """Live products by name, with the properties we sync."""
-    found = _sdk(stack).crm.products.get_all(properties=PRODUCT_PROPERTIES)
+    found = hubspot_sdk(stack).crm.products.get_all(properties=PRODUCT_PROPERTIES)
     return {p.properties["name"]: {**p.properties, "id": p.id} for p in found}
 
 
@@ -92,21 +84,6 @@ def _activity(stack, link: RecordLink) -> list[str]:
     with stack.db() as session:
         rows = session.scalars(select(SyncActivity).where(SyncActivity.record_link_id == link.id))
         return [f"{row.action}: {row.message}" for row in rows]
-
-
-def assert_settled(stack, company_id) -> None:
-    """Once more: neither side is written to (our own writes plan nothing)."""
-    stack.qbo.control("DELETE", "/requests")
-    stack.hubspot.control("DELETE", "/requests")
-    summary = run_object(stack.runtime, company_id, "products")
-    for emulator in (stack.qbo, stack.hubspot):
-        writes = {
-            endpoint: count
-            for endpoint, count in emulator.control("GET", "/requests")["byEndpoint"].items()
-            if endpoint.startswith(("POST", "PATCH", "PUT", "DELETE"))
-            and not any(read in endpoint for read in ("search", "batch/read", "query"))
-        }
-        assert writes == {}, (writes, summary.counts)
 
 
 def test_recommended_set_up_brings_every_product_and_service_into_hubspot(stack, shop):
@@ -149,7 +126,7 @@ def test_recommended_set_up_brings_every_product_and_service_into_hubspot(stack,
         row = _row(stack, qbo_id=twin["Id"])
         assert row.state == "failed" and row.error_category == "duplicate SKU"
         assert twins[0]["Id"] in row.error_message and twins[1]["Id"] in row.error_message
-    assert_settled(stack, company_id)
+    assert_run_writes_nothing(stack, company_id, "products")
 
     # An edit in QBO crosses with its decimals exact; an edit in HubSpot does not flow back (one way).
     current = qbo_items(stack, realm)["Widget"]
@@ -161,7 +138,7 @@ def test_recommended_set_up_brings_every_product_and_service_into_hubspot(stack,
     run_object(stack.runtime, company_id, "products")
     assert hubspot_products(stack)["Widget"]["price"] == "20.05"
     assert qbo_items(stack, realm)["Gizmo"]["UnitPrice"] == 7
-    assert_settled(stack, company_id)
+    assert_run_writes_nothing(stack, company_id, "products")
 
 
 def test_products_from_hubspot_become_items_with_their_accounts(stack, shop):
@@ -198,7 +175,7 @@ def test_products_from_hubspot_become_items_with_their_accounts(stack, shop):
     assert failed.state == "failed" and failed.error_category == "duplicate item name"
     assert "What to do:" in failed.error_message
     assert "Gadget: large" in hubspot_products(stack)  # HubSpot keeps its name; the cleaned one is the same to us
-    assert_settled(stack, company_id)
+    assert_run_writes_nothing(stack, company_id, "products")
 
     # A price edited in HubSpot reaches QBO exactly; a deleted item leaves a tombstone (deletes kept).
     stack.hubspot.control(
@@ -212,7 +189,7 @@ def test_products_from_hubspot_become_items_with_their_accounts(stack, shop):
     run_object(stack.runtime, company_id, "products")
     assert _row(stack, hubspot_id=gadget["id"]).qbo_deleted_at is not None
     assert "Gadget: large" in hubspot_products(stack)  # kept in HubSpot, never recreated in QBO
-    assert_settled(stack, company_id)
+    assert_run_writes_nothing(stack, company_id, "products")
 
 
 def test_matching_by_name_and_another_currency(stack, shop):
@@ -275,7 +252,7 @@ def test_a_worker_killed_mid_batch_leaves_no_duplicate_item(stack, shop, monkeyp
     assert sorted(items) == ["Part 0", "Part 1", "Part 2"] and items["Part 2"]["UnitPrice"] == 2.25
     for name, item in items.items():
         assert hubspot_products(stack)[name]["ledgersync_qbo_item_id"] == item["Id"]
-    assert_settled(stack, company_id)
+    assert_run_writes_nothing(stack, company_id, "products")
 
 
 def test_inventory_when_allowed_and_an_inactive_income_account_explained(stack, shop):

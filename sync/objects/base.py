@@ -19,6 +19,7 @@ are declared as `Association`s; the runner reads them as fields and writes them 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -77,7 +78,7 @@ class RunContext:
     notes: list[str] = field(default_factory=list)  # said with every record this run creates or updates
 
 
-class ObjectType:
+class ObjectType(ABC):
     # --- names --------------------------------------------------------------------------------------------
     name: ClassVar[str]  # ours: in the database, URLs and the CLI ("contacts")
     hubspot_object: ClassVar[str]  # HubSpot's object type ("contacts")
@@ -211,34 +212,32 @@ class ObjectType:
     def from_hubspot(self, raw: dict, extra: Mapping[str, Any] | None = None) -> Record:
         """A HubSpot record as canonical fields; `extra` holds what `enrich_hubspot` found for it."""
         properties = raw["properties"]
-        fields = {name: _blank_to_none(properties.get(prop)) for name, prop in self.hubspot_properties.items()}
+        fields = {name: blank_to_none(properties.get(prop)) for name, prop in self.hubspot_properties.items()}
         fields.update(extra or {})
         return Record(HUBSPOT, str(raw["id"]), fields, deleted=bool(raw.get("archived")))
 
+    @abstractmethod
     def from_quickbooks(self, raw: dict) -> Record:
-        raise NotImplementedError
+        """A QBO entity as canonical fields (a deleted or inactive one as a deleted record)."""
 
     def to_hubspot(self, changes: Mapping[str, Any]) -> dict[str, str]:
         """HubSpot properties for canonical changes (a cleared field is an empty string)."""
         return _properties(self.hubspot_properties, changes)
 
+    @abstractmethod
     def to_quickbooks(
         self, changes: Mapping[str, Any], merged: Mapping[str, Any], creating: bool, options: Mapping[str, Any]
     ) -> dict[str, Any]:
         """A QBO body for canonical changes; `merged` holds every field's agreed value (for whole objects)."""
-        raise NotImplementedError
 
     def hubspot_create_body(self, changes: Mapping[str, Any]) -> dict[str, str]:
         """The properties a HubSpot create sends (default: every change); what HubSpot refuses on create
-        goes in `hubspot_after_create` instead (an invoice is created as a draft)."""
+        goes in `after_hubspot_create` instead (an invoice is created as a draft)."""
         return self.to_hubspot(changes)
 
-    def after_hubspot_create(self, context: RunContext, record_id: str, changes: Mapping[str, Any]) -> None:
-        """Once a record was created in HubSpot, with its lines and associations: what else it gets
-        (an invoice: its contact's primary company)."""
-
-    def hubspot_after_create(self, changes: Mapping[str, Any]) -> dict[str, str]:
-        """Properties to set once the new HubSpot record has its lines and associations (an invoice's status)."""
+    def after_hubspot_create(self, context: RunContext, record_id: str, changes: Mapping[str, Any]) -> dict[str, str]:
+        """Once a record was created in HubSpot, with its lines and associations: what else it gets (an
+        invoice: its contact's primary company), and the properties to set now that it is whole (its status)."""
         return {}
 
     # --- lines (compound records only) -------------------------------------------------------------------------
@@ -247,7 +246,7 @@ class ObjectType:
         properties = raw["properties"]
         return Line(
             str(raw["id"]),
-            {name: _blank_to_none(properties.get(prop)) for name, prop in self.line_properties.items()},
+            {name: blank_to_none(properties.get(prop)) for name, prop in self.line_properties.items()},
         )
 
     def lines_known(self, raw: dict) -> bool:
@@ -255,15 +254,17 @@ class ObjectType:
         return True
 
     def line_from_quickbooks(self, raw: dict) -> Line | None:
-        """A QBO `Line` entry as a line (None: not one of ours, e.g. the subtotal; it is kept as it is)."""
-        raise NotImplementedError
+        """A QBO `Line` entry as a line (None: not one of ours, e.g. the subtotal; it is kept as it is).
+        Every object type with `line_fields` defines it (checked when it is registered)."""
+        raise TypeError(f"{self.name} has lines but does not read QBO lines")
 
     def line_to_hubspot(self, fields: Mapping[str, Any]) -> dict[str, str]:
         return _properties(self.line_properties, fields)
 
     def line_to_quickbooks(self, fields: Mapping[str, Any], existing: dict | None) -> dict[str, Any]:
-        """A QBO `Line` entry with these canonical fields (`existing`: the entry they change)."""
-        raise NotImplementedError
+        """A QBO `Line` entry with these canonical fields (`existing`: the entry they change).
+        Every object type with `line_fields` defines it (checked when it is registered)."""
+        raise TypeError(f"{self.name} has lines but does not write QBO lines")
 
     # --- creates -----------------------------------------------------------------------------------------------
 
@@ -320,7 +321,7 @@ def quoted(values: list[str]) -> str:
     return ", ".join("'" + str(value).replace("'", "\\'") + "'" for value in values)
 
 
-def _blank_to_none(value: Any) -> Any:
+def blank_to_none(value: Any) -> Any:
     return None if value in ("", None) else value
 
 

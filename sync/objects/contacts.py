@@ -20,7 +20,7 @@ from typing import Any
 
 from sync.cursors import hubspot_changes
 from sync.engine import HUBSPOT, QUICKBOOKS, Action, Filter, Plan, Record
-from sync.objects.base import ObjectType, RunContext, _blank_to_none, quoted
+from sync.objects.base import ObjectType, RunContext, blank_to_none, quoted
 from sync.times import parse_time
 
 # canonical field → HubSpot property
@@ -119,7 +119,7 @@ class Contacts(ObjectType):
         fields = dict(record.fields)
         for name in ("first_name", "last_name"):  # QBO refuses ":", tabs and newlines in name parts: the
             if fields[name]:  # canonical value is the cleaned one, so both sides agree and nothing echoes
-                fields[name] = _blank_to_none(clean_name(fields[name]))
+                fields[name] = blank_to_none(clean_name(fields[name]))
         return replace(record, fields=fields)
 
     def from_quickbooks(self, customer: dict) -> Record:
@@ -139,7 +139,7 @@ class Contacts(ObjectType):
         return Record(
             QUICKBOOKS,
             str(customer["Id"]),
-            {k: _blank_to_none(v) for k, v in fields.items()},
+            {k: blank_to_none(v) for k, v in fields.items()},
             deleted=customer.get("Active") is False,
         )
 

@@ -34,7 +34,7 @@ from decimal import Decimal
 from typing import Any
 
 from sync.engine import HUBSPOT, QUICKBOOKS, Action, Filter, Line, Plan, Record, SyncRules
-from sync.objects.base import Association, LineReference, ObjectType, RunContext, _blank_to_none
+from sync.objects.base import Association, LineReference, ObjectType, RunContext, blank_to_none
 from sync.objects.products import money
 from sync.times import parse_time
 
@@ -149,11 +149,11 @@ class Invoices(ObjectType):
             return Record(QUICKBOOKS, str(invoice["Id"]), {}, deleted=True)
         voided = is_voided(invoice)
         fields = {
-            "number": _blank_to_none(invoice.get("DocNumber")),
+            "number": blank_to_none(invoice.get("DocNumber")),
             "invoice_date": date_only(invoice.get("TxnDate")),
             "due_date": date_only(invoice.get("DueDate")),
             "currency": (invoice.get("CurrencyRef") or {}).get("value"),
-            "memo": _blank_to_none((invoice.get("CustomerMemo") or {}).get("value")),
+            "memo": blank_to_none((invoice.get("CustomerMemo") or {}).get("value")),
             # Paid comes with payments (a HubSpot invoice is marked paid by its payments, never by PATCH).
             "status": "voided" if voided else "open",
             "created": (invoice.get("MetaData") or {}).get("CreateTime"),  # for the set-up filter
@@ -179,7 +179,7 @@ class Invoices(ObjectType):
             {
                 "name": (detail.get("ItemRef") or {}).get("name"),
                 "item": (detail.get("ItemRef") or {}).get("value"),
-                "description": _blank_to_none(raw.get("Description")),
+                "description": blank_to_none(raw.get("Description")),
                 "quantity": money(detail.get("Qty")) or "1",
                 "unit_price": money(
                     detail.get("UnitPrice") if detail.get("UnitPrice") is not None else raw.get("Amount")
@@ -203,26 +203,24 @@ class Invoices(ObjectType):
     def hubspot_create_body(self, changes: Mapping[str, Any]) -> dict[str, str]:
         return self.to_hubspot({name: value for name, value in changes.items() if name != "status"})
 
-    def hubspot_after_create(self, changes: Mapping[str, Any]) -> dict[str, str]:
-        return {"hs_invoice_status": changes.get("status") or "open"}
-
-    def after_hubspot_create(self, context: RunContext, record_id: str, changes: Mapping[str, Any]) -> None:
+    def after_hubspot_create(self, context: RunContext, record_id: str, changes: Mapping[str, Any]) -> dict[str, str]:
         """The contact's primary company is associated too (none when it has none; a person may change it
-        later in HubSpot, and that is not undone)."""
+        later in HubSpot, and that is not undone); then the draft is opened, or voided."""
         customer = changes.get("customer")
         contact = context.links.of("contacts").partners(QUICKBOOKS, {customer}).get(customer) if customer else None
-        if contact is None:
-            return
-        company = context.hubspot.primary_associations("contacts", "companies", [contact]).get(contact)
-        if company is not None:
-            context.hubspot.associate(self.hubspot_object, record_id, "companies", company)
+        primary = context.hubspot.primary_associations("contacts", "companies", [contact]) if contact else {}
+        if contact in primary:
+            context.hubspot.associate(self.hubspot_object, record_id, "companies", primary[contact])
+        return {"hs_invoice_status": changes.get("status") or "open"}
 
     def prepare(self, context: RunContext, rules: SyncRules) -> SyncRules:
         context.options = {**context.options, "hubspot_currencies": sorted(context.hubspot.currencies())}
         return rules
 
     def to_quickbooks(self, changes, merged, creating, options) -> dict[str, Any]:
-        raise NotImplementedError("invoices sync from QuickBooks into HubSpot only")
+        # Unreachable: `directions` lets invoices sync QBO → HubSpot only, and set-up refuses the others.
+        # Invoices from HubSpot into QBO are issue 18's.
+        raise ValueError("invoices sync from QuickBooks into HubSpot only")
 
     # --- a deleted QBO invoice -------------------------------------------------------------------------------
 

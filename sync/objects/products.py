@@ -30,7 +30,7 @@ from typing import Any
 
 from sync.clients import errors
 from sync.engine import HUBSPOT, QUICKBOOKS, Filter, Record, SyncRules
-from sync.objects.base import ObjectType, RunContext, _blank_to_none, quoted
+from sync.objects.base import ObjectType, RunContext, blank_to_none, quoted
 from sync.objects.contacts import clean_name
 
 NAME_LIMIT = 100  # QBO's
@@ -141,11 +141,7 @@ class Products(ObjectType):
 
     def sync_filters(self, stored: Mapping[str, str] | None) -> dict[str, Filter]:
         # Always: Category and Group items never start syncing (HubSpot products have no such kinds).
-        return {
-            QUICKBOOKS: Filter(
-                self.filter_labels[ITEM_TYPES_FILTER], lambda r: r.fields.get("type") in QBO_TYPES, _unsynced_type
-            )
-        }
+        return {QUICKBOOKS: Filter(self.filter_labels[ITEM_TYPES_FILTER], lambda r: r.fields.get("type") in QBO_TYPES)}
 
     def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
         for name in ("income_account_id", "expense_account_id", "asset_account_id"):
@@ -162,12 +158,11 @@ class Products(ObjectType):
             if options["income_account_id"] is None:
                 raise ValueError("the QuickBooks company has no active income account: items cannot be created")
         _check_account(qbo, options["income_account_id"], ("Income", "Other Income"), "income account")
+        # the expense account of items with a cost, chosen once here rather than looked up every run
+        options["expense_account_id"] = options.get("expense_account_id") or first_account(qbo, "Cost of Goods Sold")
         if options.get("expense_account_id"):
             _check_account(qbo, options["expense_account_id"], ("Cost of Goods Sold", "Expense"), "expense account")
         if options.get("allow_inventory"):
-            options["expense_account_id"] = options.get("expense_account_id") or first_account(
-                qbo, "Cost of Goods Sold"
-            )
             options["asset_account_id"] = options.get("asset_account_id") or first_account(
                 qbo, "Other Current Asset", "Inventory"
             )
@@ -207,7 +202,7 @@ class Products(ObjectType):
         fields["name"] = item_name(fields["name"])
         for name in MONEY_FIELDS:
             fields[name] = money(fields[name])
-        fields["sku"] = _blank_to_none((fields["sku"] or "").strip())
+        fields["sku"] = blank_to_none((fields["sku"] or "").strip())
         return replace(record, fields=fields)
 
     def from_quickbooks(self, item: dict) -> Record:
@@ -215,11 +210,11 @@ class Products(ObjectType):
             return Record(QUICKBOOKS, str(item["Id"]), {}, deleted=True)
         fields = {
             "name": item_name(item.get("Name")),
-            "description": _blank_to_none(item.get("Description")),
+            "description": blank_to_none(item.get("Description")),
             "price": money(item.get("UnitPrice")),
-            "sku": _blank_to_none((item.get("Sku") or "").strip()),
+            "sku": blank_to_none((item.get("Sku") or "").strip()),
             "cost": money(item.get("PurchaseCost")),
-            "purchase_description": _blank_to_none(item.get("PurchaseDesc")),
+            "purchase_description": blank_to_none(item.get("PurchaseDesc")),
             "type": SYNCED_TYPES.get(item.get("Type"), item.get("Type")),
             "parent": (item.get("ParentRef") or {}).get("name") if item.get("SubItem") else None,
         }
@@ -307,7 +302,3 @@ def _new_item_accounts(fields: Mapping[str, Any], changes: Mapping[str, Any], op
     elif changes.get("cost") and options.get("expense_account_id"):
         body["ExpenseAccountRef"] = {"value": str(options["expense_account_id"])}
     return body
-
-
-def _unsynced_type(record: Record) -> None:
-    return None  # left out (excluded) with the filter's reason: Category and Group items are not products
