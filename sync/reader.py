@@ -165,6 +165,9 @@ class Reader:
             for row in self.qbo.query(self.qbo_where(f"Id in ({quoted})")).get(self.kind.qbo_entity, []):
                 cache[row["Id"]] = row
         records = {i: self.quickbooks_record(cache[i]) for i in ids if i in cache}
+        live = {i: cache[i] for i, record in records.items() if not record.deleted}
+        for record_id, fields in (self.kind.enrich_quickbooks(self.context, live) if live else {}).items():
+            records[record_id] = replace(records[record_id], fields={**records[record_id].fields, **fields})
         self.versions.update({(QUICKBOOKS, i): self.modified(QUICKBOOKS, cache[i]) for i in ids if i in cache})
         self.tokens.update({i: str(cache[i]["SyncToken"]) for i in ids if cache.get(i, {}).get("SyncToken")})
         for entity_id in ids:

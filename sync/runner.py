@@ -192,6 +192,8 @@ class _Run:
             self.hubspot.ensure_property(
                 self.kind.hubspot_object, name, label, self.kind.id_property_group, field_type=field_type
             )
+        for hubspot_object, name, label, group, field_type in self.kind.other_hubspot_properties:
+            self.hubspot.ensure_property(hubspot_object, name, label, group, field_type=field_type)
         self.writer.finish_pending_writes()
         self._detect(datetime.now(UTC))
         total = self.links.backlog_size()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -99,7 +100,8 @@ class Writer:
         """Written on its own: lines change, or an association (HubSpot writes those as associations)."""
         if LINES in action.changes:
             return True
-        return action.target_side == HUBSPOT and any(a.name in action.changes for a in self.kind.associations)
+        own = (*(a.name for a in self.kind.associations), *self.kind.written_by_object)
+        return action.target_side == HUBSPOT and any(name in action.changes for name in own)
 
     def guarded(self, step, actions: list[Action]) -> None:
         """Run one step; a failure of the remote is kept on each of its records, anything else stops the run."""
@@ -233,11 +235,16 @@ class Writer:
             self._associate(target_id, write.get("changes") or {})
             for entry, created in self._create_line_items(target_id, added, resumed):
                 pairs[created.id], line_bases[created.id] = _qbo_line_id(entry["key"]), dict(created.fields)
-            then = self.kind.after_hubspot_create(self.context, target_id, _plain(write.get("changes") or {}))
+            changes = _plain(write.get("changes") or {})
+            then = self.kind.after_hubspot_create(self.context, target_id, changes)
             if then:  # what HubSpot takes only once the record is whole (an invoice opened)
                 read_back = self.reader.read_back(
                     HUBSPOT, self.hubspot.update(self.kind.hubspot_object, target_id, then)
                 )
+            own = {name: changes[name] for name in self.kind.written_by_object if name in changes}
+            if own:  # written last: an invoice's payments go onto the finished invoice
+                self.kind.write_hubspot_fields(self.context, target_id, own, changes)
+                read_back = replace(read_back, fields={**read_back.fields, **own})
         self._linked_after_create(link_id, target, target_id, read_back, pairs, line_bases)
 
     def _unstage(self, before: dict[int, str | None], limited: errors.RateLimited) -> None:
@@ -359,6 +366,10 @@ class Writer:
                 read_back = Record(HUBSPOT, target_id, dict(action.base_after))
             link = self.links.get(action.link_id) if action.link_id else None
             self._associate(target_id, changes)
+            own = {name: changes[name] for name in self.kind.written_by_object if name in changes}
+            if own:
+                self.kind.write_hubspot_fields(self.context, target_id, own, {**action.base_after, **_plain(changes)})
+                read_back = replace(read_back, fields={**read_back.fields, **own})
             base = self._base_after_write(action, read_back)
             if LINES in changes:
                 self._lines_after_hubspot_write(action, target_id, link, base)

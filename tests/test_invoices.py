@@ -310,3 +310,157 @@ def test_what_was_paid_in_quickbooks_shows_on_the_mirror_and_follows_payments(st
     )
     run_object(stack.runtime, company_id, "invoices")
     assert paid() == ("0", "101")  # the voided payment no longer counts
+
+
+def _payment(stack, realm, customer_id: str, total, applied: list[tuple[str, str, float]], **fields) -> dict:
+    """A QBO payment: `applied` lists (TxnType, TxnId, amount)."""
+    lines = [{"Amount": amount, "LinkedTxn": [{"TxnId": txn_id, "TxnType": kind}]} for kind, txn_id, amount in applied]
+    body = {"CustomerRef": {"value": customer_id}, "TotalAmt": total, "Line": lines, **fields}
+    return stack.qbo.control("POST", f"/companies/{realm}/payment", body, expect=200)["Payment"]
+
+
+def _hubspot_payments(stack, invoice_hubspot_id: str) -> list[tuple]:
+    """(amount, date, method, reference, QBO payment id, contact ids) of each payment on a HubSpot invoice."""
+    found = []
+    for payment_id in _associated(stack, invoice_hubspot_id, "commerce_payments"):
+        record = hubspot_sdk(stack).crm.objects.basic_api.get_by_id(
+            "commerce_payments",
+            payment_id,
+            properties=[
+                "hs_initial_amount",
+                "hs_initiated_date",
+                "hs_payment_method_type",
+                "hs_reference_number",
+                "ledgersync_qbo_payment_id",
+                "hs_processor_type",
+                "hs_latest_status",
+            ],  # fmt: skip
+        )
+        p = record.properties
+        assert (p["hs_processor_type"], p["hs_latest_status"]) == ("quickbooks", "succeeded")
+        contacts = hubspot_sdk(stack).crm.associations.v4.basic_api.get_page(
+            "commerce_payments", payment_id, "contacts"
+        )
+        found.append(
+            (
+                p["hs_initial_amount"],
+                p["hs_initiated_date"][:10],
+                p["hs_payment_method_type"],
+                p.get("hs_reference_number"),
+                p["ledgersync_qbo_payment_id"],
+                [str(r.to_object_id) for r in contacts.results],
+            )
+        )
+    return sorted(found)
+
+
+def _standing(stack, hubspot_id: str) -> tuple[str, str, str]:
+    p = (
+        hubspot_sdk(stack)
+        .crm.objects.basic_api.get_by_id(
+            "invoices", hubspot_id, properties=["hs_invoice_status", "hs_balance_due", "hs_amount_billed"]
+        )
+        .properties
+    )
+    return p["hs_invoice_status"], p["hs_amount_billed"], p["hs_balance_due"]
+
+
+def _qbo_balance(stack, realm, invoice_id: str) -> str:
+    with stack.qbo.state.lock:
+        return f"{stack.qbo.state.companies[realm].table('Invoice')[invoice_id]['Balance']:.2f}"
+
+
+def test_qbo_payments_become_hubspot_payments_and_the_balance_due_always_matches(stack, books):
+    """A partial payment, one payment over two invoices, a credit memo applied, a payment changed, voided and
+    deleted: the mirror's HubSpot payments follow, and its balance due equals QBO's Balance every time."""
+    portal, realm, company_id, item = books
+    stack.hubspot.control("PATCH", f"/accounts/{portal}", {"paymentsProcessor": "hubspot_payments"})
+    contact = _contact(stack, portal, "payer@example.com")
+    run_object(stack.runtime, company_id, "contacts")
+    customer_id = _row_of_contact(stack, contact["id"])
+    first = _invoice(stack, realm, {"Id": customer_id}, [_line(item, "Work", 4, 25.25)])  # 101.00
+    second = _invoice(stack, realm, {"Id": customer_id}, [_line(item, "More work", 2, 60)])  # 120.00
+    run_object(stack.runtime, company_id, "invoices")
+    mirrors = {i["Id"]: _row(stack, qbo_id=i["Id"]).hubspot_id for i in (first, second)}
+
+    def agree() -> None:
+        for qbo_id, hubspot_id in mirrors.items():
+            assert _standing(stack, hubspot_id)[2] == _qbo_balance(stack, realm, qbo_id), qbo_id
+
+    assert _hubspot_payments(stack, mirrors[first["Id"]]) == []
+    with stack.qbo.state.lock:
+        check = next(
+            i for i, m in stack.qbo.state.companies[realm].table("PaymentMethod").items() if m["Name"] == "Check"
+        )
+    partial = _payment(
+        stack, realm, customer_id, 40.5, [("Invoice", first["Id"], 40.5)],
+        TxnDate="2026-12-01", PaymentMethodRef={"value": check}, PaymentRefNum="1042",
+    )  # fmt: skip
+    run_object(stack.runtime, company_id, "invoices")
+    assert _hubspot_payments(stack, mirrors[first["Id"]]) == [
+        ("40.50", "2026-12-01", "check", "1042", partial["Id"], [contact["id"]])
+    ]
+    assert _standing(stack, mirrors[first["Id"]]) == ("open", "101.00", "60.50")
+    agree()
+    assert_run_writes_nothing(stack, company_id, "invoices")
+
+    # one payment over both invoices: one HubSpot payment on each, with the amount applied to it
+    both = _payment(stack, realm, customer_id, 180.5, [("Invoice", first["Id"], 60.5), ("Invoice", second["Id"], 120)])
+    run_object(stack.runtime, company_id, "invoices")
+    assert [p[0] for p in _hubspot_payments(stack, mirrors[first["Id"]])] == ["40.50", "60.50"]
+    assert [(p[0], p[4]) for p in _hubspot_payments(stack, mirrors[second["Id"]])] == [("120.00", both["Id"])]
+    assert _standing(stack, mirrors[first["Id"]])[0] == _standing(stack, mirrors[second["Id"]])[0] == "paid"
+    agree()
+    assert_run_writes_nothing(stack, company_id, "invoices")
+
+    # voided: the payment goes from both mirrors, which are open again for what is owed
+    stack.qbo.control(
+        "POST", f"/companies/{realm}/payment?operation=void", {"Id": both["Id"], "SyncToken": both["SyncToken"]}
+    )
+    run_object(stack.runtime, company_id, "invoices")
+    assert [p[4] for p in _hubspot_payments(stack, mirrors[first["Id"]])] == [partial["Id"]]
+    assert _hubspot_payments(stack, mirrors[second["Id"]]) == []
+    assert _standing(stack, mirrors[second["Id"]]) == ("open", "120.00", "120.00")
+    agree()
+
+    # a credit memo applied to the second invoice counts like a payment
+    memo = stack.qbo.control(
+        "POST",
+        f"/companies/{realm}/creditmemo",
+        {"CustomerRef": {"value": customer_id}, "Line": [_line(item, "Goodwill", 1, 30)]},
+        expect=200,
+    )["CreditMemo"]
+    credit = _payment(stack, realm, customer_id, 0, [("Invoice", second["Id"], 30), ("CreditMemo", memo["Id"], 30)])
+    run_object(stack.runtime, company_id, "invoices")
+    assert [(p[0], p[2], p[4]) for p in _hubspot_payments(stack, mirrors[second["Id"]])] == [
+        ("30.00", "other", credit["Id"])
+    ]
+    agree()
+
+    # a payment changed (amount and reference) is updated; a deleted one is removed
+    with stack.qbo.state.lock:
+        current = dict(stack.qbo.state.companies[realm].table("Payment")[partial["Id"]])
+    stack.qbo.control(
+        "POST",
+        f"/companies/{realm}/payment",
+        {**current, "TotalAmt": 50, "PaymentRefNum": "1043",
+         "Line": [{"Amount": 50, "LinkedTxn": [{"TxnId": first["Id"], "TxnType": "Invoice"}]}]},
+        expect=200,
+    )  # fmt: skip
+    run_object(stack.runtime, company_id, "invoices")
+    assert [(p[0], p[3]) for p in _hubspot_payments(stack, mirrors[first["Id"]])] == [("50.00", "1043")]
+    agree()
+    with stack.qbo.state.lock:
+        token = stack.qbo.state.companies[realm].table("Payment")[credit["Id"]]["SyncToken"]
+    stack.qbo.control(
+        "POST", f"/companies/{realm}/payment?operation=delete", {"Id": credit["Id"], "SyncToken": token}, expect=200
+    )
+    run_object(stack.runtime, company_id, "invoices")
+    assert _hubspot_payments(stack, mirrors[second["Id"]]) == []
+    agree()
+    assert_run_writes_nothing(stack, company_id, "invoices")
+
+
+def _row_of_contact(stack, contact_id: str) -> str:
+    with stack.db() as session:
+        return session.scalar(select(RecordLink.qbo_id).filter_by(object_type="contacts", hubspot_id=contact_id))

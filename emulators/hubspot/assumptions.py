@@ -87,9 +87,13 @@ MERGED_ID_RESOLVES_TO_SURVIVOR = True
 # only say that such payments are created "to mark them as paid".
 PAYMENT_MARKS_INVOICE_PAID = True
 
+# The reverse: a paid invoice whose payments no longer cover it (one deleted, refunded or
+# failed) is open again. "paid" is derived from payments, never set or kept by hand.
+PAID_REOPENS = True
+
 # hs_invoice_status moves only along draft → open → (paid | voided); "paid"
 # cannot be set by PATCH (the docs: "Recording payments manually is not
-# possible via the API"); paid and voided are final.
+# possible via the API"); voided is final, and paid follows the payments (PAID_REOPENS).
 INVOICE_STATUS_TRANSITIONS = {
     "draft": {"draft", "open", "voided"},
     "open": {"open", "voided"},

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
 
 from emulators.hubspot import assumptions
@@ -24,14 +25,20 @@ if TYPE_CHECKING:
 
 INVOICES, LINE_ITEMS, PAYMENTS = OBJECT_TYPES["invoices"], OBJECT_TYPES["line_items"], OBJECT_TYPES["commerce_payments"]
 DAY_MS = 86_400_000
+CENT = Decimal("0.01")
 
 
-def _money(value: float) -> str:
-    return f"{value:.2f}"
+def _money(value: Decimal) -> str:
+    return str(value.quantize(CENT, ROUND_HALF_UP))
 
 
-def _number(record: Record, name: str) -> float:
-    return parse_number(record.properties.get(name, "") or "0") or 0.0
+def _number(record: Record, name: str) -> Decimal:
+    """A number property as an exact decimal (stored values are already validated numbers)."""
+    text = record.properties.get(name, "") or "0"
+    try:
+        return Decimal(text)
+    except ArithmeticError:
+        return Decimal(str(parse_number(text) or 0))
 
 
 def require_payments(account: Account) -> None:
@@ -140,7 +147,7 @@ def after_change(crm: Crm, object_type: ObjectType, record: Record) -> None:
     if record.archived_ms is not None:
         return
     if object_type is LINE_ITEMS:
-        quantity = _number(record, "quantity") if "quantity" in record.properties else 1.0
+        quantity = _number(record, "quantity") if "quantity" in record.properties else Decimal(1)
         amount = quantity * _number(record, "price") - _number(record, "discount")
         crm.set_computed(LINE_ITEMS, record, {"amount": _money(amount)})
         for invoice_id in crm.associated("line_items", record.id, "invoices"):
@@ -169,24 +176,32 @@ def recompute_invoice(crm: Crm, invoice_id: int) -> None:
         return
     lines = crm.table(LINE_ITEMS).records
     billed = sum(
-        _number(lines[i], "amount") for i in crm.associated("invoices", invoice_id, "line_items") if i in lines
+        (_number(lines[i], "amount") for i in crm.associated("invoices", invoice_id, "line_items") if i in lines),
+        Decimal(0),
     )
     payments = crm.table(PAYMENTS).records
-    paid = 0.0
+    paid = Decimal(0)
     if assumptions.PAYMENT_MARKS_INVOICE_PAID:
         paid = sum(
-            _number(payments[i], "hs_initial_amount") - _number(payments[i], "hs_refunds_amount")
-            for i in crm.associated("invoices", invoice_id, "commerce_payments")
-            if i in payments and payments[i].properties.get("hs_latest_status") in ("succeeded", "partially_refunded")
+            (
+                _number(payments[i], "hs_initial_amount") - _number(payments[i], "hs_refunds_amount")
+                for i in crm.associated("invoices", invoice_id, "commerce_payments")
+                if i in payments
+                and payments[i].properties.get("hs_latest_status") in ("succeeded", "partially_refunded")
+            ),
+            Decimal(0),
         )
     values = {
         "hs_amount_billed": _money(billed),
         "hs_subtotal": _money(billed),
         "hs_amount_paid": _money(paid),
-        "hs_balance_due": _money(max(billed - paid, 0.0)),
+        "hs_balance_due": _money(max(billed - paid, Decimal(0))),
     }
-    if invoice.properties.get("hs_invoice_status") == "open" and billed > 0 and paid >= billed - 0.005:
+    status = invoice.properties.get("hs_invoice_status")
+    if status == "open" and billed > 0 and paid >= billed:
         values["hs_invoice_status"] = "paid"
+    elif status == "paid" and paid < billed and assumptions.PAID_REOPENS:  # a payment deleted or refunded
+        values["hs_invoice_status"] = "open"
     crm.set_computed(INVOICES, invoice, values)
 
 

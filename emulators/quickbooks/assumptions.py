@@ -76,6 +76,17 @@ TAX_CODE_DETAIL_DEFAULT = (
     "associated with it. Please assign a tax code for those lines"
 )
 
+# A payment applied to an invoice or credit memo, changed, voided or deleted updates that
+# document too: its Balance and LinkedTxn change, and so do its SyncToken and LastUpdatedTime
+# (seen in the wild: "QuickBooks bumps the Invoice token when a Payment is applied"), so change
+# data capture lists it. No webhook is sent for the document itself, only for the payment.
+PAYMENT_UPDATES_DOCUMENT = True
+
+# Sales tax: the emulator has no tax rates to compute with. A sales form's
+# `TxnTaxDetail.TotalTax`, when sent, is kept (as a US company without automated sales tax may
+# override the computed tax) and added to TotalAmt; otherwise the tax is 0.
+TAX_AS_SENT = True
+
 # Deleting or voiding an invoice that payments are applied to is refused (6000): QBO
 # requires unlinking first.
 LINKED_TXN_DETAIL = "Business Validation Error: This transaction is linked to a payment. Unlink it first."

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import copy
 from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from emulators.quickbooks import assumptions, faults
 from emulators.quickbooks.state import CURRENCY_NAMES, Company, QboState, format_time
+
+CENT = Decimal("0.01")
 
 ENTITIES = {
     name.lower(): name
@@ -46,9 +49,9 @@ READ_ONLY_FIELDS = {
     "Vendor": ("FullyQualifiedName", "Balance"),
     "Item": ("FullyQualifiedName", "Level"),
     "Account": ("FullyQualifiedName", "CurrentBalance", "CurrentBalanceWithSubAccounts", "Classification"),
-    "Invoice": ("TotalAmt", "Balance", "HomeBalance", "HomeTotalAmt", "LinkedTxn", "TxnTaxDetail", "InvoiceLink"),
-    "SalesReceipt": ("TotalAmt", "Balance", "HomeBalance", "HomeTotalAmt", "TxnTaxDetail"),
-    "CreditMemo": ("TotalAmt", "Balance", "RemainingCredit", "HomeTotalAmt", "TxnTaxDetail", "LinkedTxn"),
+    "Invoice": ("TotalAmt", "Balance", "HomeBalance", "HomeTotalAmt", "LinkedTxn", "InvoiceLink"),
+    "SalesReceipt": ("TotalAmt", "Balance", "HomeBalance", "HomeTotalAmt"),
+    "CreditMemo": ("TotalAmt", "Balance", "RemainingCredit", "HomeTotalAmt", "LinkedTxn"),
     "Payment": ("UnappliedAmt",),
 }
 NAME_PARTS = ("Title", "GivenName", "MiddleName", "FamilyName", "Suffix")
@@ -128,9 +131,10 @@ def _is_zero(value: object) -> bool:
 
 
 def money(value) -> float:
+    """An amount as QBO keeps it: two places, half-up (floats are what its JSON carries)."""
     try:
-        return round(float(value), 2)
-    except (TypeError, ValueError):
+        return float(Decimal(repr(float(value))).quantize(CENT, ROUND_HALF_UP))
+    except (TypeError, ValueError, ArithmeticError):
         return 0.0
 
 
@@ -495,6 +499,7 @@ class Writer:
         # A line sent with its Id keeps it; a new one gets the next Id above every Id the document has
         # or had before this update (assumptions.LINE_IDS): a line added never takes a removed line's Id.
         known = [*lines, *((existing or {}).get("Line") or [])]
+        known += [inner for line in known for inner in (line.get("GroupLineDetail") or {}).get("Line") or []]
         next_id = max((int(line["Id"]) for line in known if str(line.get("Id", "")).isdigit()), default=0) + 1
         for line in lines:
             if not line.get("Id"):
@@ -503,43 +508,37 @@ class Writer:
             line_number += 1
             kind = line.get("DetailType")
             if kind == "SalesItemLineDetail":
-                detail = line.setdefault("SalesItemLineDetail", {})
-                self.resolve_ref("Item", detail.get("ItemRef"), "ItemRef")
-                quantity, price = _given(detail, "Qty"), _given(detail, "UnitPrice")
-                if "Amount" not in line:
-                    if quantity is None or price is None:
-                        raise faults.required("Amount")
-                    line["Amount"] = money(money(quantity) * money(price))
-                elif (
-                    quantity is not None
-                    and price is not None
-                    and abs(money(quantity) * money(price) - money(line["Amount"])) > 0.005
-                ):
-                    raise faults.QboFault(
-                        assumptions.AMOUNT_MISMATCH_CODE,
-                        assumptions.AMOUNT_MISMATCH_MESSAGE,
-                        f"{assumptions.AMOUNT_MISMATCH_MESSAGE} : {quantity} x {price} is not {line['Amount']}",
-                    )
-                line["Amount"] = money(line["Amount"])
-                tax_ref = detail.get("TaxCodeRef")
-                if non_us:
-                    if not tax_ref or not tax_ref.get("value"):
-                        raise faults.business(
-                            assumptions.TAX_CODE_DETAILS.get(self.company.country, assumptions.TAX_CODE_DETAIL_DEFAULT)
-                        )
-                    self.resolve_ref("TaxCode", tax_ref, "TaxCodeRef")
-                else:
-                    detail["TaxCodeRef"] = {"value": (tax_ref or {}).get("value") or "NON"}
+                total += self._sales_item_line(line, non_us)
+            elif kind == "GroupLineDetail":  # a bundle: its lines, and their sum as the group's amount
+                group = line.setdefault("GroupLineDetail", {})
+                if group.get("GroupItemRef"):
+                    self.resolve_ref("Item", group["GroupItemRef"], "GroupItemRef")
+                amount = 0.0
+                for inner in group.get("Line") or []:
+                    if not inner.get("Id"):
+                        inner["Id"], next_id = str(next_id), next_id + 1
+                    inner["DetailType"] = "SalesItemLineDetail"
+                    amount += self._sales_item_line(inner, non_us)
+                line["Amount"] = money(amount)
                 total += line["Amount"]
-            elif kind == "DiscountLineDetail":
+            elif kind == "DiscountLineDetail":  # of the lines above it: an amount, or a percentage of them
+                detail = line.setdefault("DiscountLineDetail", {})
+                if detail.get("PercentBased") and detail.get("DiscountPercent") is not None:
+                    line["Amount"] = money(total * money(detail["DiscountPercent"]) / 100)
                 line["Amount"] = money(line.get("Amount", 0))
                 total -= line["Amount"]
             else:
                 line["Amount"] = money(line.get("Amount", 0))
         lines.append({"Amount": money(total), "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}})
         record["Line"] = lines
-        record["TotalAmt"] = money(total)
-        record["TxnTaxDetail"] = {"TotalTax": 0}
+        # Sales tax as sent (assumptions.TAX_AS_SENT): the emulator keeps no tax rates of its own.
+        given_tax = record.get("TxnTaxDetail") or {}
+        tax = money(given_tax.get("TotalTax") or 0)
+        record["TotalAmt"] = money(total + tax)
+        record["TxnTaxDetail"] = {
+            **({"TxnTaxCodeRef": given_tax["TxnTaxCodeRef"]} if given_tax.get("TxnTaxCodeRef") else {}),
+            "TotalTax": tax,
+        }
         if non_us:
             record.setdefault("GlobalTaxCalculation", "TaxExcluded")
         record.setdefault(
@@ -574,6 +573,37 @@ class Writer:
                 self.resolve_ref("PaymentMethod", record["PaymentMethodRef"], "PaymentMethodRef")
         elif entity == "CreditMemo":
             record["Balance"] = record["RemainingCredit"] = record["TotalAmt"]
+
+    def _sales_item_line(self, line: dict, non_us: bool) -> float:
+        """Check and complete one sales item line (its item, amount and tax code); its amount."""
+        detail = line.setdefault("SalesItemLineDetail", {})
+        self.resolve_ref("Item", detail.get("ItemRef"), "ItemRef")
+        quantity, price = _given(detail, "Qty"), _given(detail, "UnitPrice")
+        if "Amount" not in line:
+            if quantity is None or price is None:
+                raise faults.required("Amount")
+            line["Amount"] = money(money(quantity) * money(price))
+        elif (
+            quantity is not None
+            and price is not None
+            and abs(money(quantity) * money(price) - money(line["Amount"])) > 0.005
+        ):
+            raise faults.QboFault(
+                assumptions.AMOUNT_MISMATCH_CODE,
+                assumptions.AMOUNT_MISMATCH_MESSAGE,
+                f"{assumptions.AMOUNT_MISMATCH_MESSAGE} : {quantity} x {price} is not {line['Amount']}",
+            )
+        line["Amount"] = money(line["Amount"])
+        tax_ref = detail.get("TaxCodeRef")
+        if non_us:
+            if not tax_ref or not tax_ref.get("value"):
+                raise faults.business(
+                    assumptions.TAX_CODE_DETAILS.get(self.company.country, assumptions.TAX_CODE_DETAIL_DEFAULT)
+                )
+            self.resolve_ref("TaxCode", tax_ref, "TaxCodeRef")
+        else:
+            detail["TaxCodeRef"] = {"value": (tax_ref or {}).get("value") or "NON"}
+        return line["Amount"]
 
     def _validate_invoice(self, record: dict, existing: dict | None, include: str) -> None:
         self._validate_sales_form("Invoice", record, existing, include)
@@ -682,7 +712,7 @@ class Writer:
 
     def _after_change(self, entity: str) -> None:
         if entity in ("Invoice", "CreditMemo", "Payment", "SalesReceipt", "Customer"):
-            recompute_balances(self.company)
+            recompute_balances(self.company, self.now_text())
 
 
 def _txn_type_label(entity: str) -> str:
@@ -698,8 +728,11 @@ def _applied_by(payment: dict, txn_type: str, txn_id: str) -> float:
     )
 
 
-def recompute_balances(company: Company) -> None:
-    """Apply every live payment to its invoices and credit memos; customers' balances follow."""
+def recompute_balances(company: Company, now_text: str) -> None:
+    """Apply every live payment to its invoices and credit memos; customers' balances follow.
+
+    A document whose applied payments changed is itself updated: its SyncToken and LastUpdatedTime
+    move, so change data capture lists it (assumptions.PAYMENT_UPDATES_DOCUMENT)."""
     applied: dict[tuple[str, str], float] = {}
     links: dict[tuple[str, str], list[str]] = {}
     for payment_id, payment in company.table("Payment").items():
@@ -716,6 +749,11 @@ def recompute_balances(company: Company) -> None:
                 continue
             key = (entity, txn_id)
             remaining = money(money(txn.get("TotalAmt")) - applied.get(key, 0.0))
+            applications = [money(applied.get(key, 0.0)), sorted(set(links.get(key, [])))]
+            if assumptions.PAYMENT_UPDATES_DOCUMENT and txn.get("_applications", applications) != applications:
+                txn["SyncToken"] = str(int(txn["SyncToken"]) + 1)
+                txn["MetaData"] = {**txn.get("MetaData", {}), "LastUpdatedTime": now_text}
+            txn["_applications"] = applications
             txn["Balance"] = remaining
             if entity == "CreditMemo":
                 txn["RemainingCredit"] = remaining

@@ -93,6 +93,11 @@ class ObjectType(ABC):
     hubspot_create_properties: ClassVar[Mapping[str, str]] = {}
     # Properties of ours on the HubSpot record besides the id property: (name, label, field type), created once.
     extra_hubspot_properties: ClassVar[tuple[tuple[str, str, str], ...]] = ()
+    # Properties of ours on other HubSpot objects the type writes: (object, name, label, group, field type).
+    other_hubspot_properties: ClassVar[tuple[tuple[str, str, str, str, str], ...]] = ()
+    # Fields the object type writes itself (`write_hubspot_fields`), not as properties of the record:
+    # an invoice's payments are records of their own in HubSpot.
+    written_by_object: ClassVar[tuple[str, ...]] = ()
     # QBO name lists hide inactive rows unless asked; transactions have no Active.
     qbo_has_active: ClassVar[bool] = True
     recommended_direction: ClassVar[str] = "two_way"  # a new sync's direction unless one is given
@@ -294,6 +299,19 @@ class ObjectType(ABC):
         """Extra fields for HubSpot records before planning, by id (read from elsewhere: a company name,
         a billing standing). They are not synced fields unless named in `default_fields`."""
         return {}
+
+    def enrich_quickbooks(self, context: RunContext, records: dict[str, dict]) -> dict[str, dict[str, Any]]:
+        """Extra fields for QBO entities before planning, by id (read from other entities: the payments
+        applied to an invoice). Deleted entities are not asked about."""
+        return {}
+
+    def write_hubspot_fields(
+        self, context: RunContext, record_id: str, values: Mapping[str, Any], merged: Mapping[str, Any]
+    ) -> None:
+        """Write the changed `written_by_object` fields of a HubSpot record (`merged`: every field's
+        agreed value). It must be idempotent: after a crash it is called again with the same values."""
+        if values:
+            raise NotImplementedError(f"{self.name} names fields it writes itself but does not write them")
 
     def extra_changed_ids(self, context: RunContext, since: datetime | None, started: datetime) -> set[str]:
         """HubSpot ids to re-plan that no search or webhook of this type finds (a sweep of another object)."""

@@ -34,8 +34,9 @@ from decimal import Decimal
 from typing import Any
 
 from sync.engine import HUBSPOT, QUICKBOOKS, Action, Filter, Line, Plan, Record, SyncRules
+from sync.money import money
+from sync.objects import payments
 from sync.objects.base import Association, LineReference, ObjectType, RunContext, blank_to_none
-from sync.objects.products import money
 from sync.times import parse_time
 
 NUMBER_PROPERTY = "ledgersync_qbo_number"
@@ -87,6 +88,13 @@ class Invoices(ObjectType):
     }
     default_fields = (
         "number", "invoice_date", "due_date", "currency", "memo", "status", "amount_paid", "balance_due", "qbo_link",
+        "payments",
+    )  # fmt: skip
+    # An invoice's payments are HubSpot payments of their own (sync.objects.payments).
+    written_by_object = ("payments",)
+    other_hubspot_properties = (
+        (payments.PAYMENTS_OBJECT, payments.PAYMENT_ID_PROPERTY, "QuickBooks payment id (Ledgersync)",
+         "paymentinformation", "text"),
     )  # fmt: skip
     hubspot_create_properties = {"hs_invoice_billable": "false"}  # a mirror: HubSpot never bills it
     extra_hubspot_properties = (
@@ -214,8 +222,34 @@ class Invoices(ObjectType):
         return {"hs_invoice_status": changes.get("status") or "open"}
 
     def prepare(self, context: RunContext, rules: SyncRules) -> SyncRules:
-        context.options = {**context.options, "hubspot_currencies": sorted(context.hubspot.currencies())}
+        context.options = {
+            **context.options,
+            "hubspot_currencies": sorted(context.hubspot.currencies()),
+            "payment_methods": payments.payment_methods(context),
+        }
         return rules
+
+    # --- payments ----------------------------------------------------------------------------------------------
+
+    def enrich_quickbooks(self, context: RunContext, records: dict[str, dict]) -> dict[str, dict[str, Any]]:
+        """Each invoice's payments as QBO applies them (its `LinkedTxn` names the payments)."""
+        found = payments.applications_in_quickbooks(context, records)
+        return {invoice_id: {"payments": value} for invoice_id, value in found.items()}
+
+    def enrich_hubspot(self, context: RunContext, records: dict[str, dict], unlinked: list[str]) -> dict[str, dict]:
+        """Each mirror's payments that we recorded (by the QBO payment id in our property)."""
+        found = payments.applications_in_hubspot(context, sorted(records))
+        return {
+            invoice_id: {"payments": payments.canonical(a for _id, a in ours.values())}
+            for invoice_id, ours in found.items()
+        }
+
+    def write_hubspot_fields(
+        self, context: RunContext, record_id: str, values: Mapping[str, Any], merged: Mapping[str, Any]
+    ) -> None:
+        customer = merged.get("customer")
+        contact = context.links.of("contacts").partners(QUICKBOOKS, {customer}).get(customer) if customer else None
+        payments.write_payments(context, record_id, values.get("payments"), contact, merged.get("currency"))
 
     def to_quickbooks(self, changes, merged, creating, options) -> dict[str, Any]:
         # Unreachable: `directions` lets invoices sync QBO → HubSpot only, and set-up refuses the others.

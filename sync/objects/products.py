@@ -25,11 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from sync.clients import errors
 from sync.engine import HUBSPOT, QUICKBOOKS, Filter, Record, SyncRules
+from sync.money import money
 from sync.objects.base import ObjectType, RunContext, blank_to_none, quoted
 from sync.objects.contacts import clean_name
 
@@ -39,17 +40,6 @@ QBO_TYPES = {value: key for key, value in SYNCED_TYPES.items()}
 MONEY_FIELDS = ("price", "cost")
 ITEM_TYPES_FILTER = "items_of_synced_types"
 PURCHASE_DESCRIPTION_PROPERTY = "ledgersync_purchase_description"
-
-
-def money(value: Any) -> str | None:
-    """A price or cost as canonical text: "10.5" whether it came as 10.5, "10.50" or Decimal("10.500")."""
-    if value in (None, ""):
-        return None
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return format(number.normalize(), "f")
 
 
 def item_name(text: Any) -> str | None:
