@@ -71,8 +71,7 @@ class Reader:
         if record.deleted:
             return record
         if self.kind.has_lines and self.kind.lines_known(raw):
-            lines = (self.kind.line_from_quickbooks(entry) for entry in raw.get("Line") or [])
-            record = replace(record, lines=self._referenced(QUICKBOOKS, [line for line in lines if line is not None]))
+            record = replace(record, lines=self._referenced(QUICKBOOKS, self.kind.lines_from_quickbooks(raw)))
         if self.kind.associations:
             fields, needs = dict(record.fields), list(record.depends_on)
             for association in self.kind.associations:

@@ -700,7 +700,14 @@ def read_invoice(hubspot, invoice_id):
     return hubspot.crm.objects.basic_api.get_by_id(
         "invoices",
         invoice_id,
-        properties=["hs_invoice_status", "hs_amount_billed", "hs_balance_due", "hs_amount_paid", "hs_number"],
+        properties=[
+            "hs_invoice_status",
+            "hs_amount_billed",
+            "hs_balance_due",
+            "hs_amount_paid",
+            "hs_number",
+            "hs_subtotal",
+        ],
     ).properties
 
 
@@ -761,10 +768,34 @@ def test_payments_settle_the_invoice(hubspot):
     )
     settled = read_invoice(hubspot, invoice.id)
     assert (settled["hs_balance_due"], settled["hs_invoice_status"]) == ("0.00", "paid")
-    with pytest.raises(ObjectsApiException):  # paid is final
+    with pytest.raises(ObjectsApiException):  # paid is never set by hand
         hubspot.crm.objects.basic_api.update(
             "invoices", invoice.id, SimplePublicObjectInput(properties={"hs_invoice_status": "open"})
         )
+    hubspot.crm.objects.basic_api.archive("commerce_payments", partial.id)  # a payment deleted: open again
+    reopened = read_invoice(hubspot, invoice.id)
+    assert (reopened["hs_balance_due"], reopened["hs_invoice_status"]) == ("20.00", "open")
+
+
+def test_discounts_fees_and_taxes_price_the_invoice_in_that_order(hubspot):
+    """Subtotal 25.50; 10% off (2.55), a 5.00 fee, 8% tax of 27.95 (2.24): billed 30.19."""
+    invoice = invoice_with_lines(hubspot)
+    for object_type, type_id, kind, value in (
+        ("taxes", 416, "PERCENT", "8"),
+        ("fees", 414, "FIXED", "5"),
+        ("discounts", 412, "PERCENT", "10"),
+    ):
+        spec = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]
+        create(
+            hubspot,
+            object_type,
+            associations=[PublicAssociationsForObject(to=PublicObjectId(id=invoice.id), types=spec)],
+            hs_label=object_type,
+            hs_type=kind,
+            hs_value=value,
+        )
+    priced = read_invoice(hubspot, invoice.id)
+    assert (priced["hs_subtotal"], priced["hs_amount_billed"], priced["hs_balance_due"]) == ("25.50", "30.19", "30.19")
 
 
 def test_invoice_status_rules(hubspot):

@@ -464,3 +464,70 @@ def test_qbo_payments_become_hubspot_payments_and_the_balance_due_always_matches
 def _row_of_contact(stack, contact_id: str) -> str:
     with stack.db() as session:
         return session.scalar(select(RecordLink.qbo_id).filter_by(object_type="contacts", hubspot_id=contact_id))
+
+
+def _pricing(stack, hubspot_id: str) -> list[tuple[str, str, str, str]]:
+    """(object, label, type, value) of each discount and tax on a HubSpot invoice."""
+    found = []
+    for hubspot_object in ("discounts", "taxes"):
+        for record_id in _associated(stack, hubspot_id, hubspot_object):
+            p = (
+                hubspot_sdk(stack)
+                .crm.objects.basic_api.get_by_id(
+                    hubspot_object, record_id, properties=["hs_label", "hs_type", "hs_value"]
+                )
+                .properties
+            )
+            found.append((hubspot_object, p["hs_label"], p["hs_type"], p["hs_value"]))
+    return found
+
+
+def test_tax_discount_and_bundles_make_hubspots_amount_billed_equal_qbos_total_to_the_cent(stack, books):
+    portal, realm, company_id, item = books
+    contact = _contact(stack, portal, "taxed@example.com")
+    run_object(stack.runtime, company_id, "contacts")
+    customer_id = _row_of_contact(stack, contact["id"])
+    part = _service_item(stack, realm, Name="Part")
+    bundle = stack.qbo.control("POST", f"/companies/{realm}/item", {"Name": "Starter kit", "Type": "Group"})["Item"]
+    lines = [
+        _line(item, "Hours", 3, 19.99),  # 59.97
+        {
+            "DetailType": "GroupLineDetail",
+            "GroupLineDetail": {
+                "GroupItemRef": {"value": bundle["Id"]},
+                "Quantity": 1,
+                "Line": [_line(part, "Kit part", 2, 12.5), _line(item, "Kit set-up", 1, 7.33)],  # 25.00 + 7.33
+            },
+        },
+        {"DetailType": "DiscountLineDetail", "DiscountLineDetail": {"PercentBased": True, "DiscountPercent": 10}},
+    ]
+    tax = {"TotalTax": 6.71, "TaxLine": [{"DetailType": "TaxLineDetail", "Amount": 6.71,
+                                          "TaxLineDetail": {"TaxPercent": 8, "PercentBased": True}}]}  # fmt: skip
+    invoice = _invoice(stack, realm, {"Id": customer_id}, lines, TxnTaxDetail=tax)
+    assert invoice["TotalAmt"] == 89.78  # 92.30 − 9.23 + 6.71
+    run_object(stack.runtime, company_id, "invoices")
+    mirror = _row(stack, qbo_id=invoice["Id"]).hubspot_id
+    # the bundle is expanded to its lines; the discount and the tax are shown as such, and the total agrees
+    assert _line_items(stack, mirror) == [
+        ("Consulting", "Hours", "3", "19.99"),
+        ("Consulting", "Kit set-up", "1", "7.33"),
+        ("Part", "Kit part", "2", "12.5"),
+    ]
+    assert _pricing(stack, mirror) == [
+        ("discounts", "Discount (10%)", "FIXED", "9.23"),
+        ("taxes", "Sales tax (8%)", "FIXED", "6.71"),
+    ]
+    assert _standing(stack, mirror) == ("open", "89.78", "89.78")
+    assert_run_writes_nothing(stack, company_id, "invoices")
+
+    # a different discount and no more tax: replaced and removed, still to the cent
+    with stack.qbo.state.lock:
+        current = dict(stack.qbo.state.companies[realm].table("Invoice")[invoice["Id"]])
+    changed = [e for e in current["Line"] if e["DetailType"] != "SubTotalLineDetail"]
+    changed[-1] = {"DetailType": "DiscountLineDetail", "Amount": 12.34, "DiscountLineDetail": {"PercentBased": False}}
+    written = _qbo_write(stack, realm, invoice["Id"], Line=changed, TxnTaxDetail={"TotalTax": 0})["Invoice"]
+    assert written["TotalAmt"] == 79.96  # 92.30 − 12.34
+    run_object(stack.runtime, company_id, "invoices")
+    assert _pricing(stack, mirror) == [("discounts", "Discount", "FIXED", "12.34")]
+    assert _standing(stack, mirror) == ("open", "79.96", "79.96")
+    assert_run_writes_nothing(stack, company_id, "invoices")

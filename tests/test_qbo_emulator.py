@@ -454,13 +454,16 @@ def test_delete_and_void_transactions(qbo_emulator, qbo_company, qbo):
     customer, item = new_customer(qbo, "Voider"), new_item(qbo)
     invoice = new_invoice(qbo, customer, item)
     payment = pay(qbo, customer, 100, (invoice, 100))
+    paid = Invoice.get(invoice.Id, qb=qbo)
+    assert paid.SyncToken == "1"  # a payment applied updates the invoice (assumptions.PAYMENT_UPDATES_DOCUMENT)
+    assert paid.MetaData.LastUpdatedTime >= invoice.MetaData.LastUpdatedTime
     refused = raw(
         qbo_emulator,
         qbo_company,
         "POST",
         "/invoice",
         params={"operation": "delete"},
-        json={"Id": invoice.Id, "SyncToken": "0"},
+        json={"Id": invoice.Id, "SyncToken": "1"},
     )
     assert refused.json()["Fault"]["Error"][0]["code"] == "6000"  # linked: unlink first
     voided = raw(

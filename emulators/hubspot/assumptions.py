@@ -109,10 +109,16 @@ DELETABLE_INVOICE_STATUSES = ("draft",)
 # it is opened: no contact or line item is required.
 NON_BILLABLE_SKIPS_VALIDATION = True
 
-# hs_amount_billed is the sum of the associated line items' `amount`
-# (quantity × price − discount); invoice numbers are "INV-" and a sequence from 1001.
+# hs_subtotal is the sum of the associated line items' `amount` (quantity × price − discount),
+# hs_amount_billed that priced by PRICING_ORDER; invoice numbers are "INV-" and a sequence from 1001.
 INVOICE_NUMBER_PREFIX = "INV-"
 FIRST_INVOICE_NUMBER = 1001
+
+# Discounts, fees and taxes associated with an invoice (411/413/415) change its amount billed
+# as the discounts guide says they price a quote: discounts first, then fees, then taxes. Each
+# is FIXED (hs_value in money) or PERCENT (of the amount so far), rounded half-up to the cent,
+# in hs_sort_order; hs_subtotal stays the line items' sum.
+PRICING_ORDER = ("discounts", "fees", "taxes")
 
 # A line item belongs to one parent: associating it with a second invoice is a 400.
 LINE_ITEM_SINGLE_PARENT = True

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from emulators.hubspot.crm import Crm
 
 INVOICES, LINE_ITEMS, PAYMENTS = OBJECT_TYPES["invoices"], OBJECT_TYPES["line_items"], OBJECT_TYPES["commerce_payments"]
+PRICING = assumptions.PRICING_ORDER
 DAY_MS = 86_400_000
 CENT = Decimal("0.01")
 
@@ -168,6 +169,9 @@ def after_change(crm: Crm, object_type: ObjectType, record: Record) -> None:
             recompute_invoice(crm, invoice_id)
     elif object_type is INVOICES:
         recompute_invoice(crm, record.id)
+    elif object_type.name in PRICING:
+        for invoice_id in crm.associated(object_type.name, record.id, "invoices"):
+            recompute_invoice(crm, invoice_id)
 
 
 def recompute_invoice(crm: Crm, invoice_id: int) -> None:
@@ -191,9 +195,10 @@ def recompute_invoice(crm: Crm, invoice_id: int) -> None:
             ),
             Decimal(0),
         )
+    subtotal, billed = billed, _priced(crm, invoice_id, billed)
     values = {
         "hs_amount_billed": _money(billed),
-        "hs_subtotal": _money(billed),
+        "hs_subtotal": _money(subtotal),
         "hs_amount_paid": _money(paid),
         "hs_balance_due": _money(max(billed - paid, Decimal(0))),
     }
@@ -203,6 +208,30 @@ def recompute_invoice(crm: Crm, invoice_id: int) -> None:
     elif status == "paid" and paid < billed and assumptions.PAID_REOPENS:  # a payment deleted or refunded
         values["hs_invoice_status"] = "open"
     crm.set_computed(INVOICES, invoice, values)
+
+
+def _priced(crm: Crm, invoice_id: int, subtotal: Decimal) -> Decimal:
+    """The amount billed: the lines' subtotal less its discounts, plus fees, plus taxes, each in that
+    order and each FIXED (its value) or PERCENT (of the running amount), to the cent
+    (assumptions.PRICING_ORDER)."""
+    amount = subtotal
+    for name in PRICING:
+        records = crm.table(OBJECT_TYPES[name]).records
+        adjustments = sorted(
+            (records[i] for i in crm.associated("invoices", invoice_id, name) if i in records),
+            key=lambda r: (_number(r, "hs_sort_order"), r.id),
+        )
+        change = sum(
+            (
+                _number(r, "hs_value")
+                if r.properties.get("hs_type") == "FIXED"
+                else (amount * _number(r, "hs_value") / 100).quantize(CENT, ROUND_HALF_UP)
+                for r in adjustments
+            ),
+            Decimal(0),
+        )
+        amount = amount - change if name == "discounts" else amount + change
+    return max(amount, Decimal(0))
 
 
 def default_dates(now_ms: int) -> dict[str, str]:

@@ -118,6 +118,23 @@ OBJECT_TYPES: dict[str, ObjectType] = {
             ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
             required=("hs_initial_amount", "hs_initiated_date"),
         ),
+        # Pricing details of a quote or invoice: discounts first, then fees, then taxes (discounts guide).
+        # Their guides name the line-item scopes.
+        *(
+            ObjectType(
+                name,
+                type_id,
+                singular,
+                "line_items",
+                "hs_lastmodifieddate",
+                "hs_createdate",
+                ("hs_label", "hs_type", "hs_value"),
+                ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
+                required=("hs_type", "hs_value"),
+                legacy_scopes=("e-commerce",),
+            )
+            for name, singular, type_id in (("discounts", "discount", "0-84"), ("fees", "fee", "0-85"), ("taxes", "tax", "0-86"))
+        ),
     )
 }
 BY_TYPE_ID = {t.type_id: t for t in OBJECT_TYPES.values()}
@@ -382,6 +399,19 @@ _DEFAULT_PROPERTIES: dict[str, dict[str, tuple]] = {
         "hs_lastmodifieddate": _RO_DATETIME,
         "hs_object_id": _RO_NUMBER,
     },
+    **{
+        name: {  # the discounts guide's example: hs_label, hs_duration, hs_type, hs_value, hs_sort_order
+            "hs_label": _STRING,
+            "hs_duration": ("enumeration", "select", False, _options("ONCE", "FOREVER", "MONTHS")),
+            "hs_type": ("enumeration", "select", False, _options("PERCENT", "FIXED")),
+            "hs_value": _NUMBER,
+            "hs_sort_order": _NUMBER,
+            "hs_createdate": _RO_DATETIME,
+            "hs_lastmodifieddate": _RO_DATETIME,
+            "hs_object_id": _RO_NUMBER,
+        }
+        for name in ("discounts", "fees", "taxes")
+    },
 }
 
 
@@ -428,6 +458,9 @@ _ASSOCIATIONS = [
     ("commerce_payments", "companies", 389, 390, None),
     ("commerce_payments", "deals", 391, 392, None),
     ("commerce_payments", "line_items", 395, 396, None),
+    ("invoices", "discounts", 411, 412, None),
+    ("invoices", "fees", 413, 414, None),
+    ("invoices", "taxes", 415, 416, None),
 ]
 
 ASSOCIATION_TYPES: dict[tuple[str, str], list[AssociationType]] = {}

@@ -536,7 +536,7 @@ class Writer:
         tax = money(given_tax.get("TotalTax") or 0)
         record["TotalAmt"] = money(total + tax)
         record["TxnTaxDetail"] = {
-            **({"TxnTaxCodeRef": given_tax["TxnTaxCodeRef"]} if given_tax.get("TxnTaxCodeRef") else {}),
+            **{k: given_tax[k] for k in ("TxnTaxCodeRef", "TaxLine") if given_tax.get(k) and tax},
             "TotalTax": tax,
         }
         if non_us:

@@ -258,6 +258,11 @@ class ObjectType(ABC):
         """Whether a QBO document's lines say what its lines are (a voided one's are zeroed: unknown, kept)."""
         return True
 
+    def lines_from_quickbooks(self, raw: dict) -> list[Line]:
+        """A QBO document's lines (default: each `Line` entry that `line_from_quickbooks` takes)."""
+        lines = (self.line_from_quickbooks(entry) for entry in raw.get("Line") or [])
+        return [line for line in lines if line is not None]
+
     def line_from_quickbooks(self, raw: dict) -> Line | None:
         """A QBO `Line` entry as a line (None: not one of ours, e.g. the subtotal; it is kept as it is).
         Every object type with `line_fields` defines it (checked when it is registered)."""

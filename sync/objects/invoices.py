@@ -35,7 +35,7 @@ from typing import Any
 
 from sync.engine import HUBSPOT, QUICKBOOKS, Action, Filter, Line, Plan, Record, SyncRules
 from sync.money import money
-from sync.objects import payments
+from sync.objects import payments, pricing
 from sync.objects.base import Association, LineReference, ObjectType, RunContext, blank_to_none
 from sync.times import parse_time
 
@@ -88,10 +88,11 @@ class Invoices(ObjectType):
     }
     default_fields = (
         "number", "invoice_date", "due_date", "currency", "memo", "status", "amount_paid", "balance_due", "qbo_link",
-        "payments",
+        "payments", "pricing",
     )  # fmt: skip
-    # An invoice's payments are HubSpot payments of their own (sync.objects.payments).
-    written_by_object = ("payments",)
+    # An invoice's payments, discounts and taxes are HubSpot records of their own (sync.objects.payments,
+    # sync.objects.pricing).
+    written_by_object = ("payments", "pricing")
     other_hubspot_properties = (
         (payments.PAYMENTS_OBJECT, payments.PAYMENT_ID_PROPERTY, "QuickBooks payment id (Ledgersync)",
          "paymentinformation", "text"),
@@ -172,11 +173,23 @@ class Invoices(ObjectType):
             ),
             "balance_due": money(invoice.get("Balance") or 0),
             "qbo_link": QBO_INVOICE_URL.format(invoice["Id"]),
+            "pricing": pricing.in_quickbooks(invoice),  # a voided invoice's are kept (adjust_plan)
         }
         return Record(QUICKBOOKS, str(invoice["Id"]), fields)
 
     def lines_known(self, raw: dict) -> bool:
         return not is_voided(raw)  # QBO zeroes a voided invoice's lines: they stay as they were
+
+    def lines_from_quickbooks(self, raw: dict) -> list[Line]:
+        """Sales lines, a bundle (group line) expanded to the lines it is made of."""
+        entries = []
+        for entry in raw.get("Line") or []:
+            if entry.get("DetailType") == "GroupLineDetail":
+                entries += (entry.get("GroupLineDetail") or {}).get("Line") or []
+            else:
+                entries.append(entry)
+        lines = (self.line_from_quickbooks(entry) for entry in entries)
+        return [line for line in lines if line is not None]
 
     def line_from_quickbooks(self, raw: dict) -> Line | None:
         if raw.get("DetailType") != "SalesItemLineDetail":
@@ -239,9 +252,13 @@ class Invoices(ObjectType):
     def enrich_hubspot(self, context: RunContext, records: dict[str, dict], unlinked: list[str]) -> dict[str, dict]:
         """Each mirror's payments that we recorded (by the QBO payment id in our property)."""
         found = payments.applications_in_hubspot(context, sorted(records))
+        priced = pricing.in_hubspot(context, sorted(records))
         return {
-            invoice_id: {"payments": payments.canonical(a for _id, a in ours.values())}
-            for invoice_id, ours in found.items()
+            invoice_id: {
+                "payments": payments.canonical(a for _id, a in found.get(invoice_id, {}).values()),
+                "pricing": pricing.value_in_hubspot(priced.get(invoice_id, {})),
+            }
+            for invoice_id in records
         }
 
     def write_hubspot_fields(
@@ -249,7 +266,10 @@ class Invoices(ObjectType):
     ) -> None:
         customer = merged.get("customer")
         contact = context.links.of("contacts").partners(QUICKBOOKS, {customer}).get(customer) if customer else None
-        payments.write_payments(context, record_id, values.get("payments"), contact, merged.get("currency"))
+        if "pricing" in values:  # before payments: the amount billed they are counted against
+            pricing.write_pricing(context, record_id, values["pricing"])
+        if "payments" in values:
+            payments.write_payments(context, record_id, values["payments"], contact, merged.get("currency"))
 
     def to_quickbooks(self, changes, merged, creating, options) -> dict[str, Any]:
         # Unreachable: `directions` lets invoices sync QBO → HubSpot only, and set-up refuses the others.
@@ -292,6 +312,16 @@ class Invoices(ObjectType):
         whose customer can never have a contact, or in a currency HubSpot lacks, fails saying what to do."""
         self._refuse_what_cannot_sync(context, plan)
         by_id = {link.id: link for link in links}
+        for index, action in enumerate(plan.actions):
+            link = by_id.get(action.link_id) if action.link_id else None
+            voided = action.source is not None and action.source.fields.get("status") == "voided"
+            if action.kind == "update" and link is not None and "pricing" in action.changes and voided:
+                # QBO zeroed a voided invoice's amounts: the mirror keeps its discount and tax
+                changes = {k: v for k, v in action.changes.items() if k != "pricing"}
+                kept = (link.base_values or {}).get("pricing")
+                plan.actions[index] = replace(
+                    action, changes=changes, base_after={**action.base_after, "pricing": kept}
+                )
         for action in list(plan.actions):
             link = by_id.get(action.link_id) if action.link_id else None
             source = action.source
