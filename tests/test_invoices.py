@@ -531,3 +531,49 @@ def test_tax_discount_and_bundles_make_hubspots_amount_billed_equal_qbos_total_t
     assert _pricing(stack, mirror) == [("discounts", "Discount", "FIXED", "12.34")]
     assert _standing(stack, mirror) == ("open", "79.96", "79.96")
     assert_run_writes_nothing(stack, company_id, "invoices")
+
+
+def _hubspot_invoice(stack, contact_id: str, price: str) -> str:
+    """An invoice made in HubSpot (say by an earlier integration): a contact, one line item, opened."""
+    from hubspot.crm.objects import PublicAssociationsForObject, PublicObjectId, SimplePublicObjectInput
+    from hubspot.crm.objects import SimplePublicObjectInputForCreate as ObjectInput
+
+    def to(record_id: str, type_id: int) -> list:
+        spec = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]
+        return [PublicAssociationsForObject(to=PublicObjectId(id=record_id), types=spec)]
+
+    sdk = hubspot_sdk(stack).crm.objects.basic_api
+    invoice = sdk.create("invoices", ObjectInput(properties={"hs_currency": "USD"}, associations=to(contact_id, 177)))
+    sdk.create("line_items", ObjectInput(properties={"name": "Work", "quantity": "1", "price": price},
+                                         associations=to(invoice.id, 410)))  # fmt: skip
+    sdk.update("invoices", invoice.id, SimplePublicObjectInput(properties={"hs_invoice_status": "open"}))
+    return invoice.id
+
+
+def test_invoices_already_on_both_sides_are_matched_by_number_contact_and_total(stack, books):
+    portal, realm, company_id, item = books
+    contact = _contact(stack, portal, "moving@example.com")
+    run_object(stack.runtime, company_id, "contacts")
+    customer_id = _row_of_contact(stack, contact["id"])
+    same = _hubspot_invoice(stack, contact["id"], "100")
+    differs = _hubspot_invoice(stack, contact["id"], "50")
+    numbers = {
+        i: hubspot_sdk(stack)
+        .crm.objects.basic_api.get_by_id("invoices", i, properties=["hs_number"])
+        .properties["hs_number"]
+        for i in (same, differs)
+    }
+    matched = _invoice(stack, realm, {"Id": customer_id}, [_line(item, "Work", 1, 100)], DocNumber=numbers[same])
+    partial = _invoice(stack, realm, {"Id": customer_id}, [_line(item, "Work", 1, 60)], DocNumber=numbers[differs])
+    before = len(hubspot_sdk(stack).crm.objects.basic_api.get_page("invoices", limit=100).results)
+    run_object(stack.runtime, company_id, "invoices")
+    assert len(hubspot_sdk(stack).crm.objects.basic_api.get_page("invoices", limit=100).results) == before  # none new
+    assert _row(stack, qbo_id=matched["Id"]).hubspot_id == same  # the same invoice: linked, not duplicated
+    assert _mirror(stack, same)["ledgersync_qbo_number"] == numbers[same]
+    failed = _row(stack, qbo_id=partial["Id"])
+    assert failed.hubspot_id is None and failed.state == "failed"
+    with stack.db() as session:
+        activity = session.scalars(select(SyncActivity).filter_by(record_link_id=failed.id)).all()
+    assert activity[-1].error_category == "ambiguous match"
+    assert "its amount billed is 50.00, not 60.00" in activity[-1].message
+    assert_run_writes_nothing(stack, company_id, "invoices")

@@ -34,7 +34,7 @@ from decimal import Decimal
 from typing import Any
 
 from sync.engine import HUBSPOT, QUICKBOOKS, Action, Filter, Line, Plan, Record, SyncRules
-from sync.money import money
+from sync.money import cents, money
 from sync.objects import payments, pricing
 from sync.objects.base import Association, LineReference, ObjectType, RunContext, blank_to_none
 from sync.times import parse_time
@@ -85,6 +85,9 @@ class Invoices(ObjectType):
         "amount_paid": AMOUNT_PAID_PROPERTY,
         "balance_due": BALANCE_DUE_PROPERTY,
         "qbo_link": LINK_PROPERTY,
+        # read, never written: what an invoice already in HubSpot is matched by
+        "hubspot_number": "hs_number",
+        "total": "hs_amount_billed",
     }
     default_fields = (
         "number", "invoice_date", "due_date", "currency", "memo", "status", "amount_paid", "balance_due", "qbo_link",
@@ -142,7 +145,46 @@ class Invoices(ObjectType):
             fields[name] = date_only(fields[name])
         for name in ("amount_paid", "balance_due"):
             fields[name] = money(fields[name])
+        fields["total"] = cents(fields["total"])
         return replace(record, fields=fields)
+
+    # --- invoices already on both sides ------------------------------------------------------------------
+
+    def natural_key(self, record: Record) -> str | None:
+        """QBO's DocNumber and HubSpot's invoice number (a business moving from another integration)."""
+        number = record.fields.get("hubspot_number" if record.side == HUBSPOT else "number")
+        return str(number).strip() or None if number else None
+
+    def hubspot_key_search(self, keys: list[str]) -> list[dict]:
+        return [{"filters": [{"propertyName": "hs_number", "operator": "IN", "values": keys}]}]
+
+    def _refuse_partial_matches(self, plan: Plan, hub_records: dict[str, Record]) -> None:
+        """A match by number is the same invoice only with the same contact and the same total; anything
+        less is for a person to decide (nothing is written to either invoice)."""
+        for index, action in enumerate(plan.actions):
+            if action.kind != "link" or action.source is None or action.source.side != QUICKBOOKS:
+                continue
+            qbo, hub = action.source, hub_records.get(action.target_id or "")
+            if hub is None:
+                continue
+            differences = []
+            if hub.fields.get("customer") != qbo.fields.get("customer"):
+                differences.append("its contact is not the QuickBooks customer's")
+            if hub.fields.get("total") != qbo.fields.get("total"):
+                differences.append(f"its amount billed is {hub.fields.get('total')}, not {qbo.fields.get('total')}")
+            if differences:
+                plan.actions[index] = replace(
+                    action,
+                    kind="fail",
+                    target_side=None,
+                    target_id=None,
+                    changes={},
+                    category="ambiguous match",
+                    reason=f"HubSpot invoice {hub.id} has the number {self.natural_key(qbo)}, but "
+                    + " and ".join(differences),
+                    fix="If they are the same invoice, make the contact and the amount agree, then retry; if not,"
+                    " give one of them another number.",
+                )
 
     def quickbooks_triggered(self, entity: str, raw: dict) -> set[str]:
         """The invoices a payment is applied to (each line's linked transactions)."""
@@ -173,7 +215,10 @@ class Invoices(ObjectType):
             ),
             "balance_due": money(invoice.get("Balance") or 0),
             "qbo_link": QBO_INVOICE_URL.format(invoice["Id"]),
-            "pricing": pricing.in_quickbooks(invoice),  # a voided invoice's are kept (adjust_plan)
+            "pricing": pricing.in_quickbooks(invoice),
+            "total": cents(
+                invoice.get("TotalAmt") or 0
+            ),  # read, never written: for matching  # a voided invoice's are kept (adjust_plan)
         }
         return Record(QUICKBOOKS, str(invoice["Id"]), fields)
 
@@ -311,6 +356,7 @@ class Invoices(ObjectType):
         """A QBO invoice deleted: its mirror is voided, never deleted (HubSpot keeps its history). An invoice
         whose customer can never have a contact, or in a currency HubSpot lacks, fails saying what to do."""
         self._refuse_what_cannot_sync(context, plan)
+        self._refuse_partial_matches(plan, hub_records)
         by_id = {link.id: link for link in links}
         for index, action in enumerate(plan.actions):
             link = by_id.get(action.link_id) if action.link_id else None
