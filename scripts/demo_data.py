@@ -104,7 +104,12 @@ def install_and_connect(runtime: Runtime, demo: Demo) -> None:
         demo.hubspot_url,
         "POST",
         "/accounts",
-        {"installApp": False, "adminEmail": "owner@northwind.example", "tier": "professional"},
+        {
+            "installApp": False,
+            "adminEmail": "owner@northwind.example",
+            "tier": "professional",
+            "paymentsProcessor": "hubspot_payments",  # so payments from QuickBooks show as HubSpot payments
+        },
         201,
     )
     demo.portal_id = account["portalId"]
@@ -365,9 +370,15 @@ def bill_in_quickbooks(runtime: Runtime, demo: Demo, stopping=lambda: False) -> 
             )
         ).all()
     shown = ["ledgersync_qbo_number", "hs_invoice_status", "ledgersync_qbo_amount_paid", "ledgersync_qbo_balance_due"]
-    for mirror in hubspot.batch_read("invoices", sorted(mirrors), shown):
+    payments = hubspot.associated_ids("invoices", "commerce_payments", sorted(mirrors))
+    for mirror in hubspot.batch_read("invoices", sorted(mirrors), [*shown, "hs_balance_due"]):
         number, status, paid, due = (mirror["properties"].get(name) for name in shown)
-        say(f"  HubSpot invoice {mirror['id']} mirrors QBO invoice {number}: {status}, paid {paid}, balance due {due}")
+        count = len(payments.get(mirror["id"], []))
+        say(
+            f"  HubSpot invoice {mirror['id']} mirrors QBO invoice {number}: {status}, paid {paid}, balance due {due}"
+            f" ({count} HubSpot payment{'s' if count != 1 else ''}, HubSpot's balance due"
+            f" {mirror['properties'].get('hs_balance_due')})"
+        )
 
 
 def _job_status(runtime: Runtime, job_id: str) -> str | None:

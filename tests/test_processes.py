@@ -168,7 +168,8 @@ def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path, monkeypatch):
         assert told.count("[duplicate item name]") == 1 and "it has no SKU" in told, told
         # invoices from QuickBooks: two mirrors, what was paid on each (in part, in full)
         assert "initial invoices sync done: syncing 2" in told, told
-        assert "paid 200, balance due 250" in told and "paid 300, balance due 0" in told, told
+        assert "open, paid 200, balance due 250 (1 HubSpot payment, HubSpot's balance due 250.00)" in told, told
+        assert "paid, paid 300, balance due 0 (1 HubSpot payment, HubSpot's balance due 0.00)" in told, told
         assert "HubSpot → QBO: a change arrived in" in told and "QBO → HubSpot: a change arrived in" in told, told
         # From here on the demo's output is read as it comes: a pipe nobody reads fills up and blocks
         # every process that logs to it (the worker included), which would stall the sync under test.
