@@ -35,6 +35,7 @@ bench: install-dev
 	$(PY) benchmarks/hubspot_emulator.py
 	$(PY) benchmarks/contacts_sync.py
 	$(PY) benchmarks/products_sync.py
+	$(PY) benchmarks/invoices_sync.py
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -11,34 +11,15 @@ minute). Prints one JSON line and writes .bench/products_sync.json. `make bench`
 
 from __future__ import annotations
 
-import math
 import os
 
 import requests
-from stack import bench_stack, report
+from stack import bench_stack, floor_seconds, qbo_batches, report
 
-from sync.clients.ratelimit import HUBSPOT_LIMITS, QBO_LIMITS
 from sync.setup import set_up
 
 ITEMS = int(os.environ.get("BENCH_ITEMS", "1500"))
 PRODUCTS = int(os.environ.get("BENCH_PRODUCTS", "1500"))
-
-
-def _floor_seconds(calls: dict[str, int], qbo_batches: int) -> float:
-    """The least time the published limits allow for these calls: n requests under "L per W seconds"
-    need (ceil(n / L) - 1) × W seconds (the slowest side and window decide)."""
-
-    def least(count: int, windows) -> float:
-        return max((math.ceil(count / limit) - 1) * seconds for limit, seconds in windows) if count else 0.0
-
-    hubspot = least(calls["hubspot"], HUBSPOT_LIMITS["api"])
-    qbo = max(least(calls["quickbooks"] - qbo_batches, QBO_LIMITS["api"]), least(qbo_batches, QBO_LIMITS["batch"]))
-    return round(max(hubspot, qbo), 1)
-
-
-def _batches(base: str) -> int:
-    log = requests.get(f"{base}/_emulator/requests?limit=0", timeout=30).json()
-    return sum(count for endpoint, count in log.get("byEndpoint", {}).items() if endpoint.endswith("/batch"))
 
 
 def main() -> dict:
@@ -70,7 +51,7 @@ def main() -> dict:
             timeout=300,
         ).raise_for_status()
         set_up(runtime, demo.company_id, "products", "two_way", "quickbooks")
-        batches_before = _batches(stack.qbo_url)
+        batches_before = qbo_batches(stack.qbo_url)
         first, summary, calls = stack.timed_run("products")
         records = ITEMS + PRODUCTS
         results["first_sync_seconds"] = round(first, 2)
@@ -78,7 +59,7 @@ def main() -> dict:
         results["first_sync_counts"] = summary.counts
         results["first_sync_api_calls"] = calls
         results["api_calls_per_record"] = {side: round(n / records, 3) for side, n in calls.items()}
-        results["rate_limit_floor_seconds"] = _floor_seconds(calls, _batches(stack.qbo_url) - batches_before)
+        results["rate_limit_floor_seconds"] = floor_seconds(calls, qbo_batches(stack.qbo_url) - batches_before)
         seconds, again, calls = stack.timed_run("products")
         results["next_run_seconds"] = round(seconds, 2)
         results["next_run_counts"] = again.counts

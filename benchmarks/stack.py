@@ -9,6 +9,7 @@ the app installed and QuickBooks connected through the real OAuth redirects (scr
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import sys
@@ -33,6 +34,7 @@ from werkzeug.serving import make_server  # noqa: E402
 from app import create_app  # noqa: E402
 from emulators.hubspot import EmulatorServer  # noqa: E402
 from emulators.quickbooks import QboEmulatorServer  # noqa: E402
+from sync.clients.ratelimit import HUBSPOT_LIMITS, QBO_LIMITS  # noqa: E402
 from sync.config import Config  # noqa: E402
 from sync.job_queue import start_embedded_redis  # noqa: E402
 from sync.runtime import Runtime  # noqa: E402
@@ -121,3 +123,20 @@ def report(name: str, outcome: dict) -> None:
     print(json.dumps(outcome))
     Path(".bench").mkdir(exist_ok=True)
     Path(f".bench/{name}.json").write_text(json.dumps(outcome, indent=2) + "\n")
+
+
+def floor_seconds(calls: dict[str, int], qbo_batches: int) -> float:
+    """The least time the published limits allow for these calls: n requests under "L per W seconds"
+    need (ceil(n / L) - 1) × W seconds (the slowest side and window decide)."""
+
+    def least(count: int, windows) -> float:
+        return max((math.ceil(count / limit) - 1) * seconds for limit, seconds in windows) if count else 0.0
+
+    hubspot = least(calls["hubspot"], HUBSPOT_LIMITS["api"])
+    qbo = max(least(calls["quickbooks"] - qbo_batches, QBO_LIMITS["api"]), least(qbo_batches, QBO_LIMITS["batch"]))
+    return round(max(hubspot, qbo), 1)
+
+
+def qbo_batches(base: str) -> int:
+    log = requests.get(f"{base}/_emulator/requests?limit=0", timeout=30).json()
+    return sum(count for endpoint, count in log.get("byEndpoint", {}).items() if endpoint.endswith("/batch"))

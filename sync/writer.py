@@ -243,7 +243,7 @@ class Writer:
                 )
             own = {name: changes[name] for name in self.kind.written_by_object if name in changes}
             if own:  # written last: an invoice's payments go onto the finished invoice
-                self.kind.write_hubspot_fields(self.context, target_id, own, changes)
+                self.kind.write_hubspot_fields(self.context, target_id, own, changes, fresh=not resumed)
                 read_back = replace(read_back, fields={**read_back.fields, **own})
         self._linked_after_create(link_id, target, target_id, read_back, pairs, line_bases)
 

@@ -311,10 +311,16 @@ class ObjectType(ABC):
         return {}
 
     def write_hubspot_fields(
-        self, context: RunContext, record_id: str, values: Mapping[str, Any], merged: Mapping[str, Any]
+        self,
+        context: RunContext,
+        record_id: str,
+        values: Mapping[str, Any],
+        merged: Mapping[str, Any],
+        fresh: bool = False,
     ) -> None:
         """Write the changed `written_by_object` fields of a HubSpot record (`merged`: every field's
-        agreed value). It must be idempotent: after a crash it is called again with the same values."""
+        agreed value; `fresh`: the record was just created by us, so nothing of these is there yet). It
+        must be idempotent: after a crash it is called again with the same values."""
         if values:
             raise NotImplementedError(f"{self.name} names fields it writes itself but does not write them")
 

@@ -307,14 +307,19 @@ class Invoices(ObjectType):
         }
 
     def write_hubspot_fields(
-        self, context: RunContext, record_id: str, values: Mapping[str, Any], merged: Mapping[str, Any]
+        self,
+        context: RunContext,
+        record_id: str,
+        values: Mapping[str, Any],
+        merged: Mapping[str, Any],
+        fresh: bool = False,
     ) -> None:
         customer = merged.get("customer")
         contact = context.links.of("contacts").partners(QUICKBOOKS, {customer}).get(customer) if customer else None
         if "pricing" in values:  # before payments: the amount billed they are counted against
-            pricing.write_pricing(context, record_id, values["pricing"])
+            pricing.write_pricing(context, record_id, values["pricing"], fresh)
         if "payments" in values:
-            payments.write_payments(context, record_id, values["payments"], contact, merged.get("currency"))
+            payments.write_payments(context, record_id, values["payments"], contact, merged.get("currency"), fresh)
 
     def to_quickbooks(self, changes, merged, creating, options) -> dict[str, Any]:
         # Unreachable: `directions` lets invoices sync QBO → HubSpot only, and set-up refuses the others.

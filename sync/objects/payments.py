@@ -181,13 +181,21 @@ def _properties(application: Mapping[str, Any], currency: str | None) -> dict[st
 
 
 def write_payments(
-    context: RunContext, invoice_id: str, value: str | None, contact_id: str | None, currency: str | None
+    context: RunContext,
+    invoice_id: str,
+    value: str | None,
+    contact_id: str | None,
+    currency: str | None,
+    fresh: bool = False,
 ) -> None:
-    """Make the HubSpot invoice's payments (ours) match `value`: create, update, archive."""
+    """Make the HubSpot invoice's payments (ours) match `value`: create, update, archive (`fresh`: an
+    invoice we just created, which has none)."""
     if context.options.get(UNAVAILABLE):
         return
     wanted = {a["key"]: a for a in json.loads(value or "[]")}
-    there = applications_in_hubspot(context, [invoice_id]).get(invoice_id, {})
+    if not wanted and fresh:
+        return
+    there = {} if fresh else applications_in_hubspot(context, [invoice_id]).get(invoice_id, {})
     for key, (payment_id, current) in there.items():
         if key not in wanted:  # voided, deleted or unapplied in QBO
             context.hubspot.archive(PAYMENTS_OBJECT, payment_id)

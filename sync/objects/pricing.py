@@ -84,10 +84,11 @@ def value_in_hubspot(found: Mapping[str, list[tuple[str, dict]]]) -> str | None:
     return canonical(adjustment for entries in found.values() for _id, adjustment in entries)
 
 
-def write_pricing(context: RunContext, invoice_id: str, value: str | None) -> None:
-    """Make the mirror's discounts and taxes match `value`: those that differ are replaced."""
+def write_pricing(context: RunContext, invoice_id: str, value: str | None, fresh: bool = False) -> None:
+    """Make the mirror's discounts and taxes match `value`: those that differ are replaced (`fresh`: a
+    mirror we just created, which has none)."""
     wanted = json.loads(value or "[]")
-    there = in_hubspot(context, [invoice_id])[invoice_id]
+    there = {} if fresh else in_hubspot(context, [invoice_id])[invoice_id]
     for kind, (hubspot_object, association_type) in KINDS.items():
         mine = [a for a in wanted if a["kind"] == kind]
         current = there.get(kind, [])
