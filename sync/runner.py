@@ -185,6 +185,8 @@ class _Run:
 
     def execute(self, pages: int | None) -> None:
         self.rules = self.reader.rules = self.writer.rules = self.kind.prepare(self.context, self.rules)
+        for hubspot_object, group, label in self.kind.property_groups:
+            self.hubspot.ensure_property_group(hubspot_object, group, label)
         self.hubspot.ensure_unique_property(
             self.kind.hubspot_object, self.kind.id_property, self.kind.id_property_label, self.kind.id_property_group
         )

@@ -556,6 +556,28 @@ def test_properties_api_lists_reads_and_creates(hubspot):
     assert clash.value.status == 409
 
 
+def test_property_groups_are_listed_created_and_required(hubspot):
+    from hubspot.crm.properties import PropertyGroupCreate
+
+    groups = hubspot.crm.properties.groups_api
+    assert [g.name for g in groups.get_all("invoices").results] == ["invoiceinformation"]
+    with pytest.raises(Exception) as missing:  # a property goes into a group that exists
+        hubspot.crm.properties.core_api.create(
+            "invoices", PropertyCreate(name="qbo_total", label="x", type="string", field_type="text", group_name="qbo")
+        )
+    assert missing.value.status == 400 and "Property group qbo does not exist" in missing.value.body
+    made = groups.create("invoices", PropertyGroupCreate(name="qbo", label="QuickBooks", display_order=-1))
+    assert (made.name, made.label, made.display_order, made.archived) == ("qbo", "QuickBooks", -1, False)
+    with pytest.raises(Exception) as twice:
+        groups.create("invoices", PropertyGroupCreate(name="qbo", label="QuickBooks"))
+    assert twice.value.status == 409
+    hubspot.crm.properties.core_api.create(
+        "invoices", PropertyCreate(name="qbo_total", label="x", type="string", field_type="text", group_name="qbo")
+    )
+    assert groups.get_by_name("invoices", "qbo").label == "QuickBooks"
+    assert groups.get_all("commerce_payments").results[0].name == "commerce_paymentinformation"  # per object type
+
+
 # --- associations v4 -----------------------------------------------------------------------------------
 
 

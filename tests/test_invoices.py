@@ -459,6 +459,14 @@ def test_qbo_payments_become_hubspot_payments_and_the_balance_due_always_matches
     assert _hubspot_payments(stack, mirrors[second["Id"]]) == []
     agree()
     assert_run_writes_nothing(stack, company_id, "invoices")
+    # our properties live in a "QuickBooks" property group, on invoices and on payments
+    properties = hubspot_sdk(stack).crm.properties
+    for hubspot_object, name in (
+        ("invoices", "ledgersync_qbo_balance_due"),
+        ("commerce_payments", "ledgersync_qbo_payment_id"),
+    ):
+        assert properties.core_api.get_by_name(hubspot_object, name).group_name == "quickbooks"
+        assert properties.groups_api.get_by_name(hubspot_object, "quickbooks").label == "QuickBooks"
 
 
 def _row_of_contact(stack, contact_id: str) -> str:

@@ -1,4 +1,5 @@
-"""The properties API: list, read, create (including unique-value properties), update, archive."""
+"""The properties API: list, read, create (including unique-value properties), update, archive; and
+property groups (list, read, create, update, archive)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,93 @@ def _object_type(name: str, write: bool) -> ObjectType:
 
 def _definitions(object_type: ObjectType) -> dict[str, PropertyDefinition]:
     return state().accounts[g.token.hub_id].properties[object_type.name]
+
+
+def _groups(object_type: ObjectType) -> dict[str, dict]:
+    return state().accounts[g.token.hub_id].property_groups[object_type.name]
+
+
+def _check_group(object_type: ObjectType, name: str) -> None:
+    group = _groups(object_type).get(name)
+    if group is None or group["archived"]:
+        raise validation(f"Property group {name} does not exist", context={"groupName": [name]})
+
+
+@bp.get("/crm/v3/properties/<object_name>/groups")
+def list_groups(object_name: str):
+    object_type = _object_type(object_name, write=False)
+    with state().lock:
+        return json_response({"results": [dict(v) for v in _groups(object_type).values() if not v["archived"]]})
+
+
+@bp.post("/crm/v3/properties/<object_name>/groups")
+def create_group(object_name: str):
+    object_type = _object_type(object_name, write=True)
+    body = json_body()
+    for field in ("name", "label"):
+        optional_string(body, field)
+    display_order = optional_int(body, "displayOrder")
+    missing = [k for k in ("name", "label") if not body.get(k)]
+    if missing:
+        raise validation(f"Missing required fields: {', '.join(missing)}", context={"fields": missing})
+    if not NAME.match(body["name"]):
+        raise validation(f"Invalid property group name {body['name']!r}: lower-case letters, digits and underscores")
+    with state().lock:
+        groups = _groups(object_type)
+        existing = groups.get(body["name"])
+        if existing is not None and not existing["archived"]:
+            raise ApiError(
+                409, "OBJECT_ALREADY_EXISTS", f"A property group named '{body['name']}' already exists.",
+                context={"name": [body["name"]]},
+            )  # fmt: skip
+        group = {
+            "name": body["name"],
+            "label": body["label"],
+            "displayOrder": -1 if display_order is None else display_order,
+            "archived": False,
+        }
+        groups[body["name"]] = group
+        return json_response(dict(group), 201)
+
+
+@bp.get("/crm/v3/properties/<object_name>/groups/<group_name>")
+def read_group(object_name: str, group_name: str):
+    object_type = _object_type(object_name, write=False)
+    with state().lock:
+        group = _groups(object_type).get(group_name)
+        if group is None or group["archived"]:
+            raise not_found(f"Unable to find property group {group_name} for {object_type.name}")
+        return json_response(dict(group))
+
+
+@bp.patch("/crm/v3/properties/<object_name>/groups/<group_name>")
+def update_group(object_name: str, group_name: str):
+    object_type = _object_type(object_name, write=True)
+    body = json_body()
+    optional_string(body, "label")
+    display_order = optional_int(body, "displayOrder")
+    with state().lock:
+        group = _groups(object_type).get(group_name)
+        if group is None or group["archived"]:
+            raise not_found(f"Unable to find property group {group_name} for {object_type.name}")
+        if body.get("label"):
+            group["label"] = body["label"]
+        if display_order is not None:
+            group["displayOrder"] = display_order
+        return json_response(dict(group))
+
+
+@bp.delete("/crm/v3/properties/<object_name>/groups/<group_name>")
+def archive_group(object_name: str, group_name: str):
+    object_type = _object_type(object_name, write=True)
+    with state().lock:
+        group = _groups(object_type).get(group_name)
+        if group is None or group["archived"]:
+            raise not_found(f"Unable to find property group {group_name} for {object_type.name}")
+        if any(d.group_name == group_name for d in _definitions(object_type).values()):
+            raise validation(f"Property group {group_name} still has properties; move or archive them first")
+        group["archived"] = True
+    return no_content()
 
 
 @bp.get("/crm/v3/properties/<object_name>")
@@ -93,6 +181,7 @@ def create_property(object_name: str):
         raise validation("An enumeration property needs options")
     now = state().clock.iso()
     with state().lock:
+        _check_group(object_type, body["groupName"])
         definitions = _definitions(object_type)
         if name in definitions:
             raise ApiError(
@@ -132,6 +221,8 @@ def update_property(object_name: str, property_name: str):
             raise not_found(f"Unable to find property {property_name} for {object_type.name}")
         if definition.hubspot_defined:
             raise validation(f"{property_name} is a HubSpot-defined property; its definition is read-only")
+        if body.get("groupName") is not None:
+            _check_group(object_type, body["groupName"])
         for field, attribute in (
             ("label", "label"),
             ("description", "description"),

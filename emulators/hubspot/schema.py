@@ -133,7 +133,11 @@ OBJECT_TYPES: dict[str, ObjectType] = {
                 required=("hs_type", "hs_value"),
                 legacy_scopes=("e-commerce",),
             )
-            for name, singular, type_id in (("discounts", "discount", "0-84"), ("fees", "fee", "0-85"), ("taxes", "tax", "0-86"))
+            for name, singular, type_id in (
+                ("discounts", "discount", "0-84"),
+                ("fees", "fee", "0-85"),
+                ("taxes", "tax", "0-86"),
+            )
         ),
     )
 }
@@ -413,6 +417,14 @@ _DEFAULT_PROPERTIES: dict[str, dict[str, tuple]] = {
         for name in ("discounts", "fees", "taxes")
     },
 }
+
+
+def default_property_groups(object_type: str) -> dict[str, dict]:
+    """The group HubSpot's own properties of a type are in ("contactinformation"), as the API shows it."""
+    singular = OBJECT_TYPES[object_type].singular
+    name = f"{singular}information"
+    label = f"{singular.replace('_', ' ').capitalize()} information"
+    return {name: {"name": name, "label": label, "displayOrder": 0, "archived": False}}
 
 
 def default_properties(object_type: str) -> dict[str, PropertyDefinition]:

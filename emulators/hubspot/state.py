@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from emulators.clock import Clock
-from emulators.hubspot.schema import OBJECT_TYPES, PropertyDefinition, default_properties
+from emulators.hubspot.schema import OBJECT_TYPES, PropertyDefinition, default_properties, default_property_groups
 
 ALL_SCOPES = (
     "oauth",
@@ -109,6 +109,10 @@ class Account:
     tables: dict[str, ObjectTable] = field(default_factory=lambda: {name: ObjectTable() for name in OBJECT_TYPES})
     properties: dict[str, dict[str, PropertyDefinition]] = field(
         default_factory=lambda: {name: default_properties(name) for name in OBJECT_TYPES}
+    )
+    # object type → group name → {"name", "label", "displayOrder", "archived"}
+    property_groups: dict[str, dict[str, dict]] = field(
+        default_factory=lambda: {name: default_property_groups(name) for name in OBJECT_TYPES}
     )
     # (from_type, from_id, to_type) → {to_id: {type_id, …}}
     associations: dict[tuple[str, int, str], dict[int, set[int]]] = field(default_factory=dict)

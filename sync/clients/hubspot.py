@@ -346,6 +346,21 @@ class HubSpotClient:
         """Create our unique id property once (needs crm.schemas.<object>.write)."""
         self.ensure_property(object_type, name, label, group, unique=True)
 
+    def ensure_property_group(self, object_type: str, name: str, label: str) -> None:
+        """Create a property group of ours once, if it is not there (needs crm.schemas.<object>.write)."""
+        from hubspot.crm.properties import PropertyGroupCreate
+
+        try:
+            self._call("api", lambda: self.sdk.crm.properties.groups_api.get_by_name(object_type, name))
+        except errors.NotFound:
+            with contextlib.suppress(errors.Duplicate):  # another worker made it meanwhile
+                self._call(
+                    "api",
+                    lambda: self.sdk.crm.properties.groups_api.create(
+                        object_type, PropertyGroupCreate(name=name, label=label, display_order=-1)
+                    ),
+                )
+
     def ensure_property(
         self, object_type: str, name: str, label: str, group: str, unique: bool = False, field_type: str = "text"
     ) -> None:

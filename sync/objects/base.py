@@ -89,6 +89,8 @@ class ObjectType(ABC):
     id_property: ClassVar[str]
     id_property_label: ClassVar[str] = "QuickBooks id (Ledgersync)"
     id_property_group: ClassVar[str]  # the HubSpot property group it is created in
+    # Property groups of ours, created before our properties: (HubSpot object, name, label).
+    property_groups: ClassVar[tuple[tuple[str, str, str], ...]] = ()
     # What every HubSpot create of this type must carry besides its fields (an invoice: its currency).
     hubspot_create_properties: ClassVar[Mapping[str, str]] = {}
     # Properties of ours on the HubSpot record besides the id property: (name, label, field type), created once.

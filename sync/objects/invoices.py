@@ -71,7 +71,8 @@ class Invoices(ObjectType):
     qbo_entity = "Invoice"
     id_property = "ledgersync_qbo_invoice_id"
     id_property_label = "QuickBooks invoice id (Ledgersync)"
-    id_property_group = "invoiceinformation"
+    id_property_group = "quickbooks"  # our "QuickBooks" group, on invoices and on payments
+    property_groups = (("invoices", "quickbooks", "QuickBooks"), (payments.PAYMENTS_OBJECT, "quickbooks", "QuickBooks"))
     qbo_has_active = False
     recommended_direction = "qbo_to_hubspot"
     directions = ("qbo_to_hubspot",)
@@ -98,7 +99,7 @@ class Invoices(ObjectType):
     written_by_object = ("payments", "pricing")
     other_hubspot_properties = (
         (payments.PAYMENTS_OBJECT, payments.PAYMENT_ID_PROPERTY, "QuickBooks payment id (Ledgersync)",
-         "paymentinformation", "text"),
+         "quickbooks", "text"),
     )  # fmt: skip
     hubspot_create_properties = {"hs_invoice_billable": "false"}  # a mirror: HubSpot never bills it
     extra_hubspot_properties = (
