@@ -585,3 +585,19 @@ def test_invoices_already_on_both_sides_are_matched_by_number_contact_and_total(
     assert activity[-1].error_category == "ambiguous match"
     assert "its amount billed is 50.00, not 60.00" in activity[-1].message
     assert_run_writes_nothing(stack, company_id, "invoices")
+
+
+def test_an_invoice_fails_when_no_contact_sync_will_ever_bring_its_customer(stack, books):
+    portal, realm, company_id, item = books
+    with stack.db() as session:  # the contact sync runs HubSpot → QBO only: QBO customers never become contacts
+        settings = session.scalar(select(SyncSettings).filter_by(qbo_company_id=company_id, object_type="contacts"))
+        settings.direction = "hubspot_to_qbo"
+        session.commit()
+    customer = _customer(stack, realm, "Only In Books", "books@example.com")
+    invoice = _invoice(stack, realm, customer, [_line(item, "Work", 1, 10)])
+    run_object(stack.runtime, company_id, "contacts")
+    run_object(stack.runtime, company_id, "invoices")
+    failed = _row(stack, qbo_id=invoice["Id"])
+    assert failed.state == "failed" and failed.error_category == "no contact for the customer"
+    assert "the contact sync runs HubSpot → QuickBooks only" in failed.error_message
+    assert "set up the contact sync QuickBooks → HubSpot or two-way" in failed.error_message

@@ -334,8 +334,17 @@ class Invoices(ObjectType):
         waiting_on = {
             d.id for a in plan.actions if a.kind == "wait" for d in a.waiting_for if d.object_type == "contacts"
         }
-        # a customer the contact sync leaves out will not get a contact by waiting
-        never = context.links.of("contacts").in_state(QUICKBOOKS, waiting_on, "excluded")
+        # a customer will not get a contact by waiting when the contact sync leaves it out, or when no contact
+        # sync brings QBO customers into HubSpot (none set up, or one running HubSpot → QBO only)
+        contacts = context.links.of("contacts")
+        never = contacts.in_state(QUICKBOOKS, waiting_on, "excluded") if waiting_on else set()
+        reason = "its customer is left out by the contact sync's filters, so it will never have a contact"
+        sync = contacts.sync_direction() if waiting_on else ("two_way", "active")
+        if sync is None or sync[0] == "hubspot_to_qbo":
+            never = waiting_on
+            reason = "its customer has no contact, and " + (
+                "no contact sync is set up" if sync is None else "the contact sync runs HubSpot → QuickBooks only"
+            )
         for index, action in enumerate(plan.actions):
             source = action.source
             currency = (source.fields.get("currency") if source is not None else None) or None
@@ -345,9 +354,9 @@ class Invoices(ObjectType):
                     kind="fail",
                     waiting_for=(),
                     category="no contact for the customer",
-                    reason="its customer is left out by the contact sync's filters, so it will never have a contact",
-                    fix="Sync the customer's contact (change the contact filters, or link the customer to a contact),"
-                    " then retry.",
+                    reason=reason,
+                    fix="Sync the customer's contact (set up the contact sync QuickBooks → HubSpot or two-way, change"
+                    " its filters, or link the customer to a contact), then retry.",
                 )
             elif action.kind in ("create", "update") and enabled and currency and currency not in enabled:
                 plan.actions[index] = replace(

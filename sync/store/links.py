@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from sync.engine import HUBSPOT, QUICKBOOKS, Dependency, Link, Record
 from sync.store.database import Database
-from sync.store.models import RecordLink, SyncActivity, SyncBacklog, SyncCursor, utcnow
+from sync.store.models import RecordLink, SyncActivity, SyncBacklog, SyncCursor, SyncSettings, utcnow
 from sync.times import aware
 
 CHUNK = 500
@@ -210,6 +210,16 @@ class LinkStore:
                     )
                 )
             )
+
+    def sync_direction(self) -> tuple[str, str] | None:
+        """(direction, status) of this object type's sync for the company; None when it is not set up."""
+        with self.reading() as session:
+            settings = session.scalar(
+                select(SyncSettings).where(
+                    SyncSettings.qbo_company_id == self.company_id, SyncSettings.object_type == self.object_type
+                )
+            )
+            return (settings.direction, settings.status) if settings is not None else None
 
     def in_state(self, side: str, ids: set[str], state: str) -> set[str]:
         """Those of `ids` (on `side`) whose row is in `state` (e.g. excluded: left out by a filter)."""
