@@ -120,6 +120,10 @@ FIRST_INVOICE_NUMBER = 1001
 # in hs_sort_order; hs_subtotal stays the line items' sum.
 PRICING_ORDER = ("discounts", "fees", "taxes")
 
+# Each object type starts with one property group, "<singular>information"; a property created in
+# (or moved to) a group that does not exist is a 400 VALIDATION_ERROR.
+DEFAULT_PROPERTY_GROUP_SUFFIX = "information"
+
 # A line item belongs to one parent: associating it with a second invoice is a 400.
 LINE_ITEM_SINGLE_PARENT = True
 

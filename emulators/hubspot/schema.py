@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from emulators.hubspot import assumptions
+
 
 @dataclass(frozen=True)
 class ObjectType:
@@ -422,7 +424,7 @@ _DEFAULT_PROPERTIES: dict[str, dict[str, tuple]] = {
 def default_property_groups(object_type: str) -> dict[str, dict]:
     """The group HubSpot's own properties of a type are in ("contactinformation"), as the API shows it."""
     singular = OBJECT_TYPES[object_type].singular
-    name = f"{singular}information"
+    name = f"{singular}{assumptions.DEFAULT_PROPERTY_GROUP_SUFFIX}"
     label = f"{singular.replace('_', ' ').capitalize()} information"
     return {name: {"name": name, "label": label, "displayOrder": 0, "archived": False}}
 
