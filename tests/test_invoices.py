@@ -601,3 +601,12 @@ def test_an_invoice_fails_when_no_contact_sync_will_ever_bring_its_customer(stac
     assert failed.state == "failed" and failed.error_category == "no contact for the customer"
     assert "the contact sync runs HubSpot → QuickBooks only" in failed.error_message
     assert "set up the contact sync QuickBooks → HubSpot or two-way" in failed.error_message
+
+
+def test_a_quickbooks_payment_webhook_runs_the_invoice_sync():
+    """QBO webhooks name entities in lower case; a payment's concerns the invoices it is applied to."""
+    from sync.objects import objects_for_event
+
+    assert objects_for_event("payment") == ("invoices",)
+    assert objects_for_event("invoice") == ("invoices",)
+    assert objects_for_event("customer") == ("contacts",)

@@ -46,13 +46,16 @@ def names() -> list[str]:
 
 def objects_for_event(webhook_object_type: str | None) -> tuple[str, ...]:
     """The object types whose runs a webhook about `webhook_object_type` concerns: the type that owns
-    those records, and every type that it triggers (a company's change re-plans its contacts)."""
+    those records, and every type that it triggers (a company's change re-plans its contacts; a QBO
+    payment, the invoices it is applied to). QBO webhooks name entities in lower case ("payment")."""
     if not webhook_object_type:
         return ()
     return tuple(
         kind.name
         for kind in REGISTERED.values()
-        if webhook_object_type in kind.event_types or webhook_object_type in kind.hubspot_triggers
+        if webhook_object_type in kind.event_types
+        or webhook_object_type in kind.hubspot_triggers
+        or webhook_object_type in {entity.lower() for entity in kind.quickbooks_triggers}
     )
 
 
