@@ -16,7 +16,7 @@ import os
 from decimal import Decimal
 
 import requests
-from stack import bench_stack, floor_seconds, qbo_batches, report
+from stack import bench_stack, report
 
 from sync.setup import set_up
 
@@ -94,18 +94,7 @@ def main() -> dict:
                 for paid in [totals[invoice] if n % 2 else (totals[invoice] / 2).quantize(Decimal("0.01"))]
             ],
         )
-        batches_before = qbo_batches(stack.qbo_url)
-        first, summary, calls = stack.timed_run("invoices")
-        results["first_sync_seconds"] = round(first, 2)
-        results["invoices_per_second"] = round(INVOICES / first, 1)
-        results["first_sync_counts"] = summary.counts
-        results["first_sync_api_calls"] = calls
-        results["api_calls_per_invoice"] = {side: round(n / INVOICES, 3) for side, n in calls.items()}
-        results["rate_limit_floor_seconds"] = floor_seconds(calls, qbo_batches(stack.qbo_url) - batches_before)
-        seconds, again, calls = stack.timed_run("invoices")
-        results["next_run_seconds"] = round(seconds, 2)
-        results["next_run_counts"] = again.counts
-        results["next_run_api_calls"] = calls
+        results.update(stack.first_and_next("invoices", INVOICES, "invoice"))
     return results
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 import requests
-from stack import bench_stack, floor_seconds, qbo_batches, report
+from stack import bench_stack, report
 
 from sync.setup import set_up
 
@@ -51,19 +51,7 @@ def main() -> dict:
             timeout=300,
         ).raise_for_status()
         set_up(runtime, demo.company_id, "products", "two_way", "quickbooks")
-        batches_before = qbo_batches(stack.qbo_url)
-        first, summary, calls = stack.timed_run("products")
-        records = ITEMS + PRODUCTS
-        results["first_sync_seconds"] = round(first, 2)
-        results["records_per_second"] = round(records / first, 1)
-        results["first_sync_counts"] = summary.counts
-        results["first_sync_api_calls"] = calls
-        results["api_calls_per_record"] = {side: round(n / records, 3) for side, n in calls.items()}
-        results["rate_limit_floor_seconds"] = floor_seconds(calls, qbo_batches(stack.qbo_url) - batches_before)
-        seconds, again, calls = stack.timed_run("products")
-        results["next_run_seconds"] = round(seconds, 2)
-        results["next_run_counts"] = again.counts
-        results["next_run_api_calls"] = calls
+        results.update(stack.first_and_next("products", ITEMS + PRODUCTS))
     return results
 
 

@@ -58,6 +58,23 @@ class BenchStack:
         seconds = time.perf_counter() - started
         return seconds, summary, {side: n - before[side] for side, n in self.calls().items()}
 
+    def first_and_next(self, object_type: str, records: int, unit: str = "record") -> dict:
+        """A first run to the end, and the run after it that should find nothing: their seconds, counts and
+        API calls, the calls per `unit`, and the rate-limit floor of the first run's calls."""
+        batches_before = qbo_batches(self.qbo_url)
+        first, summary, calls = self.timed_run(object_type)
+        results = {
+            "first_sync_seconds": round(first, 2),
+            f"{unit}s_per_second": round(records / first, 1),
+            "first_sync_counts": summary.counts,
+            "first_sync_api_calls": calls,
+            f"api_calls_per_{unit}": {side: round(n / records, 3) for side, n in calls.items()},
+            "rate_limit_floor_seconds": floor_seconds(calls, qbo_batches(self.qbo_url) - batches_before),
+        }
+        seconds, again, calls = self.timed_run(object_type)
+        return {**results, "next_run_seconds": round(seconds, 2), "next_run_counts": again.counts,
+                "next_run_api_calls": calls}  # fmt: skip
+
     def calls(self) -> dict[str, int]:
         """Requests each emulator has answered so far."""
         return {

@@ -45,6 +45,13 @@ def _groups(object_type: ObjectType) -> dict[str, dict]:
     return state().accounts[g.token.hub_id].property_groups[object_type.name]
 
 
+def _live_group(object_type: ObjectType, name: str) -> dict:
+    group = _groups(object_type).get(name)
+    if group is None or group["archived"]:
+        raise not_found(f"Unable to find property group {name} for {object_type.name}")
+    return group
+
+
 def _check_group(object_type: ObjectType, name: str) -> None:
     group = _groups(object_type).get(name)
     if group is None or group["archived"]:
@@ -92,9 +99,7 @@ def create_group(object_name: str):
 def read_group(object_name: str, group_name: str):
     object_type = _object_type(object_name, write=False)
     with state().lock:
-        group = _groups(object_type).get(group_name)
-        if group is None or group["archived"]:
-            raise not_found(f"Unable to find property group {group_name} for {object_type.name}")
+        group = _live_group(object_type, group_name)
         return json_response(dict(group))
 
 
@@ -105,9 +110,7 @@ def update_group(object_name: str, group_name: str):
     optional_string(body, "label")
     display_order = optional_int(body, "displayOrder")
     with state().lock:
-        group = _groups(object_type).get(group_name)
-        if group is None or group["archived"]:
-            raise not_found(f"Unable to find property group {group_name} for {object_type.name}")
+        group = _live_group(object_type, group_name)
         if body.get("label"):
             group["label"] = body["label"]
         if display_order is not None:
@@ -119,9 +122,7 @@ def update_group(object_name: str, group_name: str):
 def archive_group(object_name: str, group_name: str):
     object_type = _object_type(object_name, write=True)
     with state().lock:
-        group = _groups(object_type).get(group_name)
-        if group is None or group["archived"]:
-            raise not_found(f"Unable to find property group {group_name} for {object_type.name}")
+        group = _live_group(object_type, group_name)
         if any(d.group_name == group_name for d in _definitions(object_type).values()):
             raise validation(f"Property group {group_name} still has properties; move or archive them first")
         group["archived"] = True
