@@ -143,11 +143,16 @@ class Reader:
         for association in self.kind.associations:
             targets = self.hubspot.associated_ids(self.kind.hubspot_object, association.hubspot_object, live)
             chosen = {i: sorted(ids, key=_numeric)[0] for i, ids in targets.items() if ids}
+            several = {i for i, ids in targets.items() if len(ids) > 1}  # `<name>_several`: the choice is a guess
             partners = self.links.of(association.object_type).partners(HUBSPOT, set(chosen.values()))
             for record_id in live:
                 record = records[record_id]
                 target = chosen.get(record_id)
-                fields = {**record.fields, association.name: partners.get(target) if target else None}
+                fields = {
+                    **record.fields,
+                    association.name: partners.get(target) if target else None,
+                    f"{association.name}_several": record_id in several,
+                }
                 needs = record.depends_on
                 if target and target not in partners:  # associated, but that record is not linked yet
                     needs = (*needs, Dependency(association.object_type, HUBSPOT, target))

@@ -85,6 +85,9 @@ def set_up(
                 f"{object_type} sync {', '.join(names_[d] for d in kind.directions)} only"
                 f" (not {names_[settings.direction]})"
             )
+        refusal = kind.refuse_direction(settings.direction, company.country)
+        if refusal:
+            raise ValueError(refusal)
         settings.conflict_winner = winner
         settings.delete_policy = delete_policy or settings.delete_policy or "keep"  # None: as it was
         settings.status, settings.paused_reason = "active", None

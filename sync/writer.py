@@ -24,6 +24,7 @@ from typing import Any
 
 from sync.clients import errors
 from sync.engine import HUBSPOT, LINES, QUICKBOOKS, Action, Record
+from sync.engine.types import flows, narrowed
 from sync.locks import LockLost
 from sync.objects.base import ObjectType, RunContext
 from sync.reader import Reader
@@ -100,8 +101,10 @@ class Writer:
         """Written on its own: lines change, or an association (HubSpot writes those as associations)."""
         if LINES in action.changes:
             return True
+        if action.target_side == QUICKBOOKS:
+            return self.kind.quickbooks_operation(action.changes) is not None  # a void goes alone
         own = (*(a.name for a in self.kind.associations), *self.kind.written_by_object)
-        return action.target_side == HUBSPOT and any(name in action.changes for name in own)
+        return any(name in action.changes for name in own)
 
     def guarded(self, step, actions: list[Action]) -> None:
         """Run one step; a failure of the remote is kept on each of its records, anything else stops the run."""
@@ -231,8 +234,10 @@ class Writer:
         if target == QUICKBOOKS and self.kind.has_lines:
             for entry, line in zip(added, read_back.lines or (), strict=False):  # QBO keeps the order we sent
                 pairs[entry["key"]], line_bases[entry["key"]] = line.id, dict(line.fields)
+        if target == QUICKBOOKS:
+            self._write_back_to_source(link_id, read_back)
         elif target == HUBSPOT:
-            self._associate(target_id, write.get("changes") or {})
+            self._associate(target_id, write.get("changes") or {}, fresh=not resumed)
             for entry, created in self._create_line_items(target_id, added, resumed):
                 pairs[created.id], line_bases[created.id] = _qbo_line_id(entry["key"]), dict(created.fields)
             changes = _plain(write.get("changes") or {})
@@ -246,6 +251,21 @@ class Writer:
                 self.kind.write_hubspot_fields(self.context, target_id, own, changes, fresh=not resumed)
                 read_back = replace(read_back, fields={**read_back.fields, **own})
         self._linked_after_create(link_id, target, target_id, read_back, pairs, line_bases)
+
+    def _write_back_to_source(self, link_id: int, created: Record) -> None:
+        """A field that flows only from QBO (the number QBO gave an invoice made in HubSpot) goes back to the
+        HubSpot record at once: the new QBO record's own change is our echo, which plans nothing."""
+        back = {
+            name: created.fields.get(name)
+            for name in self.rules.fields
+            if name not in self.kind.written_by_object
+            and created.fields.get(name) not in (None, "")
+            and not flows(narrowed(self.rules.direction, self.rules.field_directions.get(name)), HUBSPOT)
+        }
+        properties = self.kind.to_hubspot(back)
+        link = self.links.get(link_id)
+        if properties and link is not None and link.hubspot_id:
+            self.reader.read_back(HUBSPOT, self.hubspot.update(self.kind.hubspot_object, link.hubspot_id, properties))
 
     def _unstage(self, before: dict[int, str | None], limited: errors.RateLimited) -> None:
         """Our own limiter stopped a batch before it was sent (no status: no answer from anyone), so
@@ -342,8 +362,11 @@ class Writer:
             current = self.qbo.read(self.kind.qbo_entity, target_id)  # the SyncToken to write against
             merged = {**self.kind.from_quickbooks(current).fields, **action.base_after}
             body = self._qbo_body(changes, merged, creating=False)
+            operation = self.kind.quickbooks_operation(changes)
             try:
-                if LINES in changes:  # QBO replaces all lines: a full update of the document
+                if operation == "void":  # QBO zeroes the document's amounts and keeps it
+                    written = self.qbo.void(self.kind.qbo_entity, target_id, current["SyncToken"])
+                elif LINES in changes:  # QBO replaces all lines: a full update of the document
                     sent = _with_lines(self.kind, current, changes[LINES])
                     written = self.qbo.full_update(self.kind.qbo_entity, {**sent, **body})
                 else:
@@ -354,7 +377,7 @@ class Writer:
                 return
             read_back = self.reader.read_back(QUICKBOOKS, written)
             base = self._base_after_write(action, read_back)
-            if LINES in changes:
+            if LINES in changes and operation != "void":
                 self._lines_after_qbo_write(action, written, read_back, base)
                 return
         else:
@@ -492,18 +515,25 @@ class Writer:
                 values[reference.name] = store.partners(QUICKBOOKS, {qbo_id}).get(qbo_id) if qbo_id else None
         return self.kind.line_to_hubspot(values)
 
-    def _associate(self, record_id: str, changes: Mapping[str, Any]) -> None:
-        """A HubSpot record's associations to follow its associations' canonical values (QBO ids)."""
+    def _associate(self, record_id: str, changes: Mapping[str, Any], fresh: bool = False) -> None:
+        """A HubSpot record's associations to follow its associations' canonical values (QBO ids); `fresh`:
+        a record we just created, which has none yet."""
         for association in self.kind.associations:
             if association.name not in changes:
                 continue
             store = self.links.of(association.object_type)
             wanted_qbo = changes[association.name]
             wanted = store.partners(QUICKBOOKS, {wanted_qbo}).get(wanted_qbo) if wanted_qbo else None
-            current = self.hubspot.associated_ids(self.kind.hubspot_object, association.hubspot_object, [record_id])
-            for other in current.get(record_id, []):
-                if other != wanted:
-                    self.hubspot.unassociate(self.kind.hubspot_object, record_id, association.hubspot_object, other)
+            current = (
+                {}
+                if fresh
+                else self.hubspot.associated_ids(self.kind.hubspot_object, association.hubspot_object, [record_id])
+            )
+            for associated in current.get(record_id, []):
+                if associated != wanted:
+                    self.hubspot.unassociate(
+                        self.kind.hubspot_object, record_id, association.hubspot_object, associated
+                    )
             if wanted and wanted not in current.get(record_id, []):
                 self.hubspot.associate(self.kind.hubspot_object, record_id, association.hubspot_object, wanted)
 

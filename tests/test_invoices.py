@@ -27,7 +27,8 @@ def books(stack, installed):
     item = _service_item(stack, realm, Name="Consulting")
     set_up(stack.runtime, company_id, "contacts", "two-way", "hubspot", filters={"hubspot": None})
     settings = set_up(stack.runtime, company_id, "invoices")
-    assert settings.direction == "qbo_to_hubspot" and settings.filters == {"quickbooks": "created_since_set_up"}
+    assert settings.direction == "qbo_to_hubspot"
+    assert settings.filters == {"quickbooks": "created_since_set_up", "hubspot": "created_since_set_up"}
     return portal, realm, company_id, item
 
 
@@ -196,9 +197,9 @@ def test_an_invoice_waits_for_its_customers_contact_and_the_set_up_day_filter(st
     set_up(stack.runtime, company_id, "invoices", filters={"quickbooks": None})
     run_object(stack.runtime, company_id, "invoices")
     assert _row(stack, qbo_id=old["Id"]).state == "syncing"
-    # … and HubSpot → QBO is not an invoice direction (yet): set-up says so.
-    with pytest.raises(ValueError, match="qbo-to-hubspot only"):
-        set_up(stack.runtime, company_id, "invoices", "two-way")
+    # … and a direction the object does not have is refused by set-up, saying which it has
+    with pytest.raises(ValueError, match="direction must be one of"):
+        set_up(stack.runtime, company_id, "invoices", "sideways")
 
 
 def test_a_line_names_the_items_hubspot_product_once_the_products_sync_links_them(stack, books):

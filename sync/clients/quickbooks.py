@@ -254,6 +254,11 @@ class QuickBooksClient:
         cleared. Used where QBO replaces a whole array anyway (a document's lines)."""
         return self._request("POST", entity.lower(), {**body, "sparse": False})[entity]
 
+    def void(self, entity: str, entity_id: str, sync_token: str) -> dict:
+        """Void a transaction (QBO zeroes its amounts and keeps it): `?operation=void` for an invoice."""
+        body = {"Id": entity_id, "SyncToken": sync_token}
+        return self._request("POST", entity.lower(), body, params={"operation": "void"})[entity]
+
     def delete(self, entity: str, entity_id: str, sync_token: str) -> None:
         """Delete a transaction (name-list entities cannot be deleted: they are made inactive)."""
         self._request(

@@ -47,6 +47,7 @@ from sync.engine.types import (
     Record,
     SyncRules,
     flows,
+    narrowed,
     other,
 )
 
@@ -197,7 +198,7 @@ def _plan_linked(link: Link, hub: Record | None, qbo: Record | None, rules: Sync
     changes = {HUBSPOT: {}, QUICKBOOKS: {}}
     base_after: dict[str, Any] = {}
     for name in rules.fields:
-        outcome = _merge_field(link.base.get(name), hub.fields.get(name), qbo.fields.get(name), rules)
+        outcome = _merge_field(link.base.get(name), hub.fields.get(name), qbo.fields.get(name), rules, name)
         base_after[name] = outcome.value
         for side, value in outcome.writes.items():
             changes[side][name] = value
@@ -251,24 +252,27 @@ def _same(a: Any, b: Any) -> bool:
     return (a in BLANK and b in BLANK) or a == b
 
 
-def _merge_field(base: Any, hub: Any, qbo: Any, rules: SyncRules) -> _Outcome:
-    """The three-way merge of one field."""
+def _merge_field(base: Any, hub: Any, qbo: Any, rules: SyncRules, name: str = "") -> _Outcome:
+    """The three-way merge of one field (in its own direction: `rules.field_directions`)."""
+    direction = narrowed(rules.direction, rules.field_directions.get(name))
     hub_changed, qbo_changed = not _same(hub, base), not _same(qbo, base)
     if _same(hub, qbo):
         return _Outcome(hub)  # equal (or both changed alike): settled
     if hub_changed and not qbo_changed:
-        return _Outcome(hub, {QUICKBOOKS: hub}) if flows(rules.direction, HUBSPOT) else _Outcome(base)
+        return _Outcome(hub, {QUICKBOOKS: hub}) if flows(direction, HUBSPOT) else _Outcome(base)
     if qbo_changed and not hub_changed:
-        return _Outcome(qbo, {HUBSPOT: qbo}) if flows(rules.direction, QUICKBOOKS) else _Outcome(base)
+        return _Outcome(qbo, {HUBSPOT: qbo}) if flows(direction, QUICKBOOKS) else _Outcome(base)
     # Changed on both sides, differently: a conflict.
-    if rules.direction == "two_way":
+    if direction == "none":
+        return _Outcome(base)
+    if direction == "two_way":
         winner = rules.conflict_winner
     else:
-        winner = HUBSPOT if rules.direction == "hubspot_to_qbo" else QUICKBOOKS
+        winner = HUBSPOT if direction == "hubspot_to_qbo" else QUICKBOOKS
     values = {HUBSPOT: hub, QUICKBOOKS: qbo}
     if values[winner] in BLANK:  # a blank in the winner never overwrites a value
         loser = other(winner)
-        if flows(rules.direction, loser):
+        if flows(direction, loser):
             return _Outcome(values[loser], {winner: values[loser]})  # the only value, on both sides
         return _Outcome(values[winner])  # one-way: nothing crosses; the loser's edit stays its own
     return _Outcome(values[winner], {other(winner): values[winner]})

@@ -35,8 +35,19 @@ def other(side: str) -> str:
 
 
 def flows(direction: str, source: str) -> bool:
-    """Does a change on `source` go to the other side under `direction`?"""
+    """Does a change on `source` go to the other side under `direction`? ("none": a field that flows
+    against its sync's one way, which therefore never moves.)"""
+    if direction == "none":
+        return False
     return direction == "two_way" or (direction == "hubspot_to_qbo") == (source == HUBSPOT)
+
+
+def narrowed(direction: str, own: str | None) -> str:
+    """A field's direction within its sync's: never wider than the sync (a field of its own one way in a
+    two-way sync flows that way; one against a one-way sync does not flow at all)."""
+    if own is None or own == direction or own == "two_way":
+        return direction
+    return own if direction == "two_way" else "none"
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,9 @@ class SyncRules:
     # on its own side has fails with this (category, fix) instead of being matched or created.
     duplicate_key: tuple[str, str] | None = None
     line_fields: tuple[str, ...] = ()
+    # Fields that flow one way only, whatever the sync's direction (an invoice's QBO figures flow QBO → HubSpot):
+    # field → "qbo_to_hubspot" | "hubspot_to_qbo", narrowed by the sync's own direction.
+    field_directions: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,8 @@ class ObjectType(ABC):
     extra_hubspot_properties: ClassVar[tuple[tuple[str, str, str], ...]] = ()
     # Properties of ours on other HubSpot objects the type writes: (object, name, label, group, field type).
     other_hubspot_properties: ClassVar[tuple[tuple[str, str, str, str, str], ...]] = ()
+    # Fields that flow one way whatever the sync's direction (narrowed by it): field → direction.
+    field_directions: ClassVar[Mapping[str, str]] = {}
     # Fields the object type writes itself (`write_hubspot_fields`), not as properties of the record:
     # an invoice's payments are records of their own in HubSpot.
     written_by_object: ClassVar[tuple[str, ...]] = ()
@@ -170,6 +172,7 @@ class ObjectType(ABC):
             key_missing_reason=self.key_missing_reason,
             duplicate_key=self.duplicate_key,
             line_fields=self.line_fields,
+            field_directions=self.field_directions,
         )
 
     def natural_key_for(self, options: Mapping[str, Any]) -> Callable[[Record], str | None]:
@@ -205,6 +208,14 @@ class ObjectType(ABC):
     def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """The sync's options as given by a user, checked (ValueError says what is wrong)."""
         return options
+
+    def refuse_direction(self, direction: str, country: str | None) -> str | None:
+        """Why this object cannot sync in `direction` for a QBO company of `country` (None: it can)."""
+        return None
+
+    def quickbooks_operation(self, changes: Mapping[str, Any]) -> str | None:
+        """A QBO operation that carries these changes instead of an update ("void"), or None."""
+        return None
 
     def check_with_quickbooks(self, qbo: QuickBooksClient, options: dict[str, Any], set_up_at: datetime) -> dict:
         """At set-up, when `checks_with_quickbooks`: the options checked against the QBO company and completed

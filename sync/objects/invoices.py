@@ -1,28 +1,24 @@
-"""Invoices from QuickBooks into HubSpot: each QBO invoice gets a HubSpot *mirror*.
+"""Invoices between QuickBooks and HubSpot.
 
-The mirror is created with `hs_invoice_billable=false`, HubSpot's documented way to track invoices
-managed outside HubSpot (no document, no validation, no emails), so HubSpot never bills twice. It is
-created as a draft (HubSpot creates nothing else), gets its line items and its contact, and is then
-opened — or voided, for a voided QBO invoice. Its QBO number is kept in our property
-`ledgersync_qbo_number` (HubSpot numbers its invoices itself: `hs_number` is read-only).
+**From QuickBooks** each QBO invoice gets a HubSpot *mirror*, created with `hs_invoice_billable=false`,
+HubSpot's documented way to track invoices managed outside HubSpot (no document, no validation, no
+emails), so HubSpot never bills twice. It is created as a draft (HubSpot creates nothing else), gets
+its line items and its contact, and is then opened — or voided. Its QBO number is kept in our property
+`ledgersync_qbo_number` (HubSpot numbers its invoices itself: `hs_number` is read-only). Lines: one
+HubSpot line item per QBO sales line (a bundle's lines expanded; subtotal lines skipped; a voided
+invoice's zeroed lines left as they were). Discount and tax: HubSpot discount and tax records
+(sync.objects.pricing). Payments: HubSpot payments (sync.objects.payments). The contact is the one
+linked to the QBO customer; until there is one the invoice waits, and the new link releases it.
 
-Lines: one HubSpot line item per QBO sales line (name — the item's name —, description, quantity,
-unit price, and the item's HubSpot product once the products sync links them; HubSpot computes the
-amount); subtotal lines are skipped. A voided QBO invoice's lines
-are zeroed by QBO: they are left as they were (a voided invoice's line items cannot change).
+**From HubSpot** (issue 18, in progress) an invoice made in HubSpot becomes a QBO invoice once it is
+open (drafts wait): its one contact's customer, its line items as sales lines (the item linked to the
+line's product, else the item with its SKU, else the company's "Custom line item"), non-taxable, its
+number as `DocNumber` when the company uses custom transaction numbers (else QBO numbers it, and our
+property shows QBO's number). A void voids it in QBO. A non-US company cannot take invoices from
+HubSpot (every line would need a tax code): set-up refuses that direction.
 
-The contact is the one linked to the QBO customer (the contacts sync's link); until there is one the
-invoice waits, saying for whom, and the new link releases it.
-
-Direction: QBO → HubSpot only (invoices from HubSpot into QBO are another object's work). Recommended
-filter: invoices created on or after the set-up day (00:00 in the company's own time zone, as its
-timestamps carry it).
-
-What was paid shows in our properties (amount paid, balance due — QBO's own figures — and a link to
-the QBO invoice); a payment received, changed or voided in QBO re-plans the invoices it applies to.
-
-Not yet: HubSpot commerce payments and the paid status, tax and discount lines, matching invoices
-already on both sides.
+QBO's own figures — amount paid, balance due, the link, payments, discount and tax — flow from QBO
+only, whatever the direction (`field_directions`).
 """
 
 from __future__ import annotations
@@ -33,10 +29,12 @@ from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
 
-from sync.engine import HUBSPOT, QUICKBOOKS, Action, Filter, Line, Plan, Record, SyncRules
+from sync.clients import errors
+from sync.engine import HUBSPOT, LINES, QUICKBOOKS, Action, Filter, Line, Plan, Record, SyncRules
 from sync.money import cents, money
 from sync.objects import payments, pricing
-from sync.objects.base import Association, LineReference, ObjectType, RunContext, blank_to_none
+from sync.objects.base import Association, LineReference, ObjectType, RunContext, blank_to_none, quoted
+from sync.objects.products import check_account, first_account
 from sync.times import parse_time
 
 NUMBER_PROPERTY = "ledgersync_qbo_number"
@@ -45,6 +43,7 @@ BALANCE_DUE_PROPERTY = "ledgersync_qbo_balance_due"
 LINK_PROPERTY = "ledgersync_qbo_link"
 QBO_INVOICE_URL = "https://app.qbo.intuit.com/app/invoice?txnId={}"
 SINCE_SET_UP = "created_since_set_up"
+CUSTOM_ITEM = "Custom line item"  # the QBO item of HubSpot lines that name no product QBO knows
 VOID_NOTE = "Voided"  # QBO prefixes a voided document's private note with it and zeroes its amounts
 
 
@@ -75,7 +74,11 @@ class Invoices(ObjectType):
     property_groups = (("invoices", "quickbooks", "QuickBooks"), (payments.PAYMENTS_OBJECT, "quickbooks", "QuickBooks"))
     qbo_has_active = False
     recommended_direction = "qbo_to_hubspot"
-    directions = ("qbo_to_hubspot",)
+    directions = ("qbo_to_hubspot", "two_way", "hubspot_to_qbo")
+    checks_with_quickbooks = True  # the Custom line item's income account
+    field_directions = {
+        name: "qbo_to_hubspot" for name in ("number", "amount_paid", "balance_due", "qbo_link", "payments", "pricing")
+    }
     hubspot_properties = {
         "number": NUMBER_PROPERTY,
         "invoice_date": "hs_invoice_date",
@@ -89,6 +92,8 @@ class Invoices(ObjectType):
         # read, never written: what an invoice already in HubSpot is matched by
         "hubspot_number": "hs_number",
         "total": "hs_amount_billed",
+        "billable": "hs_invoice_billable",  # read, never written: another integration's mirror stays out
+        "created": "hs_createdate",  # read, never written: for the set-up day filter
     }
     default_fields = (
         "number", "invoice_date", "due_date", "currency", "memo", "status", "amount_paid", "balance_due", "qbo_link",
@@ -113,7 +118,7 @@ class Invoices(ObjectType):
     associations = (Association("customer", "contacts", "contacts", "CustomerRef"),)
     event_types = {"invoices": HUBSPOT, "invoice": QUICKBOOKS}
     hubspot_triggers = ("line_items",)
-    recommended_filters = {QUICKBOOKS: SINCE_SET_UP}
+    recommended_filters = {QUICKBOOKS: SINCE_SET_UP, HUBSPOT: SINCE_SET_UP}
     filter_labels = {SINCE_SET_UP: "invoices created on or after the set-up day"}
     line_fields = ("name", "description", "quantity", "unit_price", "item")
     line_properties = {
@@ -122,6 +127,7 @@ class Invoices(ObjectType):
         "quantity": "quantity",
         "unit_price": "price",
         "item": "hs_product_id",
+        "sku": "hs_sku",  # read, not merged: finds the QBO item of a line without a product
     }
     # The line's product: the item's HubSpot product once the products sync links them (else none).
     line_references = (LineReference("item", "products", "hs_product_id"),)
@@ -129,13 +135,40 @@ class Invoices(ObjectType):
 
     def rules(self, settings) -> SyncRules:
         rules = super().rules(settings)
-        if (settings.filters or {}).get(QUICKBOOKS) == SINCE_SET_UP:
-            set_up_at = settings.set_up_at
+        stored, set_up_at = settings.filters or {}, settings.set_up_at
+        filters = dict(rules.filters)
+        if stored.get(QUICKBOOKS) == SINCE_SET_UP:
             accepts = lambda record: _created_since(record, set_up_at)  # noqa: E731
-            rules = replace(
-                rules, filters={**rules.filters, QUICKBOOKS: Filter(self.filter_labels[SINCE_SET_UP], accepts)}
+            filters[QUICKBOOKS] = Filter(self.filter_labels[SINCE_SET_UP], accepts)
+        # From HubSpot, always: open invoices that HubSpot bills (a draft waits to be opened; a non-billable
+        # invoice is another integration's mirror of a QBO invoice, which must not go back).
+        since = stored.get(HUBSPOT) == SINCE_SET_UP
+        label = "invoices billed in HubSpot, once open" + (", created on or after the set-up day" if since else "")
+        filters[HUBSPOT] = Filter(
+            label, lambda record: _from_hubspot_accepted(record) and (not since or _created_since(record, set_up_at))
+        )
+        return replace(rules, filters=filters)
+
+    def refuse_direction(self, direction: str, country: str | None) -> str | None:
+        if direction != "qbo_to_hubspot" and country not in (None, "US"):
+            return (
+                "invoices cannot sync from HubSpot into a QuickBooks company outside the US: QuickBooks needs a tax"
+                " code on every line there (error 6000), and HubSpot invoices' tax cannot be carried over. Sync"
+                " invoices QuickBooks → HubSpot only."
             )
-        return rules
+        return None
+
+    def check_with_quickbooks(self, qbo, options: dict[str, Any], set_up_at) -> dict[str, Any]:
+        """The income account of the "Custom line item" (default: the first active income account)."""
+        options = dict(options)
+        if not options.get("custom_item_income_account_id"):
+            options["custom_item_income_account_id"] = first_account(qbo, "Income")
+        if options["custom_item_income_account_id"]:
+            check_account(qbo, options["custom_item_income_account_id"], ("Income", "Other Income"), "income account")
+        return options
+
+    def quickbooks_operation(self, changes: Mapping[str, Any]) -> str | None:
+        return "void" if changes.get("status") == "voided" else None
 
     # --- records ------------------------------------------------------------------------------------------
 
@@ -147,6 +180,8 @@ class Invoices(ObjectType):
         for name in ("amount_paid", "balance_due"):
             fields[name] = money(fields[name])
         fields["total"] = cents(fields["total"])
+        if fields.get("status") == "paid":  # HubSpot's own, from payments: as far as QBO is concerned, open
+            fields["status"] = "open"
         return replace(record, fields=fields)
 
     # --- invoices already on both sides ------------------------------------------------------------------
@@ -260,15 +295,16 @@ class Invoices(ObjectType):
         fields["quantity"], fields["unit_price"] = money(fields["quantity"]), money(fields["unit_price"])
         return Line(line.id, fields)
 
+    def hubspot_create_body(self, changes: Mapping[str, Any]) -> dict[str, str]:
+        return self.to_hubspot({name: value for name, value in changes.items() if name != "status"})
+
     def to_hubspot(self, changes: Mapping[str, Any]) -> dict[str, str]:
-        values = dict(changes)
+        read_only = ("hubspot_number", "total", "billable", "created")
+        values = {name: value for name, value in changes.items() if name not in read_only}
         for name in ("invoice_date", "due_date"):
             if values.get(name):
                 values[name] = f"{values[name]}T00:00:00Z"
         return super().to_hubspot(values)
-
-    def hubspot_create_body(self, changes: Mapping[str, Any]) -> dict[str, str]:
-        return self.to_hubspot({name: value for name, value in changes.items() if name != "status"})
 
     def after_hubspot_create(self, context: RunContext, record_id: str, changes: Mapping[str, Any]) -> dict[str, str]:
         """The contact's primary company is associated too (none when it has none; a person may change it
@@ -281,12 +317,114 @@ class Invoices(ObjectType):
         return {"hs_invoice_status": changes.get("status") or "open"}
 
     def prepare(self, context: RunContext, rules: SyncRules) -> SyncRules:
-        context.options = {
-            **context.options,
+        options = {
             "hubspot_currencies": sorted(context.hubspot.currencies()),
             "payment_methods": payments.payment_methods(context),
+            "home_currency": context.home_currency,
         }
+        if rules.direction != "qbo_to_hubspot":  # invoices from HubSpot: who numbers them
+            forms = context.qbo.preferences().get("SalesFormsPrefs") or {}
+            options["custom_txn_numbers"] = bool(forms.get("CustomTxnNumbers"))
+        context.options = {**context.options, **options}
         return rules
+
+    def failure_category(self, error) -> str | None:
+        return {"6140": "duplicate document number", "6210": "closed accounting period"}.get(error.code)
+
+    def failure_message(self, category: str, body: Mapping[str, Any] | None, message: str) -> str:
+        advice = {
+            "duplicate document number": "QuickBooks already has a document with this number (custom transaction"
+            " numbers are on). Turn custom transaction numbers off in QuickBooks (Account and settings, Sales,"
+            " Custom transaction numbers) so that QuickBooks numbers the invoices it gets, then retry.",
+            "closed accounting period": "The invoice is dated on or before the date QuickBooks' books are closed."
+            " Change the invoice date in HubSpot, or the closing date in QuickBooks (Account and settings,"
+            " Advanced, Close the books), then retry.",
+        }.get(category)
+        return f"{message}. What to do: {advice}" if advice else message
+
+    # --- invoices from HubSpot: items and billing contacts ---------------------------------------------------
+
+    def _choose_items(self, context: RunContext, plan: Plan) -> None:
+        """Each new QBO line without a linked product gets the item with its SKU, else the Custom line item."""
+        pending = [
+            entry["fields"]
+            for action in plan.actions
+            if action.target_side == QUICKBOOKS and action.kind in ("create", "update", "link")
+            for entry in (action.changes.get(LINES) or {}).get("add", [])
+            if not entry["fields"].get("item")
+        ]
+        if not pending:
+            return
+        skus = sorted({str(fields["sku"]) for fields in pending if fields.get("sku")})
+        by_sku: dict[str, str] = {}
+        for start in range(0, len(skus), 100):
+            statement = f"select * from Item where Sku in ({quoted(skus[start : start + 100])})"  # noqa: S608
+            for row in context.qbo.query(statement).get("Item", []):
+                by_sku.setdefault(str(row.get("Sku") or "").lower(), str(row["Id"]))
+        for fields in pending:
+            found = by_sku.get(str(fields.get("sku") or "").lower())
+            fields["qbo_item"] = found or self._custom_item(context)
+
+    def _custom_item(self, context: RunContext) -> str:
+        """The company's "Custom line item", made once on first need (a worker that loses the race to make
+        it takes the one the other made: QBO item names are unique)."""
+        if context.options.get("custom_item_id"):
+            return context.options["custom_item_id"]
+
+        def existing() -> str | None:
+            statement = f"select * from Item where Name = {quoted([CUSTOM_ITEM])}"  # noqa: S608
+            rows = context.qbo.query(statement).get("Item", [])
+            return str(rows[0]["Id"]) if rows else None
+
+        item_id = existing()
+        if item_id is None:
+            body = {
+                "Name": CUSTOM_ITEM,
+                "Type": "Service",
+                "Description": "Lines of HubSpot invoices that name no product QuickBooks knows (Ledgersync)",
+                "IncomeAccountRef": {"value": context.options.get("custom_item_income_account_id")},
+            }
+            try:
+                item_id = str(context.qbo.create("Item", body)["Id"])
+            except errors.Duplicate:
+                item_id = existing()
+                if item_id is None:
+                    raise
+        context.options = {**context.options, "custom_item_id": item_id}
+        return item_id
+
+    def _refuse_unknown_billing_contacts(self, context: RunContext, plan: Plan) -> None:
+        """From HubSpot: several contacts, or one no contact sync will bring into QBO, fail saying so."""
+        waiting_on = {
+            d.id for a in plan.actions if a.kind == "wait" for d in a.waiting_for if d.object_type == "contacts"
+            and d.side == HUBSPOT
+        }  # fmt: skip
+        contacts = context.links.of("contacts")
+        never = contacts.in_state(HUBSPOT, waiting_on, "excluded") if waiting_on else set()
+        reason = "its contact is left out by the contact sync's filters, so it has no QuickBooks customer"
+        sync = contacts.sync_direction() if waiting_on else ("two_way", "active")
+        if sync is None or sync[0] == "qbo_to_hubspot":
+            never = waiting_on
+            reason = "its contact has no QuickBooks customer, and " + (
+                "no contact sync is set up" if sync is None else "the contact sync runs QuickBooks → HubSpot only"
+            )
+        for index, action in enumerate(plan.actions):
+            source = action.source
+            if source is None or source.side != HUBSPOT or action.kind not in ("create", "wait", "link"):
+                continue
+            if source.fields.get("customer_several"):
+                plan.actions[index] = replace(
+                    action, kind="fail", waiting_for=(), target_side=None, changes={},
+                    category="ambiguous billing contact",
+                    reason="the invoice has several contacts, so its billing contact is not known (we do not guess)",
+                    fix="Keep one contact on the invoice (the one who pays it); the invoice then syncs.",
+                )  # fmt: skip
+            elif action.kind == "wait" and any(d.id in never for d in action.waiting_for if d.side == HUBSPOT):
+                plan.actions[index] = replace(
+                    action, kind="fail", waiting_for=(), category="billing contact not synced", reason=reason,
+                    fix="Sync the invoice's contact to QuickBooks (set up the contact sync HubSpot → QuickBooks or"
+                    " two-way, or change its filters so the contact is in), then retry.",
+                )  # fmt: skip
 
     # --- payments ----------------------------------------------------------------------------------------------
 
@@ -323,9 +461,38 @@ class Invoices(ObjectType):
             payments.write_payments(context, record_id, values["payments"], contact, merged.get("currency"), fresh)
 
     def to_quickbooks(self, changes, merged, creating, options) -> dict[str, Any]:
-        # Unreachable: `directions` lets invoices sync QBO → HubSpot only, and set-up refuses the others.
-        # Invoices from HubSpot into QBO are issue 18's.
-        raise ValueError("invoices sync from QuickBooks into HubSpot only")
+        """A HubSpot invoice's header as QBO takes it (a void is an operation: `quickbooks_operation`)."""
+        body: dict[str, Any] = {}
+        if "invoice_date" in changes:
+            body["TxnDate"] = changes["invoice_date"] or ""
+        if "due_date" in changes:
+            body["DueDate"] = changes["due_date"] or ""
+        if "memo" in changes:
+            body["CustomerMemo"] = {"value": changes["memo"] or ""}
+        if creating:
+            # With custom transaction numbers QBO takes HubSpot's number; without, it numbers the invoice
+            # itself and our property shows QBO's number beside HubSpot's.
+            if options.get("custom_txn_numbers") and merged.get("hubspot_number"):
+                body["DocNumber"] = merged["hubspot_number"]
+            currency = merged.get("currency")
+            if currency and currency != options.get("home_currency"):
+                body["CurrencyRef"] = {"value": currency}
+        return body
+
+    def line_to_quickbooks(self, fields: Mapping[str, Any], existing: dict | None) -> dict[str, Any]:
+        """A HubSpot line item as a non-taxable sales line; its item was chosen by `adjust_plan` (the
+        product's linked item, else the item with its SKU, else the Custom line item)."""
+        line = dict(existing or {"DetailType": "SalesItemLineDetail"})
+        detail = dict(line.get("SalesItemLineDetail") or {})
+        item = fields.get("item") or fields.get("qbo_item")
+        if item:
+            detail["ItemRef"] = {"value": str(item)}
+        quantity = Decimal(str(fields.get("quantity") or "1"))
+        price = Decimal(str(fields.get("unit_price") or "0"))
+        detail.update(Qty=quantity, UnitPrice=price, TaxCodeRef={"value": "NON"})
+        amount = (quantity * price).quantize(Decimal("0.01"))
+        line.update(Description=fields.get("description") or "", SalesItemLineDetail=detail, Amount=amount)
+        return line
 
     # --- a deleted QBO invoice -------------------------------------------------------------------------------
 
@@ -372,6 +539,8 @@ class Invoices(ObjectType):
         whose customer can never have a contact, or in a currency HubSpot lacks, fails saying what to do."""
         self._refuse_what_cannot_sync(context, plan)
         self._refuse_partial_matches(plan, hub_records)
+        self._refuse_unknown_billing_contacts(context, plan)
+        self._choose_items(context, plan)
         by_id = {link.id: link for link in links}
         for index, action in enumerate(plan.actions):
             link = by_id.get(action.link_id) if action.link_id else None
@@ -407,6 +576,11 @@ class Invoices(ObjectType):
                 )
             )
         return plan
+
+
+def _from_hubspot_accepted(record: Record) -> bool:
+    """Open (or paid: canonically open), and billed by HubSpot. A voided invoice never synced stays out."""
+    return record.fields.get("status") == "open" and record.fields.get("billable") != "false"
 
 
 def _decimal(value: Any) -> Decimal:

@@ -147,11 +147,11 @@ class Products(ObjectType):
             options["income_account_id"] = first_account(qbo, "Income")
             if options["income_account_id"] is None:
                 raise ValueError("the QuickBooks company has no active income account: items cannot be created")
-        _check_account(qbo, options["income_account_id"], ("Income", "Other Income"), "income account")
+        check_account(qbo, options["income_account_id"], ("Income", "Other Income"), "income account")
         # the expense account of items with a cost, chosen once here rather than looked up every run
         options["expense_account_id"] = options.get("expense_account_id") or first_account(qbo, "Cost of Goods Sold")
         if options.get("expense_account_id"):
-            _check_account(qbo, options["expense_account_id"], ("Cost of Goods Sold", "Expense"), "expense account")
+            check_account(qbo, options["expense_account_id"], ("Cost of Goods Sold", "Expense"), "expense account")
         if options.get("allow_inventory"):
             options["asset_account_id"] = options.get("asset_account_id") or first_account(
                 qbo, "Other Current Asset", "Inventory"
@@ -161,7 +161,7 @@ class Products(ObjectType):
                     "inventory items need a Cost of Goods Sold account and an inventory asset (Other Current Asset)"
                     " account, and the QuickBooks company lacks one: create them, or leave inventory off"
                 )
-            _check_account(qbo, options["asset_account_id"], ("Other Current Asset",), "inventory asset account")
+            check_account(qbo, options["asset_account_id"], ("Other Current Asset",), "inventory asset account")
             options["inventory_start_date"] = set_up_at.date().isoformat()
         return options
 
@@ -252,7 +252,7 @@ class Products(ObjectType):
         return rules
 
 
-def _check_account(qbo, account_id: str, types: tuple[str, ...], role: str) -> None:
+def check_account(qbo, account_id: str, types: tuple[str, ...], role: str) -> None:
     found = qbo.query(f"select * from Account where Id = {quoted([str(account_id)])}").get("Account", [])  # noqa: S608
     if not found:
         raise ValueError(f"the {role} {account_id} is not an account of the QuickBooks company")

@@ -1,0 +1,198 @@
+"""Invoices from HubSpot into QuickBooks (issue 18, first part): an open HubSpot invoice becomes a QBO invoice
+with its customer, its lines (linked item, SKU, else the Custom line item), non-taxable, numbered by the
+company's rule; drafts wait; failures say what to do. End to end through the SDKs and both emulators."""
+
+from __future__ import annotations
+
+import pytest
+from hubspot.crm.objects import PublicAssociationsForObject, PublicObjectId, SimplePublicObjectInput
+from hubspot.crm.objects import SimplePublicObjectInputForCreate as ObjectInput
+from sqlalchemy import select
+
+from sync.runner import run_object
+from sync.setup import set_up
+from sync.store.models import QboCompany, RecordLink
+from tests.conftest import BOTH_DATABASES, assert_run_writes_nothing, hubspot_sdk, stack_on_both_databases
+from tests.test_invoices import _contact, _service_item
+
+stack_database_url = pytest.fixture(params=BOTH_DATABASES, name="stack_database_url")(stack_on_both_databases)
+
+
+@pytest.fixture
+def both_ways(stack, installed):
+    """Contacts two-way (no filter) and invoices two-way; a QBO item with a SKU."""
+    account, _users, _browser, company, _page = installed
+    portal, realm = account["portalId"], company["realmId"]
+    with stack.db() as session:
+        company_id = session.scalar(select(QboCompany)).id
+    stack.hubspot.control("POST", "/config", {"rateLimits": False})
+    item = _service_item(stack, realm, Name="Widget", Sku="W-1")
+    set_up(stack.runtime, company_id, "contacts", "two-way", "hubspot", filters={"hubspot": None})
+    settings = set_up(stack.runtime, company_id, "invoices", "two-way", "hubspot")
+    assert settings.options["custom_item_income_account_id"]
+    return portal, realm, company_id, item
+
+
+def _to(record_id: str, type_id: int) -> list:
+    spec = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]
+    return [PublicAssociationsForObject(to=PublicObjectId(id=record_id), types=spec)]
+
+
+def _draft(stack, contact_ids: list[str], lines: list[dict], **properties) -> str:
+    """A HubSpot invoice with its contacts and line items, still a draft."""
+    sdk = hubspot_sdk(stack).crm.objects.basic_api
+    associations = [a for contact in contact_ids for a in _to(contact, 177)]
+    invoice = sdk.create(
+        "invoices", ObjectInput(properties={"hs_currency": "USD", **properties}, associations=associations)
+    )
+    for line in lines:
+        sdk.create("line_items", ObjectInput(properties=line, associations=_to(invoice.id, 410)))
+    return invoice.id
+
+
+def _open(stack, invoice_id: str) -> None:
+    hubspot_sdk(stack).crm.objects.basic_api.update(
+        "invoices", invoice_id, SimplePublicObjectInput(properties={"hs_invoice_status": "open"})
+    )
+
+
+def _hubspot(stack, invoice_id: str, *names: str) -> dict:
+    return hubspot_sdk(stack).crm.objects.basic_api.get_by_id("invoices", invoice_id, properties=list(names)).properties
+
+
+def _qbo_invoice(stack, realm, hubspot_id: str) -> dict | None:
+    with stack.db() as session:
+        qbo_id = session.scalar(select(RecordLink.qbo_id).filter_by(object_type="invoices", hubspot_id=hubspot_id))
+    if qbo_id is None:
+        return None
+    with stack.qbo.state.lock:
+        return dict(stack.qbo.state.companies[realm].table("Invoice")[qbo_id])
+
+
+def _row(stack, hubspot_id: str) -> RecordLink:
+    with stack.db() as session:
+        return session.scalar(select(RecordLink).filter_by(object_type="invoices", hubspot_id=hubspot_id))
+
+
+def _qbo_line(item_id: str) -> dict:
+    return {"DetailType": "SalesItemLineDetail", "Amount": 1, "SalesItemLineDetail": {"ItemRef": {"value": item_id}}}
+
+
+def _items_named(stack, realm, name: str) -> list[str]:
+    with stack.qbo.state.lock:
+        return [i for i, item in stack.qbo.state.companies[realm].table("Item").items() if item["Name"] == name]
+
+
+def test_an_open_hubspot_invoice_becomes_a_qbo_invoice_with_its_lines_customer_and_number(stack, both_ways):
+    portal, realm, company_id, item = both_ways
+    contact = _contact(stack, portal, "buyer@example.com")
+    lines = [
+        {"name": "Widget", "hs_sku": "w-1", "quantity": "3", "price": "19.99"},  # the item with that SKU
+        {"name": "Rush fee", "quantity": "1", "price": "25.50", "description": "same day"},  # no product, no SKU
+    ]
+    invoice = _draft(stack, [contact["id"]], lines, hs_due_date="2027-01-15T00:00:00Z", hs_comments="Thanks!")
+    run_object(stack.runtime, company_id, "contacts")
+    run_object(stack.runtime, company_id, "invoices")
+    assert _qbo_invoice(stack, realm, invoice) is None  # a draft waits
+    assert _row(stack, invoice).state == "excluded"
+
+    _open(stack, invoice)
+    run_object(stack.runtime, company_id, "invoices")
+    qbo = _qbo_invoice(stack, realm, invoice)
+    with stack.db() as session:
+        customer = session.scalar(select(RecordLink.qbo_id).filter_by(object_type="contacts", hubspot_id=contact["id"]))
+    assert qbo["CustomerRef"]["value"] == customer
+    (custom,) = _items_named(stack, realm, "Custom line item")  # made on first need
+    sales = [line for line in qbo["Line"] if line["DetailType"] == "SalesItemLineDetail"]
+    assert [
+        (
+            line["SalesItemLineDetail"]["ItemRef"]["value"],
+            line["SalesItemLineDetail"]["Qty"],
+            line["SalesItemLineDetail"]["UnitPrice"],
+            line["Amount"],
+            line["SalesItemLineDetail"]["TaxCodeRef"]["value"],
+        )
+        for line in sales
+    ] == [(item["Id"], 3, 19.99, 59.97, "NON"), (custom, 1, 25.5, 25.5, "NON")]
+    assert sales[1]["Description"] == "same day"
+    assert (qbo["DueDate"], qbo["CustomerMemo"]["value"]) == ("2027-01-15", "Thanks!")
+    billed = _hubspot(stack, invoice, "hs_amount_billed", "ledgersync_qbo_number", "ledgersync_qbo_balance_due")
+    assert f"{qbo['TotalAmt']:.2f}" == billed["hs_amount_billed"] == "85.47"  # to the cent
+    # custom transaction numbers are off: QBO numbered it, and HubSpot shows that number beside its own
+    assert billed["ledgersync_qbo_number"] == qbo["DocNumber"] and billed["ledgersync_qbo_balance_due"] == "85.47"
+    assert_run_writes_nothing(stack, company_id, "invoices")
+
+    # a second invoice with a line QBO does not know takes the same Custom line item
+    other = _draft(stack, [contact["id"]], [{"name": "Extra", "quantity": "2", "price": "5"}])
+    _open(stack, other)
+    run_object(stack.runtime, company_id, "invoices")
+    assert len(_items_named(stack, realm, "Custom line item")) == 1
+    assert _qbo_invoice(stack, realm, other)["Line"][0]["SalesItemLineDetail"]["ItemRef"]["value"] == custom
+
+    # a header change goes as a sparse update; a void in HubSpot voids the QBO invoice
+    hubspot_sdk(stack).crm.objects.basic_api.update(
+        "invoices", invoice, SimplePublicObjectInput(properties={"hs_due_date": "2027-02-01T00:00:00Z"})
+    )
+    run_object(stack.runtime, company_id, "invoices")
+    assert _qbo_invoice(stack, realm, invoice)["DueDate"] == "2027-02-01"
+    hubspot_sdk(stack).crm.objects.basic_api.update(
+        "invoices", invoice, SimplePublicObjectInput(properties={"hs_invoice_status": "voided"})
+    )
+    run_object(stack.runtime, company_id, "invoices")
+    voided = _qbo_invoice(stack, realm, invoice)
+    assert voided["TotalAmt"] == 0 and voided["PrivateNote"].startswith("Voided")
+    assert_run_writes_nothing(stack, company_id, "invoices")
+
+
+def test_hubspot_invoices_that_quickbooks_refuses_fail_with_what_to_do(stack, both_ways):
+    portal, realm, company_id, item = both_ways
+    one, two = _contact(stack, portal, "one@example.com"), _contact(stack, portal, "two@example.com")
+    run_object(stack.runtime, company_id, "contacts")
+    line = [{"name": "Widget", "hs_sku": "W-1", "quantity": "1", "price": "10"}]
+    # several contacts: the billing contact is not known
+    shared = _draft(stack, [one["id"]], line)
+    _open(stack, shared)
+    hubspot_sdk(stack).crm.associations.v4.basic_api.create_default("invoices", shared, "contacts", two["id"])
+    # custom transaction numbers on, and the number is taken in QBO
+    with stack.qbo.state.lock:
+        stack.qbo.state.companies[realm].preferences["SalesFormsPrefs"]["CustomTxnNumbers"] = True
+    numbered = _draft(stack, [one["id"]], line)
+    _open(stack, numbered)
+    taken = _hubspot(stack, numbered, "hs_number")["hs_number"]
+    with stack.db() as session:
+        customer = session.scalar(select(RecordLink.qbo_id).filter_by(object_type="contacts", hubspot_id=one["id"]))
+    stack.qbo.control(  # a credit memo shares the invoices' numbers (an invoice of that number would be a match)
+        "POST",
+        f"/companies/{realm}/creditmemo",
+        {"CustomerRef": {"value": customer}, "DocNumber": taken, "Line": [_qbo_line(item["Id"])]},
+    )
+    # dated in a closed period
+    with stack.qbo.state.lock:
+        stack.qbo.state.companies[realm].preferences.setdefault("AccountingInfoPrefs", {})["BookCloseDate"] = (
+            "2026-06-30"
+        )
+    closed = _draft(stack, [one["id"]], line, hs_invoice_date="2026-06-01T00:00:00Z")
+    _open(stack, closed)
+    run_object(stack.runtime, company_id, "invoices")
+    outcomes = {i: (_row(stack, i).state, _row(stack, i).error_category) for i in (shared, numbered, closed)}
+    assert outcomes == {
+        shared: ("failed", "ambiguous billing contact"),
+        numbered: ("failed", "duplicate document number"),
+        closed: ("failed", "closed accounting period"),
+    }
+    assert "Turn custom transaction numbers off" in _row(stack, numbered).error_message
+    assert "Close the books" in _row(stack, closed).error_message
+
+
+def test_a_non_us_company_cannot_take_invoices_from_hubspot(stack):
+    account, users = stack.portal()
+    browser = stack.browser()
+    stack.install(browser, users["admin"])
+    company = stack.qbo.new_company(connect=False, name="Maple Books", country="CA")
+    stack.connect_qbo(browser, company["realmId"])
+    with stack.db() as session:
+        company_id = session.scalar(select(QboCompany)).id
+    for direction in ("two-way", "hubspot-to-qbo"):
+        with pytest.raises(ValueError, match="outside the US: QuickBooks needs a tax code on every line"):
+            set_up(stack.runtime, company_id, "invoices", direction)
+    assert set_up(stack.runtime, company_id, "invoices").direction == "qbo_to_hubspot"
