@@ -227,7 +227,8 @@ def _invoices_of(runtime: Runtime, demo: Demo, contact_id: str) -> list[str]:
 
 def _hubspot(runtime: Runtime, demo: Demo) -> HubSpotClient:
     token = TokenManager(runtime).hubspot_access_token(demo.installation_id)
-    return HubSpotClient(runtime.config, demo.portal_id, token, RateLimiter(runtime.jobs.connection))
+    # the demo shares the portal's limits with the worker: its reads wait their turn rather than fail
+    return HubSpotClient(runtime.config, demo.portal_id, token, RateLimiter(runtime.jobs.connection, max_wait=60.0))
 
 
 def _hubspot_sdk(runtime: Runtime, demo: Demo):
@@ -239,7 +240,9 @@ def _hubspot_sdk(runtime: Runtime, demo: Demo):
 
 def _qbo(runtime: Runtime, demo: Demo) -> QuickBooksClient:
     access, refresh = TokenManager(runtime).quickbooks_tokens(demo.company_id)
-    return QuickBooksClient(runtime.config, demo.realm_id, access, refresh, RateLimiter(runtime.jobs.connection))
+    return QuickBooksClient(
+        runtime.config, demo.realm_id, access, refresh, RateLimiter(runtime.jobs.connection, max_wait=60.0)
+    )
 
 
 def set_up_products(runtime: Runtime, demo: Demo) -> None:

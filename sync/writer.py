@@ -101,8 +101,9 @@ class Writer:
         """Written on its own: lines change, or an association (HubSpot writes those as associations)."""
         if LINES in action.changes:
             return True
-        if action.target_side == QUICKBOOKS:
-            return self.kind.quickbooks_operation(action.changes) is not None  # a void goes alone
+        if action.target_side == QUICKBOOKS:  # a void, or what the object type writes itself, goes alone
+            own = self.kind.written_by_object
+            return self.kind.quickbooks_operation(action.changes) is not None or any(n in action.changes for n in own)
         own = (*(a.name for a in self.kind.associations), *self.kind.written_by_object)
         return any(name in action.changes for name in own)
 
@@ -236,6 +237,11 @@ class Writer:
                 pairs[entry["key"]], line_bases[entry["key"]] = line.id, dict(line.fields)
         if target == QUICKBOOKS:
             self._write_back_to_source(link_id, read_back)
+            changes = _plain(write.get("changes") or {})
+            own = {name: changes[name] for name in self.kind.written_by_object if name in changes}
+            if own:  # written once the record is there (an invoice's payments collected in HubSpot)
+                self.kind.write_quickbooks_fields(self.context, target_id, own, changes, fresh=not resumed)
+                read_back = replace(read_back, fields={**read_back.fields, **own})
         elif target == HUBSPOT:
             self._associate(target_id, write.get("changes") or {}, fresh=not resumed)
             for entry, created in self._create_line_items(target_id, added, resumed):
@@ -369,13 +375,20 @@ class Writer:
                 elif LINES in changes:  # QBO replaces all lines: a full update of the document
                     sent = _with_lines(self.kind, current, changes[LINES])
                     written = self.qbo.full_update(self.kind.qbo_entity, {**sent, **body})
-                else:
+                elif body:
                     written = self.qbo.sparse_update(self.kind.qbo_entity, target_id, current["SyncToken"], body)
+                else:  # only what the object type writes itself changed (an invoice's payments)
+                    written = current
             except errors.StaleObject:
                 self.summary.add("stale")
                 self.replan(action)  # changed meanwhile: read again, plan again, write again
                 return
             read_back = self.reader.read_back(QUICKBOOKS, written)
+            own = {name: changes[name] for name in self.kind.written_by_object if name in changes}
+            if own:
+                merged_now = {**action.base_after, **_plain(changes)}
+                self.kind.write_quickbooks_fields(self.context, target_id, own, merged_now)
+                read_back = replace(read_back, fields={**read_back.fields, **own})
             base = self._base_after_write(action, read_back)
             if LINES in changes and operation != "void":
                 self._lines_after_qbo_write(action, written, read_back, base)

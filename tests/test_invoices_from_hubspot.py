@@ -129,6 +129,47 @@ def test_an_open_hubspot_invoice_becomes_a_qbo_invoice_with_its_lines_customer_a
     assert len(_items_named(stack, realm, "Custom line item")) == 1
     assert _qbo_invoice(stack, realm, other)["Line"][0]["SalesItemLineDetail"]["ItemRef"]["value"] == custom
 
+    # QBO users may add a note; changing a price in QBO is refused (the invoice is HubSpot's) until undone
+    current = _qbo_invoice(stack, realm, invoice)
+    noted = stack.qbo.control(
+        "POST", f"/companies/{realm}/invoice",
+        {"Id": current["Id"], "SyncToken": current["SyncToken"], "sparse": True, "PrivateNote": "called them"},
+    )  # fmt: skip
+    assert "Invoice" in noted, noted
+    noted = noted["Invoice"]
+    run_object(stack.runtime, company_id, "invoices")
+    assert _row(stack, invoice).state == "syncing"
+    noted = _qbo_invoice(stack, realm, invoice)
+    assert noted["PrivateNote"] == "called them"  # kept
+    repriced = [dict(line) for line in noted["Line"] if line["DetailType"] == "SalesItemLineDetail"]
+    original = [dict(line) for line in repriced]
+    repriced[0] = {**repriced[0], "Amount": 60,
+                   "SalesItemLineDetail": {**repriced[0]["SalesItemLineDetail"], "UnitPrice": 20}}  # fmt: skip
+    edited = stack.qbo.control(
+        "POST", f"/companies/{realm}/invoice", {**noted, "Line": repriced, "sparse": False}
+    )  # fmt: skip
+    assert "Invoice" in edited, edited
+    edited = edited["Invoice"]
+    run_object(stack.runtime, company_id, "invoices")
+    row = _row(stack, invoice)
+    assert (row.state, row.error_category) == ("failed", "edited in QuickBooks")
+    assert "Undo the change in QuickBooks" in row.error_message
+    assert _hubspot(stack, invoice, "hs_amount_billed")["hs_amount_billed"] == "85.47"  # HubSpot's stays
+    stack.qbo.control("POST", f"/companies/{realm}/invoice", {**edited, "Line": original, "sparse": False})
+    run_object(stack.runtime, company_id, "invoices")
+    assert _row(stack, invoice).state == "syncing"
+
+    # a payment entered in QBO reaches HubSpot as a HubSpot payment: both balances agree
+    stack.hubspot.control("PATCH", f"/accounts/{portal}", {"paymentsProcessor": "hubspot_payments"})
+    applied = [{"Amount": 4, "LinkedTxn": [{"TxnId": _qbo_invoice(stack, realm, other)["Id"], "TxnType": "Invoice"}]}]
+    stack.qbo.control(
+        "POST", f"/companies/{realm}/payment", {"CustomerRef": {"value": customer}, "TotalAmt": 4, "Line": applied}
+    )
+    run_object(stack.runtime, company_id, "invoices")
+    balances = _hubspot(stack, other, "hs_balance_due", "ledgersync_qbo_balance_due")
+    assert balances == {**balances, "hs_balance_due": "6.00", "ledgersync_qbo_balance_due": "6"}
+    assert_run_writes_nothing(stack, company_id, "invoices")
+
     # a header change goes as a sparse update; a void in HubSpot voids the QBO invoice
     hubspot_sdk(stack).crm.objects.basic_api.update(
         "invoices", invoice, SimplePublicObjectInput(properties={"hs_due_date": "2027-02-01T00:00:00Z"})
@@ -196,3 +237,57 @@ def test_a_non_us_company_cannot_take_invoices_from_hubspot(stack):
         with pytest.raises(ValueError, match="outside the US: QuickBooks needs a tax code on every line"):
             set_up(stack.runtime, company_id, "invoices", direction)
     assert set_up(stack.runtime, company_id, "invoices").direction == "qbo_to_hubspot"
+
+
+def test_payments_collected_in_hubspot_become_qbo_payments_and_never_come_back(stack, both_ways):
+    portal, realm, company_id, item = both_ways
+    stack.hubspot.control("PATCH", f"/accounts/{portal}", {"paymentsProcessor": "hubspot_payments"})
+    contact = _contact(stack, portal, "payer@example.com")
+    run_object(stack.runtime, company_id, "contacts")
+    invoice = _draft(stack, [contact["id"]], [{"name": "Widget", "hs_sku": "W-1", "quantity": "5", "price": "20"}])
+    _open(stack, invoice)
+    run_object(stack.runtime, company_id, "invoices")
+
+    def collect(amount: str, day: str) -> str:  # a payment collected by HubSpot payments on the invoice
+        body = {
+            "properties": {"hs_initial_amount": amount, "hs_initiated_date": f"{day}T10:00:00Z",
+                           "hs_latest_status": "succeeded", "hs_processor_type": "hs_payments",
+                           "hs_fees_amount": "0.90"},
+            "associations": [{"to": {"id": invoice},
+                              "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 542}]}],
+        }  # fmt: skip
+        return stack.hubspot.control("POST", f"/accounts/{portal}/objects/commerce_payments", body, expect=201)["id"]
+
+    first, second = collect("30.00", "2026-12-02"), collect("20.00", "2026-12-03")
+    run_object(stack.runtime, company_id, "invoices")
+    qbo = _qbo_invoice(stack, realm, invoice)
+    with stack.qbo.state.lock:
+        made = [
+            p for p in stack.qbo.state.companies[realm].table("Payment").values()
+            if any(t["TxnId"] == qbo["Id"] for line in p["Line"] for t in line["LinkedTxn"])
+        ]  # fmt: skip
+    assert sorted((p["PaymentRefNum"], p["TotalAmt"], p["TxnDate"]) for p in made) == sorted(
+        [(first, 30.0, "2026-12-02"), (second, 20.0, "2026-12-03")]
+    )
+    assert all(p["DepositToAccountRef"]["name"] == "Undeposited Funds" for p in made)
+    assert not any("fee" in str(p).lower() for p in made)  # processing fees are not expensed in QBO
+    standing = _hubspot(stack, invoice, "hs_balance_due")
+    assert (standing["hs_balance_due"], f"{qbo['Balance']:.2f}") == ("50.00", "50.00")
+    # the QBO invoice's new balance reaches our HubSpot property with the next run (QBO changed it)
+    run_object(stack.runtime, company_id, "invoices")
+    assert _hubspot(stack, invoice, "ledgersync_qbo_balance_due")["ledgersync_qbo_balance_due"] == "50"
+    # no loop: the QBO payments we made are not shown in HubSpot as new payments
+    page = hubspot_sdk(stack).crm.associations.v4.basic_api.get_page("invoices", invoice, "commerce_payments")
+    assert sorted(str(r.to_object_id) for r in page.results) == sorted([first, second])
+    assert_run_writes_nothing(stack, company_id, "invoices")
+
+    # a refund in HubSpot is not written to QBO: it fails, saying what to do
+    stack.hubspot.control(
+        "PATCH",
+        f"/accounts/{portal}/objects/commerce_payments/{second}",
+        {"properties": {"hs_refunds_amount": "20.00", "hs_latest_status": "refunded"}},
+    )
+    run_object(stack.runtime, company_id, "invoices")
+    row = _row(stack, invoice)
+    assert (row.state, row.error_category) == ("failed", "refund needs a QuickBooks refund receipt")
+    assert "refund receipt" in row.error_message and second in row.error_message

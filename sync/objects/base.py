@@ -337,6 +337,18 @@ class ObjectType(ABC):
         if values:
             raise NotImplementedError(f"{self.name} names fields it writes itself but does not write them")
 
+    def write_quickbooks_fields(
+        self,
+        context: RunContext,
+        record_id: str,
+        values: Mapping[str, Any],
+        merged: Mapping[str, Any],
+        fresh: bool = False,
+    ) -> None:
+        """Write the changed `written_by_object` fields of a QBO record (as `write_hubspot_fields`)."""
+        if values:
+            raise NotImplementedError(f"{self.name} names fields it writes itself but does not write them")
+
     def extra_changed_ids(self, context: RunContext, since: datetime | None, started: datetime) -> set[str]:
         """HubSpot ids to re-plan that no search or webhook of this type finds (a sweep of another object)."""
         return set()

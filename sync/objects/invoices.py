@@ -23,6 +23,7 @@ only, whatever the direction (`field_directions`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, time
@@ -77,7 +78,11 @@ class Invoices(ObjectType):
     directions = ("qbo_to_hubspot", "two_way", "hubspot_to_qbo")
     checks_with_quickbooks = True  # the Custom line item's income account
     field_directions = {
-        name: "qbo_to_hubspot" for name in ("number", "amount_paid", "balance_due", "qbo_link", "payments", "pricing")
+        **{
+            name: "qbo_to_hubspot"
+            for name in ("number", "amount_paid", "balance_due", "qbo_link", "payments", "pricing")
+        },
+        "hubspot_payments": "hubspot_to_qbo",  # payments collected in HubSpot, as QBO payments
     }
     hubspot_properties = {
         "number": NUMBER_PROPERTY,
@@ -97,11 +102,11 @@ class Invoices(ObjectType):
     }
     default_fields = (
         "number", "invoice_date", "due_date", "currency", "memo", "status", "amount_paid", "balance_due", "qbo_link",
-        "payments", "pricing",
+        "payments", "pricing", "hubspot_payments",
     )  # fmt: skip
     # An invoice's payments, discounts and taxes are HubSpot records of their own (sync.objects.payments,
     # sync.objects.pricing).
-    written_by_object = ("payments", "pricing")
+    written_by_object = ("payments", "pricing", "hubspot_payments")
     other_hubspot_properties = (
         (payments.PAYMENTS_OBJECT, payments.PAYMENT_ID_PROPERTY, "QuickBooks payment id (Ledgersync)",
          "quickbooks", "text"),
@@ -165,6 +170,11 @@ class Invoices(ObjectType):
             options["custom_item_income_account_id"] = first_account(qbo, "Income")
         if options["custom_item_income_account_id"]:
             check_account(qbo, options["custom_item_income_account_id"], ("Income", "Other Income"), "income account")
+        # where payments collected in HubSpot are deposited (default: Undeposited Funds, as QBO does)
+        if not options.get("deposit_account_id"):
+            options["deposit_account_id"] = first_account(qbo, "Other Current Asset", "UndepositedFunds")
+        if options["deposit_account_id"]:
+            check_account(qbo, options["deposit_account_id"], ("Other Current Asset", "Bank"), "deposit account")
         return options
 
     def quickbooks_operation(self, changes: Mapping[str, Any]) -> str | None:
@@ -393,6 +403,56 @@ class Invoices(ObjectType):
         context.options = {**context.options, "custom_item_id": item_id}
         return item_id
 
+    def _refuse_edits_in_quickbooks(self, plan: Plan, links) -> None:
+        """An invoice made in HubSpot is HubSpot's: lines, prices, quantities and tax changed in QBO are not
+        taken back (nor overwritten) — the record fails, writing nothing either way, until the edit is undone
+        in QBO. What QBO users may change (payments applied, notes, messages, service dates) is kept."""
+        made_in_hubspot = {link.id for link in links if link.created_side == QUICKBOOKS}
+        kept = {LINES: "lines", "pricing": "tax or discount"}
+        edited: dict[int, tuple[Action, list[str]]] = {}
+        for action in plan.actions:
+            if action.link_id in made_in_hubspot and action.target_side == HUBSPOT:
+                what = [label for name, label in kept.items() if name in action.changes]
+                if what:
+                    edited[action.link_id] = (action, what)
+        if not edited:
+            return
+        plan.actions[:] = [a for a in plan.actions if a.link_id not in edited]
+        for action, what in edited.values():
+            plan.add(
+                replace(
+                    action,
+                    kind="fail",
+                    target_side=None,
+                    target_id=None,
+                    changes={},
+                    category="edited in QuickBooks",
+                    reason=f"its {' and '.join(what)} were changed in QuickBooks, but the invoice was made in HubSpot,"
+                    " which keeps them",
+                    fix="Undo the change in QuickBooks (the invoice's lines, prices, quantities and tax as HubSpot has"
+                    " them), and make it in HubSpot instead; the invoice then syncs again.",
+                )
+            )
+
+    def _refuse_refunds(self, plan: Plan) -> None:
+        """A refund in HubSpot is not written to QBO (it needs a refund receipt there): it fails, visibly."""
+        for index, action in enumerate(plan.actions):
+            value = action.changes.get("hubspot_payments") if action.target_side == QUICKBOOKS else None
+            refunded = [a for a in json.loads(value or "[]") if a.get("refunded")]
+            if refunded:
+                named = ", ".join(f"HubSpot payment {a['key']} ({a['refunded']} refunded)" for a in refunded)
+                plan.actions[index] = replace(
+                    action,
+                    kind="fail",
+                    target_side=None,
+                    target_id=None,
+                    changes={},
+                    category="refund needs a QuickBooks refund receipt",
+                    reason=f"{named}: refunds are not written to QuickBooks",
+                    fix="Record the refund in QuickBooks as a refund receipt (or a credit memo and a refund) for the"
+                    " customer; then retry.",
+                )
+
     def _refuse_unknown_billing_contacts(self, context: RunContext, plan: Plan) -> None:
         """From HubSpot: several contacts, or one no contact sync will bring into QBO, fail saying so."""
         waiting_on = {
@@ -430,20 +490,37 @@ class Invoices(ObjectType):
 
     def enrich_quickbooks(self, context: RunContext, records: dict[str, dict]) -> dict[str, dict[str, Any]]:
         """Each invoice's payments as QBO applies them (its `LinkedTxn` names the payments)."""
-        found = payments.applications_in_quickbooks(context, records)
-        return {invoice_id: {"payments": value} for invoice_id, value in found.items()}
+        found, collected = payments.applications_in_quickbooks(context, records)
+        return {
+            invoice_id: {"payments": value, "hubspot_payments": collected.get(invoice_id)}
+            for invoice_id, value in found.items()
+        }
 
     def enrich_hubspot(self, context: RunContext, records: dict[str, dict], unlinked: list[str]) -> dict[str, dict]:
         """Each mirror's payments that we recorded (by the QBO payment id in our property)."""
-        found = payments.applications_in_hubspot(context, sorted(records))
+        found = payments.payments_in_hubspot(context, sorted(records))
         priced = pricing.in_hubspot(context, sorted(records))
         return {
             invoice_id: {
-                "payments": payments.canonical(a for _id, a in found.get(invoice_id, {}).values()),
+                "payments": payments.canonical(a for _id, a in found.get(invoice_id, ({}, None))[0].values()),
+                "hubspot_payments": found.get(invoice_id, ({}, None))[1],
                 "pricing": pricing.value_in_hubspot(priced.get(invoice_id, {})),
             }
             for invoice_id in records
         }
+
+    def write_quickbooks_fields(
+        self,
+        context: RunContext,
+        record_id: str,
+        values: Mapping[str, Any],
+        merged: Mapping[str, Any],
+        fresh: bool = False,
+    ) -> None:
+        if values.get("hubspot_payments"):
+            payments.write_collected(
+                context, record_id, values["hubspot_payments"], merged.get("customer"), merged.get("currency")
+            )
 
     def write_hubspot_fields(
         self,
@@ -540,6 +617,8 @@ class Invoices(ObjectType):
         self._refuse_what_cannot_sync(context, plan)
         self._refuse_partial_matches(plan, hub_records)
         self._refuse_unknown_billing_contacts(context, plan)
+        self._refuse_edits_in_quickbooks(plan, links)
+        self._refuse_refunds(plan)
         self._choose_items(context, plan)
         by_id = {link.id: link for link in links}
         for index, action in enumerate(plan.actions):

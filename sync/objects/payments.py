@@ -18,6 +18,7 @@ Elsewhere the create is refused; the invoice still syncs and our own properties 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -39,6 +40,8 @@ PAYMENT_PROPERTIES = (
 TO_INVOICE, TO_CONTACT = 542, 387  # association types from a payment (NOTES §1.5)
 IDS_PER_QUERY = 100
 UNAVAILABLE = "payments_unavailable"  # context.options: this portal refused a payment this run
+COLLECTED_STATUSES = ("succeeded", "partially_refunded", "refunded")  # payments collected in HubSpot
+COLLECTED_NOTE_MARK = "collected in HubSpot (Ledgersync)"  # on a QBO payment our sync made from a HubSpot one
 
 
 def method_type(name: str | None, qbo_type: str | None) -> str:
@@ -69,8 +72,11 @@ def canonical(applications: Iterable[Mapping[str, Any]]) -> str | None:
     return json.dumps(ordered, separators=(",", ":"), sort_keys=True) if ordered else None
 
 
-def applications_in_quickbooks(context: RunContext, invoices: Mapping[str, dict]) -> dict[str, str | None]:
-    """Each invoice's applications, from the QBO payments its `LinkedTxn` names."""
+def applications_in_quickbooks(
+    context: RunContext, invoices: Mapping[str, dict]
+) -> tuple[dict[str, str | None], dict[str, str | None]]:
+    """Each invoice's applications, from the QBO payments its `LinkedTxn` names: those made in QBO (which go
+    to HubSpot), and those our sync made from payments collected in HubSpot (which never come back)."""
     payment_ids = sorted(
         {
             str(linked["TxnId"])
@@ -85,17 +91,31 @@ def applications_in_quickbooks(context: RunContext, invoices: Mapping[str, dict]
         payments.update({str(row["Id"]): row for row in context.qbo.query(statement).get("Payment", [])})
     methods = context.options.get("payment_methods") or {}
     found: dict[str, str | None] = {}
+    collected: dict[str, str | None] = {}
     for invoice_id, invoice in invoices.items():
-        applications = []
+        applications, from_hubspot = [], []
         for payment_id in sorted({p for p in payment_ids if _links(invoice, "Payment", p)}):
             payment = payments.get(payment_id)
             if payment is None:
                 continue
             application = _application(payment, invoice_id, methods)
-            if application is not None:
+            if application is None:
+                continue
+            hubspot_id = collected_in_hubspot(payment)
+            if hubspot_id:
+                from_hubspot.append({"key": hubspot_id, "amount": application["amount"], "date": application["date"]})
+            else:
                 applications.append(application)
         found[invoice_id] = canonical(applications)
-    return found
+        collected[invoice_id] = canonical(from_hubspot)
+    return found, collected
+
+
+def collected_in_hubspot(payment: Mapping[str, Any]) -> str | None:
+    """The HubSpot payment a QBO payment was made from by our sync (its reference, under our note)."""
+    if COLLECTED_NOTE_MARK in str(payment.get("PrivateNote") or ""):
+        return str(payment.get("PaymentRefNum") or "") or None
+    return None
 
 
 def _links(txn: dict, txn_type: str, txn_id: str) -> bool:
@@ -139,21 +159,75 @@ def _application(payment: dict, invoice_id: str, methods: Mapping[str, tuple[str
 
 def applications_in_hubspot(context: RunContext, invoice_ids: list[str]) -> dict[str, dict[str, tuple[str, dict]]]:
     """Our payments on each HubSpot invoice: {invoice id: {QBO payment id: (payment id, application)}}."""
+    return {invoice_id: ours for invoice_id, (ours, _collected) in _hubspot_payments(context, invoice_ids).items()}
+
+
+def payments_in_hubspot(
+    context: RunContext, invoice_ids: list[str]
+) -> dict[str, tuple[dict[str, tuple[str, dict]], str | None]]:
+    """Per HubSpot invoice: our payments (as `applications_in_hubspot`), and the payments collected in HubSpot
+    (succeeded, by HubSpot payments or Stripe) as one comparable value: what goes to QBO."""
+    return _hubspot_payments(context, invoice_ids)
+
+
+def _hubspot_payments(context: RunContext, invoice_ids: list[str]) -> dict[str, tuple[dict, str | None]]:
     if not invoice_ids:
         return {}
     linked = context.hubspot.associated_ids("invoices", PAYMENTS_OBJECT, invoice_ids)
     wanted = sorted({payment for ids in linked.values() for payment in ids})
-    raw = {r["id"]: r for r in context.hubspot.batch_read(PAYMENTS_OBJECT, wanted, list(PAYMENT_PROPERTIES))}
-    found: dict[str, dict[str, tuple[str, dict]]] = {}
+    properties_read = [*PAYMENT_PROPERTIES, "hs_latest_status", "hs_processor_type", "hs_refunds_amount"]
+    raw = {r["id"]: r for r in context.hubspot.batch_read(PAYMENTS_OBJECT, wanted, properties_read)}
+    found: dict[str, tuple[dict, str | None]] = {}
     for invoice_id in invoice_ids:
         ours: dict[str, tuple[str, dict]] = {}
+        collected = []
         for payment_id in linked.get(invoice_id, []):
             properties = (raw.get(payment_id) or {}).get("properties") or {}
             key = properties.get(PAYMENT_ID_PROPERTY)
-            if key:  # payments recorded by anyone else are theirs
+            if key:  # ours: a QBO payment shown in HubSpot
                 ours[key] = (payment_id, _from_hubspot(key, properties))
-        found[invoice_id] = ours
+            elif properties.get("hs_latest_status") in COLLECTED_STATUSES:
+                refunded = Decimal(str(properties.get("hs_refunds_amount") or 0))
+                collected.append(
+                    {
+                        "key": str(payment_id),
+                        "amount": cents(properties.get("hs_initial_amount")),
+                        "date": (properties.get("hs_initiated_date") or "")[:10] or None,
+                        **({"refunded": cents(refunded)} if refunded else {}),
+                    }
+                )
+        found[invoice_id] = (ours, canonical(collected))
     return found
+
+
+def write_collected(
+    context: RunContext, qbo_invoice_id: str, value: str | None, customer_id: str | None, currency: str | None
+) -> None:
+    """Payments collected in HubSpot on an invoice our sync put in QBO become QBO payments applied to it,
+    referenced by the HubSpot payment id and marked with our note (so they never come back as new)."""
+    wanted = {a["key"]: a for a in json.loads(value or "[]")}
+    invoice = context.qbo.read("Invoice", qbo_invoice_id)
+    _found, there_value = applications_in_quickbooks(context, {qbo_invoice_id: invoice})
+    there = {a["key"] for a in json.loads(there_value.get(qbo_invoice_id) or "[]")}
+    for key, application in wanted.items():
+        if key in there:
+            continue
+        body = {
+            "CustomerRef": {"value": customer_id},
+            "TotalAmt": Decimal(application["amount"]),
+            "TxnDate": application.get("date") or None,
+            "PaymentRefNum": key[:21],
+            "PrivateNote": f"HubSpot payment {key}, {COLLECTED_NOTE_MARK}",
+            "Line": [{"Amount": Decimal(application["amount"]),
+                      "LinkedTxn": [{"TxnId": qbo_invoice_id, "TxnType": "Invoice"}]}],
+        }  # fmt: skip
+        if context.options.get("deposit_account_id"):
+            body["DepositToAccountRef"] = {"value": context.options["deposit_account_id"]}
+        if currency and currency != context.options.get("home_currency"):
+            body["CurrencyRef"] = {"value": currency}
+        # QBO answers a repeated request id with the first answer: a crash before we saw it makes no second one
+        request_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"ledgersync:hubspot-payment:{key}"))
+        context.qbo.create("Payment", {k: v for k, v in body.items() if v is not None}, request_id=request_id)
 
 
 def _from_hubspot(key: str, properties: Mapping[str, Any]) -> dict:
