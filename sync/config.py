@@ -90,6 +90,8 @@ class Config:
     intuit_environment: str = "production"
     qbo_api_base_url: str = QBO_API_BASE_URLS["production"]
     intuit_discovery_url: str = INTUIT_DISCOVERY_URLS["production"]
+    # How long a run's lock outlives its last renewal: a worker that died frees its run after this.
+    run_lease_seconds: float = 60.0
 
     @property
     def is_production(self) -> bool:
@@ -183,9 +185,20 @@ class Config:
             intuit_environment=intuit_environment,
             qbo_api_base_url=get("QBO_API_BASE_URL", QBO_API_BASE_URLS[intuit_environment]).rstrip("/"),
             intuit_discovery_url=get("INTUIT_DISCOVERY_URL", INTUIT_DISCOVERY_URLS[intuit_environment]),
+            run_lease_seconds=_positive(get("LEDGERSYNC_RUN_LEASE_SECONDS", "60"), "LEDGERSYNC_RUN_LEASE_SECONDS"),
         )
         _check_urls(settings)
         return settings
+
+
+def _positive(text: str, name: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ConfigError(f"{name} must be a positive number of seconds, not {text!r}")
+    return value
 
 
 def normalize_database_url(url: str) -> str:

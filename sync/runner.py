@@ -96,7 +96,9 @@ def run_object(
             home_currency=company.home_currency,
         )
         rules = kind.rules(settings)
-    lock = RunLock(runtime, tenant.installation_id, company_id, object_type_name)
+    lock = RunLock(
+        runtime, tenant.installation_id, company_id, object_type_name, ttl_seconds=runtime.config.run_lease_seconds
+    )
     if not lock.acquire():
         lock.request_run()  # the holder queues a follow-up when it releases …
         if not lock.acquire():  # … unless it released just now: then this run goes ahead

@@ -165,3 +165,11 @@ def test_readme_documents_every_variable():
     readme = (ROOT / "README.md").read_text()
     table_rows = {m for m in re.findall(r"^\| `([A-Z_]+)` \|", readme, flags=re.MULTILINE)}
     assert read - table_rows == set(), "variables missing from the README's table"
+
+
+def test_the_run_lease_is_a_positive_number_of_seconds():
+    assert Config.from_env({}, load_dotenv_file=False).run_lease_seconds == 60
+    assert Config.from_env({"LEDGERSYNC_RUN_LEASE_SECONDS": "12"}, load_dotenv_file=False).run_lease_seconds == 12
+    for bad in ("0", "-5", "soon"):
+        with pytest.raises(ConfigError, match="LEDGERSYNC_RUN_LEASE_SECONDS must be a positive number"):
+            Config.from_env({"LEDGERSYNC_RUN_LEASE_SECONDS": bad}, load_dotenv_file=False)
