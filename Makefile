@@ -36,6 +36,7 @@ bench: install-dev
 	$(PY) benchmarks/contacts_sync.py
 	$(PY) benchmarks/products_sync.py
 	$(PY) benchmarks/invoices_sync.py
+	$(PY) benchmarks/invoices_to_qbo.py
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -351,17 +351,24 @@ def bill_in_quickbooks(runtime: Runtime, demo: Demo, stopping=lambda: False) -> 
     set_up(runtime, demo.company_id, "invoices")
     say("invoices from QuickBooks set up (recommended): QBO → HubSpot, invoices created from today")
     qbo = _qbo(runtime, demo)
-    customers = {c["DisplayName"]: c["Id"] for c in qbo.query("select * from Customer").get("Customer", [])}
-    item = qbo.query("select * from Item where Name = 'Consulting'")["Item"][0]
+    customers = {
+        c["DisplayName"]: c["Id"] for c in _patiently(lambda: qbo.query("select * from Customer")).get("Customer", [])
+    }
+    item = _patiently(lambda: qbo.query("select * from Item where Name = 'Consulting'"))["Item"][0]
     for name, hours, paid in (("Hana Ito", 3, 200), ("Ivan Petrov", 2, 300)):
         line = {
             "DetailType": "SalesItemLineDetail",
             "Amount": hours * 150,
             "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}, "Qty": hours, "UnitPrice": 150},
         }
-        invoice = qbo.create("Invoice", {"CustomerRef": {"value": customers[name]}, "Line": [line]})
+        invoice = _patiently(
+            lambda name=name, line=line: qbo.create(
+                "Invoice", {"CustomerRef": {"value": customers[name]}, "Line": [line]}
+            )
+        )
         link = {"Amount": paid, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}
-        qbo.create("Payment", {"CustomerRef": {"value": customers[name]}, "TotalAmt": paid, "Line": [link]})
+        payment = {"CustomerRef": {"value": customers[name]}, "TotalAmt": paid, "Line": [link]}
+        _patiently(lambda payment=payment: qbo.create("Payment", payment))
     initial_sync(runtime, demo, stopping, objects=("invoices",))
     hubspot = _hubspot(runtime, demo)
     with runtime.database.session() as session:
@@ -373,8 +380,8 @@ def bill_in_quickbooks(runtime: Runtime, demo: Demo, stopping=lambda: False) -> 
             )
         ).all()
     shown = ["ledgersync_qbo_number", "hs_invoice_status", "ledgersync_qbo_amount_paid", "ledgersync_qbo_balance_due"]
-    payments = hubspot.associated_ids("invoices", "commerce_payments", sorted(mirrors))
-    for mirror in hubspot.batch_read("invoices", sorted(mirrors), [*shown, "hs_balance_due"]):
+    payments = _patiently(lambda: hubspot.associated_ids("invoices", "commerce_payments", sorted(mirrors)))
+    for mirror in _patiently(lambda: hubspot.batch_read("invoices", sorted(mirrors), [*shown, "hs_balance_due"])):
         number, status, paid, due = (mirror["properties"].get(name) for name in shown)
         count = len(payments.get(mirror["id"], []))
         say(

@@ -236,12 +236,14 @@ class Writer:
             for entry, line in zip(added, read_back.lines or (), strict=False):  # QBO keeps the order we sent
                 pairs[entry["key"]], line_bases[entry["key"]] = line.id, dict(line.fields)
         if target == QUICKBOOKS:
-            self._write_back_to_source(link_id, read_back)
             changes = _plain(write.get("changes") or {})
             own = {name: changes[name] for name in self.kind.written_by_object if name in changes}
-            if own:  # written once the record is there (an invoice's payments collected in HubSpot)
+            if own:  # written once the record is there (an invoice's payments collected in HubSpot) …
                 self.kind.write_quickbooks_fields(self.context, target_id, own, changes, fresh=not resumed)
+                # … which changes it (its balance): read it again, so that HubSpot gets its figures now
+                read_back = self.reader.read_back(QUICKBOOKS, self.qbo.read(self.kind.qbo_entity, target_id))
                 read_back = replace(read_back, fields={**read_back.fields, **own})
+            self._write_back_to_source(link_id, read_back)
         elif target == HUBSPOT:
             self._associate(target_id, write.get("changes") or {}, fresh=not resumed)
             for entry, created in self._create_line_items(target_id, added, resumed):
@@ -258,20 +260,26 @@ class Writer:
                 read_back = replace(read_back, fields={**read_back.fields, **own})
         self._linked_after_create(link_id, target, target_id, read_back, pairs, line_bases)
 
-    def _write_back_to_source(self, link_id: int, created: Record) -> None:
-        """A field that flows only from QBO (the number QBO gave an invoice made in HubSpot) goes back to the
-        HubSpot record at once: the new QBO record's own change is our echo, which plans nothing."""
+    def _write_back_to_source(
+        self, link_id: int | None, written: Record, known: Mapping[str, Any] | None = None
+    ) -> dict:
+        """A field that flows only from QBO (the number QBO gave an invoice made in HubSpot, its balance after
+        the payments we applied) goes back to the HubSpot record at once: the QBO record's own change is our
+        echo, which plans nothing. `known`: the values HubSpot has already. Returns what it wrote."""
         back = {
-            name: created.fields.get(name)
+            name: written.fields.get(name)
             for name in self.rules.fields
             if name not in self.kind.written_by_object
-            and created.fields.get(name) not in (None, "")
+            and written.fields.get(name) not in (None, "")
+            and written.fields.get(name) != (known or {}).get(name)
             and not flows(narrowed(self.rules.direction, self.rules.field_directions.get(name)), HUBSPOT)
         }
         properties = self.kind.to_hubspot(back)
-        link = self.links.get(link_id)
+        link = self.links.get(link_id) if link_id else None
         if properties and link is not None and link.hubspot_id:
             self.reader.read_back(HUBSPOT, self.hubspot.update(self.kind.hubspot_object, link.hubspot_id, properties))
+            return back
+        return {}
 
     def _unstage(self, before: dict[int, str | None], limited: errors.RateLimited) -> None:
         """Our own limiter stopped a batch before it was sent (no status: no answer from anyone), so
@@ -385,11 +393,15 @@ class Writer:
                 return
             read_back = self.reader.read_back(QUICKBOOKS, written)
             own = {name: changes[name] for name in self.kind.written_by_object if name in changes}
+            wrote_back: dict = {}
             if own:
                 merged_now = {**action.base_after, **_plain(changes)}
                 self.kind.write_quickbooks_fields(self.context, target_id, own, merged_now)
+                # the record changed with them (an invoice's balance): read it again, tell HubSpot its figures
+                read_back = self.reader.read_back(QUICKBOOKS, self.qbo.read(self.kind.qbo_entity, target_id))
                 read_back = replace(read_back, fields={**read_back.fields, **own})
-            base = self._base_after_write(action, read_back)
+                wrote_back = self._write_back_to_source(action.link_id, read_back, action.base_after)
+            base = {**self._base_after_write(action, read_back), **wrote_back}
             if LINES in changes and operation != "void":
                 self._lines_after_qbo_write(action, written, read_back, base)
                 return

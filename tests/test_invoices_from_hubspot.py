@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from sync.runner import run_object
 from sync.setup import set_up
-from sync.store.models import QboCompany, RecordLink
+from sync.store.models import QboCompany, RecordLink, SyncSettings
 from tests.conftest import BOTH_DATABASES, assert_run_writes_nothing, hubspot_sdk, stack_on_both_databases
 from tests.test_invoices import _contact, _service_item
 
@@ -207,6 +207,9 @@ def test_hubspot_invoices_that_quickbooks_refuses_fail_with_what_to_do(stack, bo
         f"/companies/{realm}/creditmemo",
         {"CustomerRef": {"value": customer}, "DocNumber": taken, "Line": [_qbo_line(item["Id"])]},
     )
+    # in a currency the QBO company does not keep (multi-currency off)
+    euros = _draft(stack, [one["id"]], line, hs_currency="EUR")
+    _open(stack, euros)
     # dated in a closed period
     with stack.qbo.state.lock:
         stack.qbo.state.companies[realm].preferences.setdefault("AccountingInfoPrefs", {})["BookCloseDate"] = (
@@ -215,11 +218,12 @@ def test_hubspot_invoices_that_quickbooks_refuses_fail_with_what_to_do(stack, bo
     closed = _draft(stack, [one["id"]], line, hs_invoice_date="2026-06-01T00:00:00Z")
     _open(stack, closed)
     run_object(stack.runtime, company_id, "invoices")
-    outcomes = {i: (_row(stack, i).state, _row(stack, i).error_category) for i in (shared, numbered, closed)}
+    outcomes = {i: (_row(stack, i).state, _row(stack, i).error_category) for i in (shared, numbered, closed, euros)}
     assert outcomes == {
         shared: ("failed", "ambiguous billing contact"),
         numbered: ("failed", "duplicate document number"),
         closed: ("failed", "closed accounting period"),
+        euros: ("failed", "currency not enabled in QuickBooks"),
     }
     assert "Turn custom transaction numbers off" in _row(stack, numbered).error_message
     assert "Close the books" in _row(stack, closed).error_message
@@ -273,8 +277,7 @@ def test_payments_collected_in_hubspot_become_qbo_payments_and_never_come_back(s
     assert not any("fee" in str(p).lower() for p in made)  # processing fees are not expensed in QBO
     standing = _hubspot(stack, invoice, "hs_balance_due")
     assert (standing["hs_balance_due"], f"{qbo['Balance']:.2f}") == ("50.00", "50.00")
-    # the QBO invoice's new balance reaches our HubSpot property with the next run (QBO changed it)
-    run_object(stack.runtime, company_id, "invoices")
+    # the QBO invoice's new balance is in our HubSpot property already (read again after the payments)
     assert _hubspot(stack, invoice, "ledgersync_qbo_balance_due")["ledgersync_qbo_balance_due"] == "50"
     # no loop: the QBO payments we made are not shown in HubSpot as new payments
     page = hubspot_sdk(stack).crm.associations.v4.basic_api.get_page("invoices", invoice, "commerce_payments")
@@ -291,3 +294,42 @@ def test_payments_collected_in_hubspot_become_qbo_payments_and_never_come_back(s
     row = _row(stack, invoice)
     assert (row.state, row.error_category) == ("failed", "refund needs a QuickBooks refund receipt")
     assert "refund receipt" in row.error_message and second in row.error_message
+
+
+def test_the_custom_line_item_is_made_once_when_two_workers_need_it_at_once(stack, both_ways):
+    """Both look, find none, and create: QBO's unique item names refuse the second, which takes the first's."""
+    import threading
+
+    from sync.objects import object_type
+    from sync.objects.base import RunContext
+    from sync.setup import _quickbooks
+
+    portal, realm, company_id, item = both_ways
+    with stack.db() as session:
+        company = session.get(QboCompany, company_id)
+        options = dict(session.scalar(select(SyncSettings).filter_by(object_type="invoices")).options)
+        clients = [_quickbooks(stack.runtime, company) for _ in range(2)]
+    both_looked = threading.Barrier(2, timeout=30)
+    for client in clients:
+        looked = client.query
+
+        def query_then_wait(statement, looked=looked):
+            found = looked(statement)
+            if "Custom line item" in statement and not found.get("Item"):
+                both_looked.wait()  # neither creates before both have seen that there is none
+            return found
+
+        client.query = query_then_wait
+    made: list[str] = []
+
+    def need_it(client) -> None:
+        context = RunContext(hubspot=None, qbo=client, links=None, options=options)
+        made.append(object_type("invoices")._custom_item(context))
+
+    threads = [threading.Thread(target=need_it, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(made) == 2 and made[0] == made[1]
+    assert _items_named(stack, realm, "Custom line item") == [made[0]]

@@ -252,9 +252,11 @@ def _same(a: Any, b: Any) -> bool:
     return (a in BLANK and b in BLANK) or a == b
 
 
-def _merge_field(base: Any, hub: Any, qbo: Any, rules: SyncRules, name: str = "") -> _Outcome:
-    """The three-way merge of one field (in its own direction: `rules.field_directions`)."""
-    direction = narrowed(rules.direction, rules.field_directions.get(name))
+def _merge_field(base: Any, hub: Any, qbo: Any, rules: SyncRules, name: str = "", line: bool = False) -> _Outcome:
+    """The three-way merge of one field (in its own direction: `rules.field_directions`, or for a line's
+    field `rules.line_field_directions`)."""
+    own = (rules.line_field_directions if line else rules.field_directions).get(name)
+    direction = narrowed(rules.direction, own)
     hub_changed, qbo_changed = not _same(hub, base), not _same(qbo, base)
     if _same(hub, qbo):
         return _Outcome(hub)  # equal (or both changed alike): settled
@@ -325,7 +327,7 @@ def _merge_lines(
             continue
         merged, writes = {}, {HUBSPOT: {}, QUICKBOOKS: {}}
         for name in rules.line_fields:
-            outcome = _merge_field(base.get(name), hub.fields.get(name), qbo.fields.get(name), rules)
+            outcome = _merge_field(base.get(name), hub.fields.get(name), qbo.fields.get(name), rules, name, line=True)
             merged[name] = outcome.value
             for side, value in outcome.writes.items():
                 writes[side][name] = value

@@ -124,6 +124,7 @@ class SyncRules:
     # Fields that flow one way only, whatever the sync's direction (an invoice's QBO figures flow QBO → HubSpot):
     # field → "qbo_to_hubspot" | "hubspot_to_qbo", narrowed by the sync's own direction.
     field_directions: Mapping[str, str] = field(default_factory=dict)
+    line_field_directions: Mapping[str, str] = field(default_factory=dict)  # the same, for line fields
 
 
 @dataclass(frozen=True)

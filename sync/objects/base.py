@@ -99,6 +99,7 @@ class ObjectType(ABC):
     other_hubspot_properties: ClassVar[tuple[tuple[str, str, str, str, str], ...]] = ()
     # Fields that flow one way whatever the sync's direction (narrowed by it): field → direction.
     field_directions: ClassVar[Mapping[str, str]] = {}
+    line_field_directions: ClassVar[Mapping[str, str]] = {}  # the same for line fields
     # Fields the object type writes itself (`write_hubspot_fields`), not as properties of the record:
     # an invoice's payments are records of their own in HubSpot.
     written_by_object: ClassVar[tuple[str, ...]] = ()
@@ -173,6 +174,7 @@ class ObjectType(ABC):
             duplicate_key=self.duplicate_key,
             line_fields=self.line_fields,
             field_directions=self.field_directions,
+            line_field_directions=self.line_field_directions,
         )
 
     def natural_key_for(self, options: Mapping[str, Any]) -> Callable[[Record], str | None]:

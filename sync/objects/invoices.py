@@ -126,6 +126,9 @@ class Invoices(ObjectType):
     recommended_filters = {QUICKBOOKS: SINCE_SET_UP, HUBSPOT: SINCE_SET_UP}
     filter_labels = {SINCE_SET_UP: "invoices created on or after the set-up day"}
     line_fields = ("name", "description", "quantity", "unit_price", "item")
+    # A QBO line's name is its item's ("Custom line item" for a line without a product): it goes to HubSpot,
+    # and a HubSpot line item's own name does not rename the QBO item.
+    line_field_directions = {"name": "qbo_to_hubspot"}
     line_properties = {
         "name": "name",
         "description": "description",
@@ -332,9 +335,10 @@ class Invoices(ObjectType):
             "payment_methods": payments.payment_methods(context),
             "home_currency": context.home_currency,
         }
-        if rules.direction != "qbo_to_hubspot":  # invoices from HubSpot: who numbers them
-            forms = context.qbo.preferences().get("SalesFormsPrefs") or {}
-            options["custom_txn_numbers"] = bool(forms.get("CustomTxnNumbers"))
+        if rules.direction != "qbo_to_hubspot":  # invoices from HubSpot: who numbers them, which currencies
+            preferences = context.qbo.preferences()
+            options["custom_txn_numbers"] = bool((preferences.get("SalesFormsPrefs") or {}).get("CustomTxnNumbers"))
+            options["qbo_multi_currency"] = bool((preferences.get("CurrencyPrefs") or {}).get("MultiCurrencyEnabled"))
         context.options = {**context.options, **options}
         return rules
 
@@ -433,6 +437,27 @@ class Invoices(ObjectType):
                     " them), and make it in HubSpot instead; the invoice then syncs again.",
                 )
             )
+
+    def _refuse_foreign_currencies(self, context: RunContext, plan: Plan) -> None:
+        """From HubSpot: an invoice in another currency than the company's needs QBO's multi-currency."""
+        home = context.options.get("home_currency")
+        if context.options.get("qbo_multi_currency") or not home:
+            return
+        for index, action in enumerate(plan.actions):
+            source = action.source
+            currency = source.fields.get("currency") if source is not None else None
+            if action.kind == "create" and action.target_side == QUICKBOOKS and currency and currency != home:
+                plan.actions[index] = replace(
+                    action,
+                    kind="fail",
+                    target_side=None,
+                    changes={},
+                    category="currency not enabled in QuickBooks",
+                    reason=f"the invoice is in {currency}, and the QuickBooks company keeps its books in {home}"
+                    " only (multi-currency is off)",
+                    fix="Turn multi-currency on in QuickBooks (Account and settings, Advanced, Currency) and give the"
+                    f" customer the currency {currency}, or invoice in {home}; then retry.",
+                )
 
     def _refuse_refunds(self, plan: Plan) -> None:
         """A refund in HubSpot is not written to QBO (it needs a refund receipt there): it fails, visibly."""
@@ -602,7 +627,13 @@ class Invoices(ObjectType):
                     fix="Sync the customer's contact (set up the contact sync QuickBooks → HubSpot or two-way, change"
                     " its filters, or link the customer to a contact), then retry.",
                 )
-            elif action.kind in ("create", "update") and enabled and currency and currency not in enabled:
+            elif (
+                action.kind in ("create", "update")
+                and action.target_side == HUBSPOT
+                and enabled
+                and currency
+                and currency not in enabled
+            ):
                 plan.actions[index] = replace(
                     action,
                     kind="fail",
@@ -619,6 +650,7 @@ class Invoices(ObjectType):
         self._refuse_unknown_billing_contacts(context, plan)
         self._refuse_edits_in_quickbooks(plan, links)
         self._refuse_refunds(plan)
+        self._refuse_foreign_currencies(context, plan)
         self._choose_items(context, plan)
         by_id = {link.id: link for link in links}
         for index, action in enumerate(plan.actions):
