@@ -333,3 +333,20 @@ def test_the_custom_line_item_is_made_once_when_two_workers_need_it_at_once(stac
         thread.join(60)
     assert len(made) == 2 and made[0] == made[1]
     assert _items_named(stack, realm, "Custom line item") == [made[0]]
+
+
+def test_an_invoice_whose_contact_no_contact_sync_brings_to_quickbooks_fails_saying_so(stack, both_ways):
+    portal, realm, company_id, item = both_ways
+    with stack.db() as session:  # the contact sync runs QBO → HubSpot only: HubSpot contacts never get customers
+        settings = session.scalar(select(SyncSettings).filter_by(qbo_company_id=company_id, object_type="contacts"))
+        settings.direction = "qbo_to_hubspot"
+        session.commit()
+    contact = _contact(stack, portal, "unsynced@example.com")
+    invoice = _draft(stack, [contact["id"]], [{"name": "Widget", "hs_sku": "W-1", "quantity": "1", "price": "10"}])
+    _open(stack, invoice)
+    run_object(stack.runtime, company_id, "contacts")
+    run_object(stack.runtime, company_id, "invoices")
+    row = _row(stack, invoice)
+    assert (row.state, row.error_category) == ("failed", "billing contact not synced")
+    assert "the contact sync runs QuickBooks → HubSpot only" in row.error_message
+    assert "Sync the invoice's contact to QuickBooks (set up the contact sync HubSpot → QuickBooks" in row.error_message

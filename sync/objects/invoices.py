@@ -480,19 +480,7 @@ class Invoices(ObjectType):
 
     def _refuse_unknown_billing_contacts(self, context: RunContext, plan: Plan) -> None:
         """From HubSpot: several contacts, or one no contact sync will bring into QBO, fail saying so."""
-        waiting_on = {
-            d.id for a in plan.actions if a.kind == "wait" for d in a.waiting_for if d.object_type == "contacts"
-            and d.side == HUBSPOT
-        }  # fmt: skip
-        contacts = context.links.of("contacts")
-        never = contacts.in_state(HUBSPOT, waiting_on, "excluded") if waiting_on else set()
-        reason = "its contact is left out by the contact sync's filters, so it has no QuickBooks customer"
-        sync = contacts.sync_direction() if waiting_on else ("two_way", "active")
-        if sync is None or sync[0] == "qbo_to_hubspot":
-            never = waiting_on
-            reason = "its contact has no QuickBooks customer, and " + (
-                "no contact sync is set up" if sync is None else "the contact sync runs QuickBooks → HubSpot only"
-            )
+        never, reason = _waits_in_vain(context, plan, HUBSPOT)
         for index, action in enumerate(plan.actions):
             source = action.source
             if source is None or source.side != HUBSPOT or action.kind not in ("create", "wait", "link"):
@@ -600,20 +588,7 @@ class Invoices(ObjectType):
 
     def _refuse_what_cannot_sync(self, context: RunContext, plan: Plan) -> None:
         enabled = set(context.options.get("hubspot_currencies") or [])
-        waiting_on = {
-            d.id for a in plan.actions if a.kind == "wait" for d in a.waiting_for if d.object_type == "contacts"
-        }
-        # a customer will not get a contact by waiting when the contact sync leaves it out, or when no contact
-        # sync brings QBO customers into HubSpot (none set up, or one running HubSpot → QBO only)
-        contacts = context.links.of("contacts")
-        never = contacts.in_state(QUICKBOOKS, waiting_on, "excluded") if waiting_on else set()
-        reason = "its customer is left out by the contact sync's filters, so it will never have a contact"
-        sync = contacts.sync_direction() if waiting_on else ("two_way", "active")
-        if sync is None or sync[0] == "hubspot_to_qbo":
-            never = waiting_on
-            reason = "its customer has no contact, and " + (
-                "no contact sync is set up" if sync is None else "the contact sync runs HubSpot → QuickBooks only"
-            )
+        never, reason = _waits_in_vain(context, plan, QUICKBOOKS)
         for index, action in enumerate(plan.actions):
             source = action.source
             currency = (source.fields.get("currency") if source is not None else None) or None
@@ -687,6 +662,36 @@ class Invoices(ObjectType):
                 )
             )
         return plan
+
+
+def _waits_in_vain(context: RunContext, plan: Plan, side: str) -> tuple[set[str], str]:
+    """The contacts (ids on `side`) that invoices wait for in vain, and why: the contact sync leaves them out,
+    or no contact sync carries them across (none set up, or one running the other way only)."""
+    waiting_on = {
+        d.id
+        for action in plan.actions
+        if action.kind == "wait"
+        for d in action.waiting_for
+        if d.object_type == "contacts" and d.side == side
+    }
+    if not waiting_on:
+        return set(), ""
+    contacts = context.links.of("contacts")
+    sync = contacts.sync_direction()
+    other_way, across = (
+        ("qbo_to_hubspot", "QuickBooks → HubSpot") if side == HUBSPOT else ("hubspot_to_qbo", "HubSpot → QuickBooks")
+    )
+    whose = "its contact has no QuickBooks customer" if side == HUBSPOT else "its customer has no contact"
+    if sync is None or sync[0] == other_way:
+        return waiting_on, f"{whose}, and " + (
+            "no contact sync is set up" if sync is None else f"the contact sync runs {across} only"
+        )
+    left_out = (
+        "its contact is left out by the contact sync's filters, so it will never have a QuickBooks customer"
+        if side == HUBSPOT
+        else "its customer is left out by the contact sync's filters, so it will never have a contact"
+    )
+    return contacts.in_state(side, waiting_on, "excluded"), left_out
 
 
 def _from_hubspot_accepted(record: Record) -> bool:
