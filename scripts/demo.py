@@ -275,6 +275,8 @@ def tell_the_story(runtime: Runtime, env: dict, emulators: dict, demo_file: Path
     demo_data.initial_sync(runtime, demo, stopping)
     if not stopping():
         demo_data.bill_in_quickbooks(runtime, demo, stopping)
+    if not stopping():
+        demo_data.bill_in_hubspot(runtime, demo, stopping)
     if stopping():
         return None
     sync_demo_file.write(demo_file, demo_data.demo_file_content(runtime, demo))

@@ -38,7 +38,7 @@ from sync.tasks.syncing import enqueue_run, run_job_id
 from sync.tokens import TokenManager
 
 DEMO_OBJECTS = ("contacts", "products")
-PRIMARY_COMPANY, INVOICE_CONTACT, LINE_ITEM_INVOICE = 1, 177, 410  # HubSpot association type ids
+PRIMARY_COMPANY, INVOICE_CONTACT, LINE_ITEM_INVOICE, PAYMENT_INVOICE = 1, 177, 410, 542  # HubSpot association types
 
 COMPANIES = {"northwind": "Northwind Traders", "globex": "Globex"}
 CONTACTS = [  # (key, first, last, email, phone, primary company key)
@@ -389,6 +389,70 @@ def bill_in_quickbooks(runtime: Runtime, demo: Demo, stopping=lambda: False) -> 
             f" ({count} HubSpot payment{'s' if count != 1 else ''}, HubSpot's balance due"
             f" {mirror['properties'].get('hs_balance_due')})"
         )
+
+
+def bill_in_hubspot(runtime: Runtime, demo: Demo, stopping=lambda: False) -> None:
+    """The invoice sync made two-way: invoices issued in HubSpot go to QuickBooks — the earlier ones (each
+    as its rules say) and a new one for Ana with a line on a product QBO knows and one it does not, paid in
+    HubSpot, which arrives as a QBO invoice and a QBO payment."""
+    set_up(runtime, demo.company_id, "invoices", "two-way", "hubspot")
+    say("invoices set up two-way: invoices issued in HubSpot now go to QuickBooks too")
+    qbo = _qbo(runtime, demo)
+    consulting = _patiently(lambda: qbo.query("select * from Item where Name = 'Consulting'"))["Item"][0]["Id"]
+    with runtime.database.session() as session:
+        product = session.scalar(
+            select(RecordLink.hubspot_id).where(
+                RecordLink.qbo_company_id == demo.company_id,
+                RecordLink.object_type == "products",
+                RecordLink.qbo_id == consulting,
+            )
+        )
+    base = f"/accounts/{demo.portal_id}/objects"
+    invoice = _control(
+        demo.hubspot_url,
+        "POST",
+        f"{base}/invoices",
+        {"properties": {"hs_currency": "USD"}, "associations": [_association(demo.contacts["ana"], INVOICE_CONTACT)]},
+    )["id"]
+    for properties in (
+        {"name": "Consulting hour", "hs_product_id": product, "quantity": "2", "price": "120"},
+        {"name": "Rush delivery", "quantity": "1", "price": "25"},
+    ):
+        body = {"properties": properties, "associations": [_association(invoice, LINE_ITEM_INVOICE)]}
+        _control(demo.hubspot_url, "POST", f"{base}/line_items", body)
+    _control(demo.hubspot_url, "PATCH", f"{base}/invoices/{invoice}", {"properties": {"hs_invoice_status": "open"}})
+    payment = {
+        "properties": {
+            "hs_initial_amount": "265.00",
+            "hs_initiated_date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "hs_latest_status": "succeeded",
+            "hs_processor_type": "hs_payments",
+        },
+        "associations": [_association(invoice, PAYMENT_INVOICE)],
+    }
+    paid = _control(demo.hubspot_url, "POST", f"{base}/commerce_payments", payment)["id"]
+    say("an invoice issued in HubSpot to Ana (a consulting line, a rush delivery line), paid in HubSpot")
+    initial_sync(runtime, demo, stopping, objects=("invoices",))
+    with runtime.database.session() as session:
+        qbo_id = session.scalar(
+            select(RecordLink.qbo_id).where(RecordLink.object_type == "invoices", RecordLink.hubspot_id == invoice)
+        )
+    if qbo_id is None:
+        say("  Ana's invoice did not reach QuickBooks")
+        return
+    made = _patiently(lambda: qbo.read("Invoice", qbo_id))
+    lines = [
+        f"{line['SalesItemLineDetail']['ItemRef'].get('name') or line['SalesItemLineDetail']['ItemRef']['value']}"
+        f" {line['Amount']:.2f}"
+        for line in made["Line"]
+        if line.get("DetailType") == "SalesItemLineDetail"
+    ]
+    payments = [t for t in made.get("LinkedTxn") or [] if t.get("TxnType") == "Payment"]
+    say(
+        f"  HubSpot invoice {invoice} arrived in QuickBooks as invoice {made['DocNumber']}: {', '.join(lines)};"
+        f" total {made['TotalAmt']:.2f}, {len(payments)} QBO payment (HubSpot payment {paid}),"
+        f" balance {made['Balance']:.2f}"
+    )
 
 
 def _job_status(runtime: Runtime, job_id: str) -> str | None:

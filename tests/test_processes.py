@@ -162,7 +162,9 @@ def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path, monkeypatch):
             output.append(demo.stdout.readline())
         told = "".join(output)
         assert "initial sync done: excluded 1, failed 4, syncing 5" in told, told
-        assert told.count("[duplicate display name]") == 2 and told.count("[ambiguous billing contact]") == 2
+        before, _, from_hubspot = told.partition("invoices set up two-way")
+        assert before.count("[duplicate display name]") == 2 and before.count("[ambiguous billing contact]") == 2
+        assert from_hubspot.count("[ambiguous billing contact]") == 1  # Fay and Gus's invoice: no guessing
         # products: matched by SKU, created both ways; a category and an item without SKU left out; a name clash
         assert "initial products sync done: excluded 2, failed 1, syncing 3" in told, told
         assert told.count("[duplicate item name]") == 1 and "it has no SKU" in told, told
@@ -170,6 +172,9 @@ def test_demo_starts_everything_and_stops_on_ctrl_c(tmp_path, monkeypatch):
         assert "initial invoices sync done: syncing 2" in told, told
         assert "open, paid 200, balance due 250 (1 HubSpot payment, HubSpot's balance due 250.00)" in told, told
         assert "paid, paid 300, balance due 0 (1 HubSpot payment, HubSpot's balance due 0.00)" in told, told
+        # invoices from HubSpot: Ana's, a line on a product QBO knows and one it does not, paid in HubSpot
+        assert "arrived in QuickBooks as invoice" in told and "Consulting 240.00, Custom line item 25.00" in told, told
+        assert "total 265.00, 1 QBO payment (HubSpot payment" in told and "balance 0.00" in told, told
         assert "HubSpot → QBO: a change arrived in" in told and "QBO → HubSpot: a change arrived in" in told, told
         # From here on the demo's output is read as it comes: a pipe nobody reads fills up and blocks
         # every process that logs to it (the worker included), which would stall the sync under test.
