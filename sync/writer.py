@@ -237,7 +237,7 @@ class Writer:
                 pairs[entry["key"]], line_bases[entry["key"]] = line.id, dict(line.fields)
         if target == QUICKBOOKS:
             changes = _plain(write.get("changes") or {})
-            own = {name: changes[name] for name in self.kind.written_by_object if name in changes}
+            own = self._own_fields(changes, target)
             if own:  # written once the record is there (an invoice's payments collected in HubSpot) …
                 self.kind.write_quickbooks_fields(self.context, target_id, own, changes, fresh=not resumed)
                 # … which changes it (its balance): read it again, so that HubSpot gets its figures now
@@ -254,11 +254,21 @@ class Writer:
                 read_back = self.reader.read_back(
                     HUBSPOT, self.hubspot.update(self.kind.hubspot_object, target_id, then)
                 )
-            own = {name: changes[name] for name in self.kind.written_by_object if name in changes}
+            own = self._own_fields(changes, target)
             if own:  # written last: an invoice's payments go onto the finished invoice
                 self.kind.write_hubspot_fields(self.context, target_id, own, changes, fresh=not resumed)
                 read_back = replace(read_back, fields={**read_back.fields, **own})
         self._linked_after_create(link_id, target, target_id, read_back, pairs, line_bases)
+
+    def _own_fields(self, changes: Mapping[str, Any], target: str) -> dict[str, Any]:
+        """The fields among `changes` that the object type writes itself to `target` (a create carries all the
+        source's fields: only those that flow toward the target are written)."""
+        source = HUBSPOT if target == QUICKBOOKS else QUICKBOOKS
+        return {
+            name: changes[name]
+            for name in self.kind.written_by_object
+            if name in changes and flows(narrowed(self.rules.direction, self.rules.field_directions.get(name)), source)
+        }
 
     def _write_back_to_source(
         self, link_id: int | None, written: Record, known: Mapping[str, Any] | None = None
@@ -392,7 +402,7 @@ class Writer:
                 self.replan(action)  # changed meanwhile: read again, plan again, write again
                 return
             read_back = self.reader.read_back(QUICKBOOKS, written)
-            own = {name: changes[name] for name in self.kind.written_by_object if name in changes}
+            own = self._own_fields(changes, QUICKBOOKS)
             wrote_back: dict = {}
             if own:
                 merged_now = {**action.base_after, **_plain(changes)}
@@ -401,6 +411,13 @@ class Writer:
                 read_back = self.reader.read_back(QUICKBOOKS, self.qbo.read(self.kind.qbo_entity, target_id))
                 read_back = replace(read_back, fields={**read_back.fields, **own})
                 wrote_back = self._write_back_to_source(action.link_id, read_back, action.base_after)
+                # what flows only from QBO and changed with our write (an invoice's discount line) is our echo
+                for name in self.rules.fields:
+                    only_from_qbo = not flows(
+                        narrowed(self.rules.direction, self.rules.field_directions.get(name)), HUBSPOT
+                    )
+                    if only_from_qbo and name in read_back.fields and name not in wrote_back:
+                        wrote_back[name] = read_back.fields[name]
             base = {**self._base_after_write(action, read_back), **wrote_back}
             if LINES in changes and operation != "void":
                 self._lines_after_qbo_write(action, written, read_back, base)
@@ -414,7 +431,7 @@ class Writer:
                 read_back = Record(HUBSPOT, target_id, dict(action.base_after))
             link = self.links.get(action.link_id) if action.link_id else None
             self._associate(target_id, changes)
-            own = {name: changes[name] for name in self.kind.written_by_object if name in changes}
+            own = self._own_fields(changes, HUBSPOT)
             if own:
                 self.kind.write_hubspot_fields(self.context, target_id, own, {**action.base_after, **_plain(changes)})
                 read_back = replace(read_back, fields={**read_back.fields, **own})

@@ -350,3 +350,32 @@ def test_an_invoice_whose_contact_no_contact_sync_brings_to_quickbooks_fails_say
     assert (row.state, row.error_category) == ("failed", "billing contact not synced")
     assert "the contact sync runs QuickBooks → HubSpot only" in row.error_message
     assert "Sync the invoice's contact to QuickBooks (set up the contact sync HubSpot → QuickBooks" in row.error_message
+
+
+def test_a_hubspot_discount_becomes_a_qbo_discount_line_so_the_totals_agree_to_the_cent(stack, both_ways):
+    portal, realm, company_id, item = both_ways
+    contact = _contact(stack, portal, "discounted@example.com")
+    run_object(stack.runtime, company_id, "contacts")
+    invoice = _draft(stack, [contact["id"]], [{"name": "Widget", "hs_sku": "W-1", "quantity": "3", "price": "33.35"}])
+    sdk = hubspot_sdk(stack).crm.objects.basic_api
+    discount = sdk.create(
+        "discounts",
+        ObjectInput(properties={"hs_label": "Loyalty", "hs_type": "PERCENT", "hs_value": "12.5"},
+                    associations=_to(invoice, 412)),
+    )  # fmt: skip
+    _open(stack, invoice)
+    run_object(stack.runtime, company_id, "invoices")
+    billed = _hubspot(stack, invoice, "hs_amount_billed")["hs_amount_billed"]
+    qbo = _qbo_invoice(stack, realm, invoice)
+    assert billed == "87.54"  # 100.05 less 12.5 % (12.51)
+    assert f"{qbo['TotalAmt']:.2f}" == billed
+    assert [e["Amount"] for e in qbo["Line"] if e["DetailType"] == "DiscountLineDetail"] == [12.51]
+    assert_run_writes_nothing(stack, company_id, "invoices")
+
+    sdk.update("discounts", discount.id, SimplePublicObjectInput(properties={"hs_type": "FIXED", "hs_value": "15"}))
+    sdk.update("invoices", invoice, SimplePublicObjectInput(properties={"hs_comments": "discount changed"}))
+    run_object(stack.runtime, company_id, "invoices")
+    qbo = _qbo_invoice(stack, realm, invoice)
+    assert f"{qbo['TotalAmt']:.2f}" == _hubspot(stack, invoice, "hs_amount_billed")["hs_amount_billed"] == "85.05"
+    assert _row(stack, invoice).state == "syncing"
+    assert_run_writes_nothing(stack, company_id, "invoices")

@@ -83,6 +83,7 @@ class Invoices(ObjectType):
             for name in ("number", "amount_paid", "balance_due", "qbo_link", "payments", "pricing")
         },
         "hubspot_payments": "hubspot_to_qbo",  # payments collected in HubSpot, as QBO payments
+        "hubspot_discount": "hubspot_to_qbo",  # a HubSpot invoice's discounts, as one QBO discount line
     }
     hubspot_properties = {
         "number": NUMBER_PROPERTY,
@@ -99,14 +100,15 @@ class Invoices(ObjectType):
         "total": "hs_amount_billed",
         "billable": "hs_invoice_billable",  # read, never written: another integration's mirror stays out
         "created": "hs_createdate",  # read, never written: for the set-up day filter
+        "subtotal": "hs_subtotal",  # read, never written: what a percentage discount is of
     }
     default_fields = (
         "number", "invoice_date", "due_date", "currency", "memo", "status", "amount_paid", "balance_due", "qbo_link",
-        "payments", "pricing", "hubspot_payments",
+        "payments", "pricing", "hubspot_payments", "hubspot_discount",
     )  # fmt: skip
     # An invoice's payments, discounts and taxes are HubSpot records of their own (sync.objects.payments,
     # sync.objects.pricing).
-    written_by_object = ("payments", "pricing", "hubspot_payments")
+    written_by_object = ("payments", "pricing", "hubspot_payments", "hubspot_discount")
     other_hubspot_properties = (
         (payments.PAYMENTS_OBJECT, payments.PAYMENT_ID_PROPERTY, "QuickBooks payment id (Ledgersync)",
          "quickbooks", "text"),
@@ -265,6 +267,7 @@ class Invoices(ObjectType):
             "balance_due": money(invoice.get("Balance") or 0),
             "qbo_link": QBO_INVOICE_URL.format(invoice["Id"]),
             "pricing": pricing.in_quickbooks(invoice),
+            "hubspot_discount": pricing.discount_in_quickbooks(invoice),
             "total": cents(
                 invoice.get("TotalAmt") or 0
             ),  # read, never written: for matching  # a voided invoice's are kept (adjust_plan)
@@ -312,7 +315,7 @@ class Invoices(ObjectType):
         return self.to_hubspot({name: value for name, value in changes.items() if name != "status"})
 
     def to_hubspot(self, changes: Mapping[str, Any]) -> dict[str, str]:
-        read_only = ("hubspot_number", "total", "billable", "created")
+        read_only = ("hubspot_number", "total", "billable", "created", "subtotal")
         values = {name: value for name, value in changes.items() if name not in read_only}
         for name in ("invoice_date", "due_date"):
             if values.get(name):
@@ -518,6 +521,9 @@ class Invoices(ObjectType):
                 "payments": payments.canonical(a for _id, a in found.get(invoice_id, ({}, None))[0].values()),
                 "hubspot_payments": found.get(invoice_id, ({}, None))[1],
                 "pricing": pricing.value_in_hubspot(priced.get(invoice_id, {})),
+                "hubspot_discount": pricing.discount_in_hubspot(
+                    priced.get(invoice_id, {}), records[invoice_id]["properties"].get("hs_subtotal")
+                ),
             }
             for invoice_id in records
         }
@@ -530,6 +536,8 @@ class Invoices(ObjectType):
         merged: Mapping[str, Any],
         fresh: bool = False,
     ) -> None:
+        if "hubspot_discount" in values:  # before payments: they are applied to the discounted total
+            pricing.write_discount_line(context, record_id, values["hubspot_discount"])
         if values.get("hubspot_payments"):
             payments.write_collected(
                 context, record_id, values["hubspot_payments"], merged.get("customer"), merged.get("currency")

@@ -52,6 +52,48 @@ def in_quickbooks(invoice: Mapping[str, Any]) -> str | None:
     return canonical({**a, "order": index} for index, a in enumerate(adjustments))
 
 
+def discount_in_quickbooks(invoice: Mapping[str, Any]) -> str | None:
+    """The invoice's discount lines, summed (None: no discount)."""
+    total = sum(
+        (
+            Decimal(str(entry.get("Amount") or 0))
+            for entry in invoice.get("Line") or []
+            if entry.get("DetailType") == "DiscountLineDetail"
+        ),
+        Decimal(0),
+    )
+    return cents(total) if total else None
+
+
+def discount_in_hubspot(found: Mapping[str, list[tuple[str, dict]]], subtotal: Any) -> str | None:
+    """A HubSpot invoice's discounts, summed in money: FIXED as they are, PERCENT of the line items' subtotal,
+    half-up to the cent (as HubSpot prices an invoice: assumptions of the emulator, PRICING_ORDER)."""
+    base = Decimal(str(subtotal or 0))
+    total = Decimal(0)
+    for _id, discount in found.get("discount", []):
+        value = Decimal(str(discount.get("_value") or 0))
+        total += value if discount.get("_type") != "PERCENT" else Decimal(cents(base * value / 100))
+    return cents(total) if total else None
+
+
+def write_discount_line(context: RunContext, qbo_invoice_id: str, value: str | None) -> None:
+    """An invoice made in HubSpot gets its discounts as one QBO discount line (amount, not percentage, so the
+    totals agree to the cent); its other lines are sent as they are (QBO replaces every line)."""
+    current = context.qbo.read("Invoice", qbo_invoice_id)
+    kept = [
+        e for e in current.get("Line") or [] if e.get("DetailType") not in ("SubTotalLineDetail", "DiscountLineDetail")
+    ]
+    if Decimal(value or 0):
+        kept.append(
+            {
+                "DetailType": "DiscountLineDetail",
+                "Amount": Decimal(value),
+                "DiscountLineDetail": {"PercentBased": False},
+            }
+        )
+    context.qbo.full_update("Invoice", {**current, "Line": kept})
+
+
 def in_hubspot(context: RunContext, invoice_ids: list[str]) -> dict[str, dict[str, list[tuple[str, dict]]]]:
     """The discounts and taxes on each HubSpot invoice: {invoice id: {kind: [(record id, adjustment)]}}."""
     found: dict[str, dict[str, list[tuple[str, dict]]]] = {i: {} for i in invoice_ids}
@@ -72,6 +114,9 @@ def in_hubspot(context: RunContext, invoice_ids: list[str]) -> dict[str, dict[st
                             "kind": kind,
                             "label": properties.get("hs_label") or None,
                             "amount": cents(properties.get("hs_value")),
+                            # how HubSpot prices it, for a discount made in HubSpot (not compared)
+                            "_type": properties.get("hs_type") or None,
+                            "_value": properties.get("hs_value") or None,
                             "order": int(Decimal(properties.get("hs_sort_order") or 0)),
                         },
                     )
@@ -80,8 +125,12 @@ def in_hubspot(context: RunContext, invoice_ids: list[str]) -> dict[str, dict[st
     return found
 
 
+def _compared(adjustment: Mapping[str, Any]) -> dict:
+    return {k: v for k, v in adjustment.items() if not k.startswith("_")}
+
+
 def value_in_hubspot(found: Mapping[str, list[tuple[str, dict]]]) -> str | None:
-    return canonical(adjustment for entries in found.values() for _id, adjustment in entries)
+    return canonical(_compared(adjustment) for entries in found.values() for _id, adjustment in entries)
 
 
 def write_pricing(context: RunContext, invoice_id: str, value: str | None, fresh: bool = False) -> None:
@@ -92,7 +141,7 @@ def write_pricing(context: RunContext, invoice_id: str, value: str | None, fresh
     for kind, (hubspot_object, association_type) in KINDS.items():
         mine = [a for a in wanted if a["kind"] == kind]
         current = there.get(kind, [])
-        if [a for _id, a in current] == mine:
+        if [_compared(a) for _id, a in current] == mine:
             continue
         for record_id, _adjustment in current:
             context.hubspot.archive(hubspot_object, record_id)
