@@ -75,7 +75,8 @@ class Writer:
         for action in result.of_kind("relink"):  # first: the survivor's writes go through the moved link
             self.guarded(lambda a=action: self._relink(a), [action])
         creates = [a for a in result.actions if a.kind == "create"]
-        for target, size in ((QUICKBOOKS, QBO_BATCH), (HUBSPOT, HUBSPOT_BATCH)):
+        qbo_size = 1 if self.kind.qbo_creates_alone else QBO_BATCH
+        for target, size in ((QUICKBOOKS, qbo_size), (HUBSPOT, HUBSPOT_BATCH)):
             group = [a for a in creates if a.target_side == target]
             for start in range(0, len(group), size):
                 chunk = group[start : start + size]
@@ -170,9 +171,22 @@ class Writer:
                 before[link.id] = previous
         if target == QUICKBOOKS:
             try:
-                answers = self.qbo.batch_create(
-                    self.kind.qbo_entity, {str(link_id): write["body"] for link_id, (_a, write) in pending.items()}
-                )
+                if self.kind.qbo_creates_alone:  # one create, under the request id its pending write keeps
+                    ((link_id, (_action, write)),) = pending.items()
+                    try:
+                        answers = {
+                            str(link_id): self.qbo.create(
+                                self.kind.qbo_entity, write["body"], request_id=write["request_id"]
+                            )
+                        }
+                    except errors.RateLimited:
+                        raise
+                    except errors.ApiError as refused:
+                        answers = {str(link_id): refused}
+                else:
+                    answers = self.qbo.batch_create(
+                        self.kind.qbo_entity, {str(link_id): write["body"] for link_id, (_a, write) in pending.items()}
+                    )
             except errors.RateLimited as limited:
                 self._unstage(before, limited)
                 raise

@@ -27,6 +27,7 @@ from sync.tasks.syncing import enqueue_run
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
 CONTACTS = 700  # records of each object type: two pages of 500, the kill lands in the first
+INVOICES = 40  # HubSpot invoices for the invoices crash (each created alone, with its payment)
 LEASE = 12  # seconds: the processes' run lease (production: 60); the clock looks for dead runs every 6
 
 
@@ -180,3 +181,83 @@ def crash_records(stack, object_type: str) -> list[dict]:
             return [i for i in items if i["Name"].startswith("Crash part")]
         customers = stack.qbo.state.companies[realm].table("Customer").values()
         return [c for c in customers if (c.get("PrimaryEmailAddr") or {}).get("Address", "").startswith("crash")]
+
+
+def test_a_worker_killed_while_it_writes_invoices_to_quickbooks_makes_no_second_invoice_or_payment(
+    stack, installed, tmp_path
+):
+    """HubSpot invoices (each paid in HubSpot) going to QBO: the worker dies mid-page; the run resumes and
+    every invoice and payment exists once in QBO (pending writes and QBO request ids)."""
+    from sync.runner import run_object
+
+    account, *_ = installed
+    portal = account["portalId"]
+    with stack.db() as session:
+        company = session.scalar(select(QboCompany))
+        company_id, realm = company.id, company.realm_id
+    stack.hubspot.control("POST", "/config", {"rateLimits": False})
+    stack.hubspot.control("POST", "/webhooks/config", {"autoDeliver": False})
+    stack.hubspot.control("PATCH", f"/accounts/{portal}", {"paymentsProcessor": "hubspot_payments"})
+    contact = stack.hubspot.control(
+        "POST", f"/accounts/{portal}/objects/contacts", {"properties": {"email": "crash-billing@example.com"}}
+    )["id"]
+    set_up(stack.runtime, company_id, "contacts", "two-way", "hubspot", filters={"hubspot": None})
+    run_object(stack.runtime, company_id, "contacts")
+    set_up(stack.runtime, company_id, "invoices", "two-way", "hubspot")
+
+    def to(record_id: str, type_id: int) -> list[dict]:
+        return [
+            {
+                "to": {"id": record_id},
+                "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}],
+            }
+        ]
+
+    def seed(object_type: str, records: list[dict]) -> list[str]:
+        body = {"objectType": object_type, "records": records}
+        return stack.hubspot.control("POST", f"/accounts/{portal}/seed", body, expect=201)["ids"]
+
+    invoices = seed("invoices", [{"properties": {"hs_currency": "USD"}, "associations": to(contact, 177)}] * INVOICES)
+    seed("line_items", [{"properties": {"name": "Crash work", "quantity": "1", "price": "10"},
+                         "associations": to(i, 410)} for i in invoices])  # fmt: skip
+    for invoice in invoices:
+        path = f"/accounts/{portal}/objects/invoices/{invoice}"
+        stack.hubspot.control("PATCH", path, {"properties": {"hs_invoice_status": "open"}})
+    seed("commerce_payments", [{"properties": {"hs_initial_amount": "10", "hs_initiated_date": "2026-12-01T00:00:00Z",
+                                               "hs_latest_status": "succeeded", "hs_processor_type": "hs_payments"},
+                                "associations": to(i, 542)} for i in invoices])  # fmt: skip
+
+    def linked() -> int:
+        with stack.db() as session:
+            return session.scalar(
+                select(func.count())
+                .select_from(RecordLink)
+                .where(RecordLink.object_type == "invoices", RecordLink.qbo_id.is_not(None))
+            )
+
+    env = settings_env(stack.runtime.config)
+    url = stack.runtime.config.redis_url
+    worker = [str(BIN / "rq"), "worker", "--with-scheduler", "--url", url, "high", "default", "low"]
+    logs = [tmp_path / "clock.log", tmp_path / "first-worker.log", tmp_path / "second-worker.log"]
+    clock = start([str(BIN / "rq"), "cron", "sync.tasks.schedule", "--url", url], env, logs[0])
+    first = start(worker, env, logs[1])
+    second = None
+    try:
+        enqueue_run(stack.runtime, company_id, "invoices")
+        wait_until(lambda: 0 < linked() < INVOICES, 120, "the first invoices to be written", logs)
+        kill_group(first)
+        assert linked() < INVOICES
+        second = start(worker, env, logs[2])
+        wait_until(lambda: linked() == INVOICES, 150, "the invoices to be finished after the kill", logs)
+        with stack.qbo.state.lock:
+            tables = stack.qbo.state.companies[realm]
+            made = list(tables.table("Invoice").values())
+            ours = [
+                p for p in tables.table("Payment").values() if "collected in HubSpot" in (p.get("PrivateNote") or "")
+            ]
+        assert len(made) == INVOICES  # nothing created twice …
+        assert len(ours) == INVOICES and len({p["PaymentRefNum"] for p in ours}) == INVOICES  # … nor paid twice
+    finally:
+        for process in (first, second, clock):
+            if process is not None:
+                kill_group(process)

@@ -97,6 +97,9 @@ class ObjectType(ABC):
     extra_hubspot_properties: ClassVar[tuple[tuple[str, str, str], ...]] = ()
     # Properties of ours on other HubSpot objects the type writes: (object, name, label, group, field type).
     other_hubspot_properties: ClassVar[tuple[tuple[str, str, str, str, str], ...]] = ()
+    # A QBO create of this type that dies unanswered cannot be found again by a unique key (an invoice): each
+    # create goes alone, under the request id its pending write keeps, so QBO answers a retry with the first.
+    qbo_creates_alone: ClassVar[bool] = False
     # Fields that flow one way whatever the sync's direction (narrowed by it): field → direction.
     field_directions: ClassVar[Mapping[str, str]] = {}
     line_field_directions: ClassVar[Mapping[str, str]] = {}  # the same for line fields

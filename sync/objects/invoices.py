@@ -77,6 +77,7 @@ class Invoices(ObjectType):
     recommended_direction = "qbo_to_hubspot"
     directions = ("qbo_to_hubspot", "two_way", "hubspot_to_qbo")
     checks_with_quickbooks = True  # the Custom line item's income account
+    qbo_creates_alone = True  # nothing unique finds a lost invoice create again: request ids do
     field_directions = {
         **{
             name: "qbo_to_hubspot"
