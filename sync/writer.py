@@ -253,7 +253,7 @@ class Writer:
             changes = _plain(write.get("changes") or {})
             own = self._own_fields(changes, target)
             if own:  # written once the record is there (an invoice's payments collected in HubSpot) …
-                self.kind.write_quickbooks_fields(self.context, target_id, own, changes, fresh=not resumed)
+                self.kind.write_own_fields(self.context, QUICKBOOKS, target_id, own, changes, fresh=not resumed)
                 # … which changes it (its balance): read it again, so that HubSpot gets its figures now
                 read_back = self.reader.read_back(QUICKBOOKS, self.qbo.read(self.kind.qbo_entity, target_id))
                 read_back = replace(read_back, fields={**read_back.fields, **own})
@@ -270,7 +270,7 @@ class Writer:
                 )
             own = self._own_fields(changes, target)
             if own:  # written last: an invoice's payments go onto the finished invoice
-                self.kind.write_hubspot_fields(self.context, target_id, own, changes, fresh=not resumed)
+                self.kind.write_own_fields(self.context, HUBSPOT, target_id, own, changes, fresh=not resumed)
                 read_back = replace(read_back, fields={**read_back.fields, **own})
         self._linked_after_create(link_id, target, target_id, read_back, pairs, line_bases)
 
@@ -420,7 +420,7 @@ class Writer:
             wrote_back: dict = {}
             if own:
                 merged_now = {**action.base_after, **_plain(changes)}
-                self.kind.write_quickbooks_fields(self.context, target_id, own, merged_now)
+                self.kind.write_own_fields(self.context, QUICKBOOKS, target_id, own, merged_now)
                 # the record changed with them (an invoice's balance): read it again, tell HubSpot its figures
                 read_back = self.reader.read_back(QUICKBOOKS, self.qbo.read(self.kind.qbo_entity, target_id))
                 read_back = replace(read_back, fields={**read_back.fields, **own})
@@ -447,7 +447,9 @@ class Writer:
             self._associate(target_id, changes)
             own = self._own_fields(changes, HUBSPOT)
             if own:
-                self.kind.write_hubspot_fields(self.context, target_id, own, {**action.base_after, **_plain(changes)})
+                self.kind.write_own_fields(
+                    self.context, HUBSPOT, target_id, own, {**action.base_after, **_plain(changes)}
+                )
                 read_back = replace(read_back, fields={**read_back.fields, **own})
             base = self._base_after_write(action, read_back)
             if LINES in changes:

@@ -379,3 +379,16 @@ def test_a_hubspot_discount_becomes_a_qbo_discount_line_so_the_totals_agree_to_t
     assert f"{qbo['TotalAmt']:.2f}" == _hubspot(stack, invoice, "hs_amount_billed")["hs_amount_billed"] == "85.05"
     assert _row(stack, invoice).state == "syncing"
     assert_run_writes_nothing(stack, company_id, "invoices")
+
+
+def test_a_type_that_names_fields_it_writes_itself_must_say_how_or_is_refused_at_registration():
+    from sync.objects import register
+    from sync.objects.base import ObjectType
+    from sync.objects.invoices import Invoices
+
+    class Careless(Invoices):  # names its own fields, but writes them with the base's hook, which does nothing
+        name = "careless_invoices"
+        write_own_fields = ObjectType.write_own_fields
+
+    with pytest.raises(TypeError, match="names fields it writes itself .* but no write_own_fields"):
+        register(Careless())

@@ -19,14 +19,17 @@ REGISTERED: dict[str, ObjectType] = {}
 
 
 def register(kind: ObjectType) -> ObjectType:
-    """Add an object type (a type with lines must read QBO lines, and write them if it syncs into QBO:
-    refused here, not mid-run)."""
+    """Add an object type (a type with lines must read QBO lines, and write them if it syncs into QBO; a type
+    that writes fields itself must define how: refused here, not mid-run)."""
     if kind.has_lines:
         writes_qbo = set(kind.directions) & {"two_way", "hubspot_to_qbo"}
         needed = ("line_from_quickbooks", "line_to_quickbooks") if writes_qbo else ("line_from_quickbooks",)
         missing = [name for name in needed if getattr(type(kind), name) is getattr(ObjectType, name)]
         if missing:
             raise TypeError(f"{kind.name} has line_fields but no {' or '.join(missing)}")
+    if kind.written_by_object and type(kind).write_own_fields is ObjectType.write_own_fields:
+        raise TypeError(f"{kind.name} names fields it writes itself ({', '.join(kind.written_by_object)}) but no"
+                        " write_own_fields")  # fmt: skip
     REGISTERED[kind.name] = kind
     return kind
 

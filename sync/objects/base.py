@@ -103,7 +103,7 @@ class ObjectType(ABC):
     # Fields that flow one way whatever the sync's direction (narrowed by it): field → direction.
     field_directions: ClassVar[Mapping[str, str]] = {}
     line_field_directions: ClassVar[Mapping[str, str]] = {}  # the same for line fields
-    # Fields the object type writes itself (`write_hubspot_fields`), not as properties of the record:
+    # Fields the object type writes itself (`write_own_fields`), not as properties of the record:
     # an invoice's payments are records of their own in HubSpot.
     written_by_object: ClassVar[tuple[str, ...]] = ()
     # QBO name lists hide inactive rows unless asked; transactions have no Active.
@@ -328,31 +328,20 @@ class ObjectType(ABC):
         applied to an invoice). Deleted entities are not asked about."""
         return {}
 
-    def write_hubspot_fields(
+    def write_own_fields(
         self,
         context: RunContext,
+        side: str,
         record_id: str,
         values: Mapping[str, Any],
         merged: Mapping[str, Any],
         fresh: bool = False,
     ) -> None:
-        """Write the changed `written_by_object` fields of a HubSpot record (`merged`: every field's
-        agreed value; `fresh`: the record was just created by us, so nothing of these is there yet). It
-        must be idempotent: after a crash it is called again with the same values."""
-        if values:
-            raise NotImplementedError(f"{self.name} names fields it writes itself but does not write them")
-
-    def write_quickbooks_fields(
-        self,
-        context: RunContext,
-        record_id: str,
-        values: Mapping[str, Any],
-        merged: Mapping[str, Any],
-        fresh: bool = False,
-    ) -> None:
-        """Write the changed `written_by_object` fields of a QBO record (as `write_hubspot_fields`)."""
-        if values:
-            raise NotImplementedError(f"{self.name} names fields it writes itself but does not write them")
+        """Write the changed `written_by_object` fields of a record on `side` (`merged`: every field's agreed
+        value; `fresh`: the record was just created by us, so nothing of these is there yet). It must be
+        idempotent: after a crash it is called again with the same values. A type that names such fields
+        defines it (checked when it is registered)."""
+        return None  # a type without such fields writes nothing here
 
     def extra_changed_ids(self, context: RunContext, since: datetime | None, started: datetime) -> set[str]:
         """HubSpot ids to re-plan that no search or webhook of this type finds (a sweep of another object)."""

@@ -529,29 +529,23 @@ class Invoices(ObjectType):
             for invoice_id in records
         }
 
-    def write_quickbooks_fields(
+    def write_own_fields(
         self,
         context: RunContext,
+        side: str,
         record_id: str,
         values: Mapping[str, Any],
         merged: Mapping[str, Any],
         fresh: bool = False,
     ) -> None:
-        if "hubspot_discount" in values:  # before payments: they are applied to the discounted total
-            pricing.write_discount_line(context, record_id, values["hubspot_discount"])
-        if values.get("hubspot_payments"):
-            payments.write_collected(
-                context, record_id, values["hubspot_payments"], merged.get("customer"), merged.get("currency")
-            )
-
-    def write_hubspot_fields(
-        self,
-        context: RunContext,
-        record_id: str,
-        values: Mapping[str, Any],
-        merged: Mapping[str, Any],
-        fresh: bool = False,
-    ) -> None:
+        if side == QUICKBOOKS:
+            if "hubspot_discount" in values:  # before payments: they are applied to the discounted total
+                pricing.write_discount_line(context, record_id, values["hubspot_discount"])
+            if values.get("hubspot_payments"):
+                payments.write_collected(
+                    context, record_id, values["hubspot_payments"], merged.get("customer"), merged.get("currency")
+                )
+            return
         customer = merged.get("customer")
         contact = context.links.of("contacts").partners(QUICKBOOKS, {customer}).get(customer) if customer else None
         if "pricing" in values:  # before payments: the amount billed they are counted against
