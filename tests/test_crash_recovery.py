@@ -71,6 +71,17 @@ def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
     )
 
 
+def clock_and_worker(stack, tmp_path: Path):
+    """The clock and a first worker, started as the Procfile starts them: (clock, first worker, a function
+    that starts the second worker, the logs of all three)."""
+    env = settings_env(stack.runtime.config)
+    url = stack.runtime.config.redis_url
+    worker = [str(BIN / "rq"), "worker", "--with-scheduler", "--url", url, "high", "default", "low"]
+    logs = [tmp_path / "clock.log", tmp_path / "first-worker.log", tmp_path / "second-worker.log"]
+    clock = start([str(BIN / "rq"), "cron", "sync.tasks.schedule", "--url", url], env, logs[0])
+    return clock, start(worker, env, logs[1]), lambda: start(worker, env, logs[2]), logs
+
+
 def kill_group(process: subprocess.Popen) -> None:
     """SIGKILL the process, its group, and its children: RQ's work horse (the forked child that runs
     the job) moves to a process group of its own, so it is found by its parent's id, as the kernel
@@ -142,12 +153,7 @@ def test_a_worker_killed_mid_sync_is_resumed_well_before_the_sweep(stack, instal
         {"objectType": object_type, "count": CONTACTS, "properties": SEEDS[object_type]["properties"]},
         expect=201,
     )
-    env = settings_env(stack.runtime.config)
-    url = stack.runtime.config.redis_url
-    worker = [str(BIN / "rq"), "worker", "--with-scheduler", "--url", url, "high", "default", "low"]
-    logs = [tmp_path / "clock.log", tmp_path / "first-worker.log", tmp_path / "second-worker.log"]
-    clock = start([str(BIN / "rq"), "cron", "sync.tasks.schedule", "--url", url], env, logs[0])
-    first = start(worker, env, logs[1])
+    clock, first, start_second, logs = clock_and_worker(stack, tmp_path)
     second = None
     try:
         enqueue_run(stack.runtime, company_id, object_type)
@@ -159,7 +165,7 @@ def test_a_worker_killed_mid_sync_is_resumed_well_before_the_sweep(stack, instal
         linked_when_killed = counts(stack)[0]
         assert horses  # the work horse running the job (and the scheduler) …
         wait_until(lambda: not any(alive(pid) for pid in horses), 10, "the work horse to die", logs)  # … died too
-        second = start(worker, env, logs[2])
+        second = start_second()
         wait_until(lambda: counts(stack) == (CONTACTS, 0), 150, "the sync to finish after the kill", logs)
         # the watchdog (a lease, then its next look), not the 5-minute sweep; finishing takes the rest
         assert time.monotonic() - killed_at < 2 * LEASE + 60
@@ -235,19 +241,14 @@ def test_a_worker_killed_while_it_writes_invoices_to_quickbooks_makes_no_second_
                 .where(RecordLink.object_type == "invoices", RecordLink.qbo_id.is_not(None))
             )
 
-    env = settings_env(stack.runtime.config)
-    url = stack.runtime.config.redis_url
-    worker = [str(BIN / "rq"), "worker", "--with-scheduler", "--url", url, "high", "default", "low"]
-    logs = [tmp_path / "clock.log", tmp_path / "first-worker.log", tmp_path / "second-worker.log"]
-    clock = start([str(BIN / "rq"), "cron", "sync.tasks.schedule", "--url", url], env, logs[0])
-    first = start(worker, env, logs[1])
+    clock, first, start_second, logs = clock_and_worker(stack, tmp_path)
     second = None
     try:
         enqueue_run(stack.runtime, company_id, "invoices")
         wait_until(lambda: 0 < linked() < INVOICES, 120, "the first invoices to be written", logs)
         kill_group(first)
         assert linked() < INVOICES
-        second = start(worker, env, logs[2])
+        second = start_second()
         wait_until(lambda: linked() == INVOICES, 150, "the invoices to be finished after the kill", logs)
         with stack.qbo.state.lock:
             tables = stack.qbo.state.companies[realm]
